@@ -1,0 +1,10 @@
+"""Embedding storage: Parquet shards + ``manifest.json`` (see DESIGN.md §3).
+
+:class:`EmbeddingDir` owns a directory's manifest and commits shards atomically;
+:func:`iter_vectors` streams ``(ids, vectors)`` blocks out of one or more dirs.
+"""
+
+from embedsearch.store.embedding_dir import EmbeddingDir, ShardInfo
+from embedsearch.store.reader import embedding_matrix, iter_vectors
+
+__all__ = ["EmbeddingDir", "ShardInfo", "embedding_matrix", "iter_vectors"]

@@ -1,0 +1,67 @@
+"""Streaming reads of embedding dirs: blocks of ``(ids, vectors)`` or whole record batches.
+
+Memory is bounded by ``batch_rows``, never by the corpus. Superseded rows (a file
+that changed and was embedded again) are skipped unless ``live_only=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from embedsearch.store.embedding_dir import EmbeddingDir
+
+
+def embedding_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
+    """``fixed_size_list<float32>[dim]`` column -> (n, dim) float32 array (zero-copy when possible)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return values.reshape(-1, dim).astype(np.float32, copy=False)
+
+
+def iter_batches(
+    emb_dir: EmbeddingDir | str | Path,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = 65_536,
+    live_only: bool = True,
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of the committed shards, in shard order.
+
+    Example:
+        >>> for batch in iter_batches("emb/", columns=["id", "source"]):   # doctest: +SKIP
+        ...     print(batch.num_rows)
+    """
+    d = emb_dir if isinstance(emb_dir, EmbeddingDir) else EmbeddingDir.open(emb_dir)
+    superseded = pa.array(sorted(d.superseded_ids), pa.int64()) if live_only else None
+    wanted = list(columns) if columns is not None else None
+    if wanted is not None and superseded is not None and len(superseded) and "id" not in wanted:
+        wanted = ["id", *wanted]
+    for path in d.shard_paths():
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=wanted):
+            if superseded is not None and len(superseded):
+                batch = batch.filter(pc.invert(pc.is_in(batch.column("id"), value_set=superseded)))
+            if columns is not None and wanted != list(columns):
+                batch = batch.select(list(columns))
+            if batch.num_rows:
+                yield batch
+
+
+def iter_vectors(
+    emb_dir: EmbeddingDir | str | Path, batch_rows: int = 65_536, live_only: bool = True
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Blocks of ``(ids int64 (n,), vectors float32 (n, dim))`` from one embedding dir.
+
+    Example:
+        >>> for ids, vectors in iter_vectors("emb/"):   # doctest: +SKIP
+        ...     index.add_with_ids(vectors, ids)
+    """
+    d = emb_dir if isinstance(emb_dir, EmbeddingDir) else EmbeddingDir.open(emb_dir)
+    for batch in iter_batches(d, ["id", "embedding"], batch_rows, live_only):
+        ids = batch.column("id").to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        yield ids, embedding_matrix(batch.column("embedding"), d.dim)
