@@ -24,7 +24,14 @@ _LAZY_EXPORTS = {
     "embed": "embedsearch.embed",
     "EmbedSummary": "embedsearch.embed",
     "EmbeddingDir": "embedsearch.store.embedding_dir",
-    "read_embeddings": "embedsearch.store.reader",
+    "iter_vectors": "embedsearch.store.reader",
+    "Searcher": "embedsearch.index",
+    "Hit": "embedsearch.index",
+    "build_index": "embedsearch.index",
+    "find_duplicates": "embedsearch.dedup",
+    "pretrain_simclr": "embedsearch.train",
+    "pretrain_clip": "embedsearch.train",
+    "make_shapes_corpus": "embedsearch.data.shapes",
 }
 
 __all__ = sorted(_LAZY_EXPORTS) + ["__version__"]

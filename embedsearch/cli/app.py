@@ -34,8 +34,15 @@ def _root(
 
 
 def _register_commands() -> None:
-    # Importing a command module registers its command(s) on `app`.
-    from embedsearch.cli import embed_cmd, info_cmd  # noqa: F401
+    """Import every ``embedsearch/cli/*_cmd.py``; importing one registers its command(s)."""
+    import importlib
+    import pkgutil
+
+    import embedsearch.cli as cli_package
+
+    for module in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda m: m.name):
+        if module.name.endswith("_cmd"):
+            importlib.import_module(f"embedsearch.cli.{module.name}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Data: input sources (folders, tables, text files), robust image decoding, synthetic corpora."""
