@@ -23,6 +23,7 @@ The ``TrainTask`` protocol (what an objective provides):
 - ``evaluate(model, device) -> dict[str, float]``: per-epoch eval hook (rank 0; the model
   is in eval mode); keys are logged to metrics.jsonl as ``eval_<key>``.
 - ``recipe() -> dict``: objective settings stored in ``config.json["training"]``.
+- ``epoch_stats() -> dict``: extra counters for this epoch's metrics record (then reset).
 
 The loop owns: device and precision (bf16 autocast on CUDA, fp16 with a GradScaler,
 fp32 on CPU), channels_last, thread count, the optimiser (LARS/SGD/AdamW) with a
@@ -150,6 +151,9 @@ class TrainTask:
         return {}
 
     def recipe(self) -> dict[str, Any]:
+        return {}
+
+    def epoch_stats(self) -> dict[str, Any]:
         return {}
 
 
@@ -412,6 +416,7 @@ class _Runner:
             "images": state.images,
             "seconds": round(state.seconds, 3),
             "images_per_s": round(state.images / max(state.seconds, 1e-9), 2),
+            **self.task.epoch_stats(),
         }
         if self.main:
             self.model.eval()

@@ -1,0 +1,252 @@
+"""SimCLR pretraining on a folder of unlabeled images (Chen et al. 2020).
+
+A torchvision ResNet (small-image stem at <= 64 px) plus a projection head
+(Linear-BN-ReLU-Linear-BN, output 128) is trained with NT-Xent on two augmented views
+per image (:mod:`embedsearch.data.augment`). The run dir stores the backbone as the
+embedding model (``embed --model RUN_DIR`` uses features *before* the head) and the
+head under the ``head.`` prefix, so ``--init`` can continue training either.
+
+Example:
+    >>> summary = pretrain_simclr("photos/", out="runs/simclr", epochs=20, image_size=48)  # doctest: +SKIP
+    >>> summary.metrics[-1]["loss"]                                                         # doctest: +SKIP
+    4.12
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from embedsearch.data.augment import SimCLRAugment
+from embedsearch.data.decode import DecodeError, load_image
+from embedsearch.encoders.rundir import HEAD_PREFIX, load_run_dir, read_run_config
+from embedsearch.encoders.simclr import (
+    RESNET_WIDTHS,
+    SMALL_STEM_MAX_SIZE,
+    build_backbone,
+    simclr_config,
+)
+from embedsearch.errors import InputError, ModelError
+from embedsearch.progress import Progress
+from embedsearch.train.knn import knn_eval
+from embedsearch.train.loop import RunExport, TrainConfig, TrainSummary, TrainTask, train
+from embedsearch.train.losses import nt_xent_loss
+
+PROJECTION_DIM = 128
+# A corrupt file is replaced by the next readable one; give up after this many in a row.
+MAX_SUBSTITUTES = 16
+
+
+def projection_head(width: int, hidden: int | None = None, out: int = PROJECTION_DIM) -> nn.Sequential:
+    """SimCLR's MLP head: Linear-BN-ReLU-Linear-BN (hidden defaults to the backbone width)."""
+    hidden = hidden or width
+    return nn.Sequential(
+        nn.Linear(width, hidden, bias=False),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, out, bias=False),
+        nn.BatchNorm1d(out, affine=False),
+    )
+
+
+class SimCLRModel(nn.Module):
+    """Backbone + projection head; ``forward(views)`` returns the projections."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(pixels))
+
+
+class TwoViewDataset(Dataset):
+    """Image files -> ``(view1, view2, failed)``; ``failed`` counts corrupt files skipped.
+
+    Keys are ``(index, item_seed)`` from the training loop's sampler.
+    """
+
+    def __init__(self, paths: list[Path], augment: SimCLRAugment) -> None:
+        self.paths, self.augment = paths, augment
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        index, seed = key
+        for failed in range(MAX_SUBSTITUTES):
+            path = self.paths[(index + failed) % len(self.paths)]
+            try:
+                image = load_image(path, draft_size=self.augment.image_size)
+            except DecodeError:
+                continue  # corrupt files are skipped and counted, never fatal
+            view1, view2 = self.augment.views(image, seed)
+            return view1, view2, failed
+        raise InputError(f"{MAX_SUBSTITUTES} unreadable images in a row near {self.paths[index]}")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted); one-line errors when unusable."""
+    from embedsearch.data.sources import iter_image_files
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder of images")
+    paths = list(iter_image_files(folder))
+    if not paths:
+        raise InputError(f"{folder} contains no images (looked for .jpg, .png, .webp, ... recursively)")
+    return paths
+
+
+@dataclass
+class SimCLRTask(TrainTask):
+    """The SimCLR objective for :func:`embedsearch.train.loop.train`.
+
+    Args:
+        image_dir: folder of training images.
+        arch: resnet18 | resnet34 | resnet50.
+        augment: the view augmentation (its ``image_size`` is the model's input size).
+        temperature: NT-Xent T.
+        small_stem: 3x3 stem without max-pool (default: image_size <= 64).
+        head_hidden: width of the head's hidden layer (default: backbone width).
+        eval_dir: optional folder of labelled sub-folders for per-epoch kNN accuracy.
+    """
+
+    image_dir: Path
+    arch: str
+    augment: SimCLRAugment
+    temperature: float
+    seed: int = 0
+    small_stem: bool | None = None
+    head_hidden: int | None = None
+    eval_dir: Path | None = None
+    skipped: int = field(default=0, init=False)
+    family = "simclr"
+
+    def __post_init__(self) -> None:
+        if self.arch not in RESNET_WIDTHS:
+            raise ModelError(f"unknown --arch {self.arch!r}: choose one of {', '.join(RESNET_WIDTHS)}")
+        if self.small_stem is None:
+            self.small_stem = self.augment.image_size <= SMALL_STEM_MAX_SIZE
+
+    def build_model(self) -> nn.Module:
+        backbone = build_backbone(self.arch, bool(self.small_stem), seed=self.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + 1)
+            head = projection_head(RESNET_WIDTHS[self.arch], self.head_hidden)
+        return SimCLRModel(backbone, head)
+
+    def dataset(self) -> Dataset:
+        return TwoViewDataset(list_images(self.image_dir), self.augment)
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        view1, view2, failed = batch
+        self.skipped += int(failed.sum())
+        n = view1.shape[0]
+        # One forward over both views: BN statistics see the whole 2N batch, as in the paper.
+        projections = model(torch.cat([view1, view2]))
+        return nt_xent_loss(projections[:n], projections[n:], self.temperature)
+
+    def default_lr(self, optimizer: str, batch_size: int) -> float:
+        return {"lars": 0.3 * batch_size / 256, "sgd": 0.06 * batch_size / 256, "adamw": 1e-3}[optimizer]
+
+    def config(self) -> dict[str, Any]:
+        """The embedding model's run config (backbone only)."""
+        return {**simclr_config(self.arch, self.augment.image_size), "small_stem": bool(self.small_stem)}
+
+    def export(self, model: nn.Module) -> RunExport:
+        head = {HEAD_PREFIX + k: v for k, v in model.head.state_dict().items()}
+        return RunExport(self.config(), model.backbone.state_dict(), head)
+
+    def load_init(self, model: nn.Module, run_dir: Path) -> None:
+        config = read_run_config(run_dir)
+        if config.get("family") != "simclr" or config.get("arch") != self.arch:
+            raise ModelError(
+                f"--init {run_dir} holds a {config.get('family')} {config.get('arch')} model; "
+                f"this run trains simclr {self.arch}"
+            )
+        from embedsearch.encoders.weights import load_weights_file
+
+        weights = load_weights_file(Path(run_dir) / "model.safetensors")
+        model.backbone.load_state_dict({k: v for k, v in weights.items() if not k.startswith(HEAD_PREFIX)})
+        head = {k[len(HEAD_PREFIX):]: v for k, v in weights.items() if k.startswith(HEAD_PREFIX)}
+        if head:
+            model.head.load_state_dict(head)
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        stats: dict[str, float] = {}
+        if self.eval_dir is not None:
+            stats["knn_acc"] = knn_eval(model.backbone, self.eval_dir, self.config(), device)
+        return stats
+
+    def recipe(self) -> dict[str, Any]:
+        aug = self.augment
+        return {
+            "objective": "simclr", "loss": "nt_xent", "temperature": self.temperature,
+            "color_strength": aug.color_strength, "crop_scale": list(aug.crop_scale),
+            "jpeg_prob": aug.jpeg_prob, "blur": aug.blur, "projection_dim": PROJECTION_DIM,
+        }
+
+    def epoch_stats(self) -> dict[str, Any]:
+        # Counted in the main process (loss runs there), so workers need no shared state.
+        skipped, self.skipped = self.skipped, 0
+        return {"skipped_images": skipped}
+
+
+def default_temperature(image_size: int) -> float:
+    """0.5 at <= 64 px (the paper's CIFAR setting), 0.1 above (its ImageNet setting)."""
+    return 0.5 if image_size <= SMALL_STEM_MAX_SIZE else 0.1
+
+
+def pretrain_simclr(
+    image_dir: str | Path,
+    *,
+    out: str | Path,
+    arch: str = "resnet18",
+    image_size: int = 32,
+    epochs: int = 100,
+    batch_size: int = 256,
+    optimizer: str = "lars",
+    lr: float | None = None,
+    weight_decay: float = 1e-6,
+    temperature: float | None = None,
+    color_strength: float = 0.5,
+    crop_min_scale: float = 0.08,
+    jpeg_prob: float = 0.0,
+    small_stem: bool | None = None,
+    eval_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    **loop_options: Any,
+) -> TrainSummary:
+    """Train a SimCLR encoder on ``image_dir``; the run dir at ``out`` works with ``embed --model``.
+
+    ``loop_options`` go to :class:`~embedsearch.train.loop.TrainConfig` (``seed``,
+    ``warmup_epochs``, ``device``, ``precision``, ``accumulate``, ``workers``, ``threads``,
+    ``sync_bn``, ``channels_last``, ``resume``, ``init``).
+
+    Example:
+        >>> pretrain_simclr("photos/", out="runs/a", epochs=1, batch_size=32)   # doctest: +SKIP
+        TrainSummary(out=PosixPath('runs/a'), epochs=1, ...)
+    """
+    if image_size < 16:
+        raise InputError(f"--image-size {image_size} is too small; use 16 or more")
+    augment = SimCLRAugment(image_size, color_strength, (crop_min_scale, 1.0), jpeg_prob)
+    task = SimCLRTask(
+        image_dir=Path(image_dir), arch=arch, augment=augment,
+        temperature=temperature or default_temperature(image_size),
+        seed=loop_options.get("seed", 0), small_stem=small_stem,
+        eval_dir=Path(eval_dir) if eval_dir is not None else None,
+    )
+    config = TrainConfig(out=Path(out), epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                         lr=lr, weight_decay=weight_decay, **loop_options)
+    return train(task, config, progress)
+
+
+def load_backbone(run_dir: str | Path) -> nn.Module:
+    """The trained backbone of a SimCLR run dir (convenience for notebooks)."""
+    return load_run_dir(run_dir).model
