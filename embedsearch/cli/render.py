@@ -28,7 +28,8 @@ class _ItemsPerSecondColumn(TextColumn):
         super().__init__("")
 
     def render(self, task: Any) -> Any:  # rich's Task
-        speed = task.finished_speed or task.speed
+        elapsed = task.finished_time if task.finished else task.elapsed
+        speed = task.completed / elapsed if elapsed else None
         return f"{speed:,.1f} it/s" if speed else "- it/s"
 
 

@@ -281,7 +281,8 @@ class EmbeddingDir:
                 "live_rows": total - len(superseded_ids),
                 "failures": errors.num_rows,
             }
-            self.manifest["next_id"] = max(self.next_id, reserve_next_id)
+            if name is not None:  # only a run that used ids needs them reserved
+                self.manifest["next_id"] = max(self.next_id, reserve_next_id)
             self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             write_json_atomic(self.path / MANIFEST, self.manifest)
         return name

@@ -1,0 +1,200 @@
+"""Input sources for ``embed``: an image folder, a text file, or a table of texts or image paths.
+
+A source enumerates :class:`Item` s in a stable order (sorted paths, file lines,
+table rows); ``Item.index`` is that position and makes ids reproducible across
+reruns and ranks. Inputs that are bad already at listing time (a line that is not
+UTF-8, an empty cell) come out as items with an ``error``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedsearch.data.decode import IMAGE_EXTENSIONS, is_image_file
+from embedsearch.data.tables import is_table, read_table_batches, require_column
+from embedsearch.errors import InputError
+
+# Shard columns a table's own columns must not overwrite (they are carried as input_<name>).
+RESERVED_COLUMNS = frozenset({"id", "source", "content_hash", "embedding"})
+
+
+@dataclass
+class Item:
+    """One input: an image file (``path``) or a text, plus carried metadata."""
+
+    index: int
+    source: str
+    path: str | None = None
+    text: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def iter_image_files(folder: str | Path) -> Iterator[Path]:
+    """Image files under ``folder``, recursively, in sorted order (other files are ignored).
+
+    Example:
+        >>> [p.name for p in iter_image_files("photos")]   # doctest: +SKIP
+        ['a.jpg', 'b.png']
+    """
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if is_image_file(name):
+                yield Path(root) / name
+
+
+def count_image_files(folder: str | Path) -> int:
+    """Number of files :func:`iter_image_files` yields (one directory walk, nothing stored)."""
+    return sum(1 for _ in iter_image_files(folder))
+
+
+class Source:
+    """Base class: ``modality``, ``description``, ``count()`` and iteration over items."""
+
+    modality: str = "image"
+    description: str = ""
+
+    def count(self) -> int:
+        return sum(1 for _ in self)
+
+    def __iter__(self) -> Iterator[Item]:
+        raise NotImplementedError
+
+
+class ImageFolderSource(Source):
+    """Every image file under a folder; ``source`` is the absolute path."""
+
+    modality = "image"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.description = str(self.root)
+
+    def count(self) -> int:
+        return count_image_files(self.root)
+
+    def __iter__(self) -> Iterator[Item]:
+        for index, path in enumerate(iter_image_files(self.root)):
+            yield Item(index, str(path), path=str(path))
+
+
+class TextFileSource(Source):
+    """One document per line of a text file; blank lines are skipped (they keep their index)."""
+
+    modality = "text"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.resolve()
+        self.description = str(self.path)
+
+    def __iter__(self) -> Iterator[Item]:
+        with open(self.path, "rb") as f:
+            for index, raw in enumerate(f):
+                line = raw.rstrip(b"\r\n")
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    yield Item(index, f"{self.path}:{index + 1}", error=f"line is not UTF-8 text ({e.reason})")
+                    continue
+                if text.strip():
+                    yield Item(index, text, text=text, metadata={"line": index + 1})
+
+
+class TableSource(Source):
+    """Rows of a table: ``text_col`` gives texts, or ``image_col`` gives image paths.
+
+    Relative image paths are resolved against the table's folder. The other columns are
+    carried into the shards as metadata.
+    """
+
+    def __init__(self, path: Path, text_col: str | None, image_col: str | None) -> None:
+        if bool(text_col) == bool(image_col):
+            raise InputError(f"table {path}: pass exactly one of --text-col or --image-col")
+        self.path = path.resolve()
+        self.column = text_col or image_col
+        self.modality = "text" if text_col else "image"
+        self.description = f"{self.path} [{self.column}]"
+        option = "--text-col" if text_col else "--image-col"
+        columns = require_column(self.path, self.column, option)
+        self.metadata_columns = [c for c in columns if c != self.column]
+
+    def count(self) -> int:
+        return sum(batch.num_rows for batch in read_table_batches(self.path))
+
+    def __iter__(self) -> Iterator[Item]:
+        index = 0
+        for batch in read_table_batches(self.path):
+            rows = batch.to_pylist()
+            for row in rows:
+                yield self._item(index, row)
+                index += 1
+
+    def _item(self, index: int, row: dict[str, Any]) -> Item:
+        value = row.get(self.column)
+        metadata = {
+            (f"input_{k}" if k in RESERVED_COLUMNS else k): row.get(k) for k in self.metadata_columns
+        }
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return Item(index, f"{self.path}:row {index + 1}", metadata=metadata,
+                        error=f"empty {self.column!r} in row {index + 1}")
+        value = str(value)
+        if self.modality == "text":
+            return Item(index, value, text=value, metadata=metadata)
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else self.path.parent / path
+        return Item(index, str(path), path=str(path), metadata=metadata)
+
+
+@dataclass
+class RankSlice:
+    """Every ``world``-th item of a source starting at ``rank``: one rank's disjoint share."""
+
+    source: Source
+    rank: int = 0
+    world: int = 1
+
+    def __iter__(self) -> Iterator[Item]:
+        for item in self.source:
+            if item.index % self.world == self.rank:
+                yield item
+
+
+def open_source(
+    path: str | Path,
+    modality: str | None = None,
+    text_col: str | None = None,
+    image_col: str | None = None,
+) -> Source:
+    """Pick the source type for ``path`` and check it against ``modality`` when given.
+
+    Example:
+        >>> open_source("photos/").modality            # doctest: +SKIP
+        'image'
+        >>> open_source("docs.txt").modality           # doctest: +SKIP
+        'text'
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    if modality not in (None, "image", "text"):
+        raise InputError(f"unknown --modality {modality!r}: use image or text")
+    if path.is_dir():
+        source: Source = ImageFolderSource(path)
+    elif is_table(path):
+        if not text_col and not image_col:
+            if modality is None:
+                raise InputError(f"table {path}: pass --text-col or --image-col to say what to embed")
+            raise InputError(f"table {path}: pass --{modality}-col to name the column to embed")
+        source = TableSource(path, text_col, image_col)
+    elif path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise InputError(f"{path} is a single image; embed its folder instead")
+    else:
+        source = TextFileSource(path)
+    if modality is not None and modality != source.modality:
+        raise InputError(f"{path} holds {source.modality} inputs but --modality {modality} was given")
+    return source

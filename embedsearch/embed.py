@@ -1,0 +1,186 @@
+"""``embed``: turn an image or text corpus into Parquet embedding shards.
+
+Streaming end to end: items are enumerated lazily, decoded in DataLoader workers,
+embedded in batches and written as shards fill, so memory is bounded by batch and
+shard size, not by the corpus. Reruns embed only what is missing (matched by source
+and content hash); a changed file gets a new id and its old row is superseded.
+
+Ids are ``base + item index`` where ``base`` is the dir's ``next_id`` when the run
+starts: reproducible, unique across ranks (each rank takes every N-th item), and
+never reused (``next_id`` moves past every id a run may use).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embedsearch.data.batches import Batch, ImageBatches, KnownRows, identity_collate, text_batches
+from embedsearch.data.sources import RankSlice, Source, open_source
+from embedsearch.errors import EmbedsearchError, InputError, ModelError
+from embedsearch.progress import NullProgress, Progress
+from embedsearch.store.embedding_dir import EmbeddingDir
+from embedsearch.store.reader import iter_batches
+from embedsearch.store.writer import DEFAULT_SHARD_ROWS, ShardWriter
+
+
+@dataclass
+class EmbedSummary:
+    """What one ``embed`` run did (per rank)."""
+
+    out: Path
+    embedded: int = 0
+    already_present: int = 0
+    failed: int = 0
+    superseded: int = 0
+    seconds: float = 0.0
+    shards_written: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def items_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+def distributed_slice(num_shards: int | None, shard_index: int | None) -> tuple[int, int]:
+    """(rank, world size) from ``--num-shards/--shard-index`` or torchrun's environment."""
+    if num_shards is not None or shard_index is not None:
+        world, rank = int(num_shards or 1), int(shard_index or 0)
+    else:
+        world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f"--shard-index must be in [0, {world}) for --num-shards {world}; got {rank}")
+    return rank, world
+
+
+def load_known_rows(emb_dir: EmbeddingDir) -> KnownRows:
+    """Live rows already in ``emb_dir`` (source, hash, id), for skipping on rerun."""
+    known = KnownRows()
+    for batch in iter_batches(emb_dir, ["id", "source", "content_hash"]):
+        for row_id, source, digest in zip(*(batch.column(c).to_pylist() for c in batch.column_names)):
+            known.counts[(source, digest)] += 1
+            known.ids_by_source.setdefault(source, []).append(row_id)
+    return known
+
+
+def embed(
+    source: str | Path,
+    *,
+    model: str,
+    out: str | Path,
+    modality: str | None = None,
+    text_col: str | None = None,
+    image_col: str | None = None,
+    batch_size: int = 64,
+    workers: int | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    image_size: int | None = None,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    num_shards: int | None = None,
+    shard_index: int | None = None,
+    progress: Progress | None = None,
+) -> EmbedSummary:
+    """Embed ``source`` (image folder, text file or table) with ``model`` into ``out``.
+
+    Example:
+        >>> s = embed("photos/", model="simclr:resnet18", out="emb/", image_size=64)  # doctest: +SKIP
+        >>> s.embedded, s.failed                                                        # doctest: +SKIP
+        (2000, 3)
+    """
+    from embedsearch.encoders import load_encoder
+
+    started = time.perf_counter()
+    progress = progress or NullProgress()
+    if batch_size < 1 or shard_rows < 1:
+        raise InputError("--batch-size and --shard-rows must be at least 1")
+    rank, world = distributed_slice(num_shards, shard_index)
+    src = open_source(source, modality, text_col, image_col)
+    encoder = load_encoder(model, image_size=image_size)
+    if src.modality not in encoder.modalities:
+        raise ModelError(f"model {model} cannot embed {src.modality} (it embeds: {', '.join(sorted(encoder.modalities))})")
+    encoder.to(device, precision)
+    emb_dir = EmbeddingDir.create_or_open(
+        out, model=encoder.spec, model_options=encoder.options, fingerprint=encoder.fingerprint,
+        modality=src.modality, dim=encoder.dim, source=src.description,
+    )
+    emb_dir.remove_debris()
+    total = src.count()
+    if total == 0:
+        raise InputError(_nothing_message(src))
+    base = emb_dir.next_id
+    writer = ShardWriter(emb_dir, reserve_next_id=base + total, shard_rows=shard_rows)
+    summary = EmbedSummary(Path(out), rank=rank, world_size=world)
+    mine = RankSlice(src, rank, world)
+    progress.start(f"embed {src.modality}s" + (f" (rank {rank}/{world})" if world > 1 else ""),
+                   len(range(rank, total, world)))
+    try:
+        for batch in _batches(src, mine, load_known_rows(emb_dir), encoder, batch_size, workers):
+            _write_batch(batch, encoder, base, writer, summary)
+            progress.advance(batch.size)
+        writer.close()
+    finally:
+        progress.stop()
+    summary.shards_written = writer.written_shards
+    summary.seconds = time.perf_counter() - started
+    if summary.embedded == 0 and summary.already_present == 0 and summary.failed > 0:
+        first = summary.failures[0]
+        raise InputError(
+            f"nothing could be embedded: {summary.failed} input(s) failed, e.g. {first[0]}: {first[1]} "
+            f"(all listed in {Path(out) / 'errors.parquet'})"
+        )
+    return summary
+
+
+def _batches(
+    src: Source, items: RankSlice, known: KnownRows, encoder, batch_size: int, workers: int | None
+) -> Iterator[Batch]:
+    if src.modality == "text":
+        return text_batches(items, known, batch_size)
+    import torch
+
+    workers = default_workers(encoder.device.type) if workers is None else workers
+    dataset = ImageBatches(items, known, encoder.preprocess, batch_size)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=workers, collate_fn=identity_collate,
+        pin_memory=encoder.device.type == "cuda", prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
+    return iter(loader)
+
+
+def default_workers(device_type: str) -> int:
+    """DataLoader workers: on CUDA all but one core decode; on a CPU they compete with the model."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cores - 1)) if device_type == "cuda" else (1 if cores >= 2 else 0)
+
+
+def _write_batch(batch: Batch, encoder, base: int, writer: ShardWriter, summary: EmbedSummary) -> None:
+    if batch.indices:
+        vectors = encoder.embed_images(batch.pixels) if batch.pixels is not None else encoder.embed_texts(batch.texts)
+        metadata = {key: [m.get(key) for m in batch.metadata] for key in batch.metadata[0]}
+        writer.add([base + i for i in batch.indices], batch.sources, batch.hashes, vectors, metadata, batch.superseded)
+    for source, reason in batch.failures:
+        writer.add_failure(source, reason)
+    summary.embedded += len(batch.indices)
+    summary.failed += len(batch.failures)
+    summary.already_present += batch.skipped
+    summary.superseded += len(batch.superseded)
+    if len(summary.failures) < 1000:
+        summary.failures.extend(batch.failures[: 1000 - len(summary.failures)])
+
+
+def _nothing_message(src: Source) -> str:
+    if src.modality == "image" and Path(src.description).is_dir():
+        from embedsearch.data.decode import IMAGE_EXTENSIONS
+
+        return f"no images found in {src.description} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
+    return f"no inputs found in {src.description}"
+
+
+__all__ = ["EmbedSummary", "EmbedsearchError", "embed"]

@@ -1,0 +1,49 @@
+"""``--help`` answers without importing torch, faiss or open_clip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "faiss", "open_clip", "torchvision", "pyarrow", "numpy")
+PROBE = """
+import sys
+from embedsearch.cli.app import main
+try:
+    main({argv!r})
+except SystemExit:
+    pass
+heavy = sorted(m for m in {heavy!r} if m in sys.modules)
+print("HEAVY:" + ",".join(heavy))
+"""
+
+
+def _help_imports(argv: list[str]) -> tuple[str, list[str]]:
+    code = PROBE.format(argv=argv, heavy=HEAVY)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    line = [x for x in result.stdout.splitlines() if x.startswith("HEAVY:")][-1]
+    return result.stdout, [m for m in line[len("HEAVY:"):].split(",") if m]
+
+
+def _commands() -> list[str]:
+    from embedsearch.cli.app import _register_commands, app
+
+    _register_commands()
+    names = [c.name for c in app.registered_commands]
+    names += [g.name for g in app.registered_groups]
+    return sorted(n for n in names if n)
+
+
+def test_root_help_lists_commands_without_heavy_imports() -> None:
+    out, heavy = _help_imports(["--help"])
+    assert heavy == []
+    for name in _commands():
+        assert name in out
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_help_is_light(command: str) -> None:
+    out, heavy = _help_imports([command, "--help"])
+    assert "Usage" in out and heavy == []
