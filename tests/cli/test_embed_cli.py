@@ -97,3 +97,15 @@ def test_torchrun_two_ranks_equal_a_single_process_run(tmp_path, make_images) ->
     assert len(b) == 20 and {r["id"]: r["source"] for r in b} == a
     manifest = json.loads((multi / "manifest.json").read_text())
     assert manifest["totals"]["rows"] == 20 and len({s["file"] for s in manifest["shards"]}) == len(manifest["shards"])
+
+
+def test_info_describes_a_run_dir(run_cli, tmp_path) -> None:
+    from embedsearch.encoders import load_encoder
+    from embedsearch.encoders.rundir import save_run_dir
+
+    enc = load_encoder("simclr:resnet18", image_size=32)
+    save_run_dir(tmp_path / "run", enc.config, enc.model.state_dict())
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"epoch": 1, "loss": 5.1}\n{"epoch": 2, "loss": 4.2}\n')
+    facts = json.loads(run_cli("info", tmp_path / "run", "--json").stdout)
+    assert facts["kind"] == "run dir" and facts["family"] == "simclr" and facts["dim"] == 512
+    assert facts["fingerprint"] == enc.fingerprint and facts["epochs logged"] == 2
