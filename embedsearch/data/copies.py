@@ -43,8 +43,8 @@ MAX_MISSES = 5000
 MIN_STD = 14.0  # grey-level std below which a crop is flat (sky, black border): not a distinct original
 STRENGTHS = {
     # area kept, aspect jitter, brightness/contrast range, JPEG quality range, flip probability
-    "mild": dict(area=(0.88, 1.0), aspect=(0.9, 1.11), light=0.10, quality=(40, 80), flip=0.0),
-    "strong": dict(area=(0.60, 0.85), aspect=(0.8, 1.25), light=0.30, quality=(25, 60), flip=0.5),
+    "mild": {"area": (0.88, 1.0), "aspect": (0.9, 1.11), "light": 0.10, "quality": (40, 80), "flip": 0.0},
+    "strong": {"area": (0.60, 0.85), "aspect": (0.8, 1.25), "light": 0.30, "quality": (25, 60), "flip": 0.5},
 }
 
 
@@ -107,7 +107,7 @@ def _random_box(rng: np.random.Generator, photos: tuple[np.ndarray, ...], size: 
     photo = int(rng.integers(len(photos)))
     left, top, right, bottom = _zone(photos[photo].shape, train)
     # Log-uniform scale: as many small crops as large ones, which packs more distinct originals.
-    side = int(round(size * np.exp(rng.uniform(0.0, np.log(MAX_SCALE)))))
+    side = int(np.rint(size * np.exp(rng.uniform(0.0, np.log(MAX_SCALE)))))
     if side > right - left or side > bottom - top:
         return None
     x = int(rng.integers(left, right - side + 1))
@@ -168,8 +168,8 @@ def make_copy(source: np.ndarray, size: int, strength: str, rng: np.random.Gener
     h, w = source.shape[:2]
     area = rng.uniform(*recipe["area"]) * h * w
     aspect = np.exp(rng.uniform(*np.log(recipe["aspect"])))
-    cw = int(round(min(w, np.sqrt(area * aspect))))
-    ch = int(round(min(h, area / cw)))
+    cw = int(np.rint(min(w, np.sqrt(area * aspect))))
+    ch = int(np.rint(min(h, area / cw)))
     x = int(rng.integers(0, w - cw + 1))
     y = int(rng.integers(0, h - ch + 1))
     image = _resize(np.ascontiguousarray(source[y : y + ch, x : x + cw]), size)
