@@ -1,0 +1,118 @@
+"""The index dir's own key -> source + metadata store (``meta-NNNNN.arrow`` files).
+
+Each file is an uncompressed Arrow IPC file (readable by pyarrow, pandas, polars, duckdb)
+holding ``key`` (the faiss id), ``dir`` (which entry of ``index.json["sources"]``), ``id``
+(the embedding id), ``source``, ``content_hash`` and the metadata columns carried by the
+embedding dir. Readers memory-map the files: looking up the hits of a query touches only
+their pages, so opening a million-row index costs the key column (8 bytes a row), not the
+metadata, and lookups cost O(hits).
+
+Example:
+    >>> store = MetadataStore(index_dir, ["meta-00000.arrow"])   # doctest: +SKIP
+    >>> store.lookup(np.array([42]))[0]["source"]                # doctest: +SKIP
+    'photos/cat.jpg'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from embedsearch.errors import FormatError
+
+SKIPPED_COLUMNS = ("embedding",)
+
+
+class MetadataWriter:
+    """Streams record batches of one embedding dir into one ``meta-NNNNN.arrow``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        self._sink: pa.OSFile | None = None
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def write(self, keys: np.ndarray, dir_number: int, batch: pa.RecordBatch) -> None:
+        """Append rows: ``batch`` holds ``id``, ``source`` and metadata columns (embedding dropped)."""
+        columns = {"key": pa.array(keys, pa.int64()), "dir": pa.array(np.full(len(keys), dir_number, np.int32))}
+        for name in batch.schema.names:
+            if name not in SKIPPED_COLUMNS:
+                columns[name] = batch.column(name)
+        table = pa.table(columns)
+        if self._writer is None:
+            self._schema = table.schema
+            self._sink = pa.OSFile(str(self.path), "wb")
+            self._writer = pa.ipc.new_file(self._sink, self._schema)
+        elif not table.schema.equals(self._schema):
+            table = table.select(self._schema.names).cast(self._schema)
+        self._writer.write_table(table)
+        self.rows += len(keys)
+
+    def close(self) -> None:
+        """Finish the file (nothing is written when no row came)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+
+
+def read_metadata_file(path: Path) -> pa.Table:
+    """A memory-mapped metadata table (no copy into the heap)."""
+    try:
+        return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+    except (OSError, pa.ArrowException) as e:
+        raise FormatError(f"index metadata {path} is unreadable: {e}") from e
+
+
+class MetadataStore:
+    """Key -> row lookups over an index dir's metadata files."""
+
+    def __init__(self, index_dir: Path, files: Sequence[str]) -> None:
+        self.tables = [read_metadata_file(Path(index_dir) / name) for name in files]
+        keys, where = [], []
+        for number, table in enumerate(self.tables):
+            column = table.column("key").to_numpy()
+            keys.append(column)
+            where.append(np.stack([np.full(len(column), number, np.int64), np.arange(len(column))], axis=1))
+        self.keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+        self._where = np.concatenate(where) if where else np.zeros((0, 2), np.int64)
+        self._order = np.argsort(self.keys, kind="stable")
+        self._sorted = self.keys[self._order]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Boolean mask: which of ``keys`` are stored."""
+        keys = np.asarray(keys, np.int64)
+        if not len(self._sorted):
+            return np.zeros(len(keys), bool)
+        pos = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+        return self._sorted[pos] == keys
+
+    def keys_of_id(self, embedding_id: int) -> np.ndarray:
+        """Every key whose embedding id is ``embedding_id`` (one per source dir holding it)."""
+        from embedsearch.index.layout import split_keys
+
+        ids, _ = split_keys(self.keys)
+        return np.sort(self.keys[ids == embedding_id])
+
+    def lookup(self, keys: Sequence[int] | np.ndarray) -> list[dict[str, Any] | None]:
+        """Rows (dicts of all stored columns) for ``keys``; None for keys not stored."""
+        keys = np.asarray(keys, np.int64)
+        found = self.contains(keys)
+        rows: list[dict[str, Any] | None] = [None] * len(keys)
+        where = self._where[self._order[np.searchsorted(self._sorted, keys[found])]]
+        outs = np.flatnonzero(found)
+        for file_no, table in enumerate(self.tables):
+            mine = where[:, 0] == file_no
+            if not mine.any():
+                continue
+            # one vectorised take per file, then Python dicts for the hits only
+            for out, row in zip(outs[mine], table.take(pa.array(where[mine, 1])).to_pylist()):
+                rows[out] = row
+        return rows

@@ -1,0 +1,213 @@
+"""``Searcher``: query an index dir by vector, text, image or embedding id; get ``Hit``s.
+
+The index dir is self-contained: the faiss index, its search parameters and the
+key -> source + metadata store are all inside it, so a copied dir answers queries with
+the embedding dirs gone. Text and image queries are embedded with the index's own model
+(``index.json`` ``model`` + ``model_options``), loaded on first use.
+
+Example:
+    >>> s = Searcher.open("indexes/photos")                    # doctest: +SKIP
+    >>> [(h.rank, h.source, round(h.score, 3)) for h in s.search_text("a red circle", k=2)]  # doctest: +SKIP
+    [(1, 'shapes/circle_red_0007.png', 0.312), (2, 'shapes/circle_red_0003.png', 0.309)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedsearch.errors import InputError, MismatchError
+from embedsearch.index import layout
+from embedsearch.index.append import set_search_params_safe
+from embedsearch.index.metadata import MetadataStore
+
+_FIXED = ("key", "dir", "id", "source")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: ``id`` is the embedding id in ``index.json["sources"][dir]``."""
+
+    rank: int
+    id: int
+    score: float
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    dir: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat dict for JSON/CSV output: rank, id, score, source, dir, then metadata columns."""
+        return {"rank": self.rank, "id": self.id, "score": self.score, "source": self.source,
+                "dir": self.dir, **self.metadata}
+
+
+class Searcher:
+    """An opened index dir. Build one with :meth:`Searcher.open`."""
+
+    def __init__(self, path: Path, info: dict[str, Any], index: Any, store: MetadataStore, device: str) -> None:
+        self.path = path
+        self.info = info
+        self.index = index
+        self.store = store
+        self.device = device
+        self._encoder: Any = None
+
+    @classmethod
+    def open(cls, path: str | Path, *, device: str = "auto") -> Searcher:
+        """Open an index dir (``FormatError`` when it is not one); ``device`` auto|cpu|cuda."""
+        import faiss
+
+        from embedsearch.index.gpu import to_search_device, use_gpu
+
+        path = Path(path).expanduser().resolve()
+        info = layout.read_info(path)
+        index = faiss.read_index(str(path / layout.INDEX_FILE))
+        set_search_params_safe(index, info.get("search_params", {}))
+        index = to_search_device(index, use_gpu(device) and info["kind"] in ("flat", "ivf", "ivfsq"))
+        store = MetadataStore(path, [m["file"] for m in info["metadata_files"]])
+        return cls(path, info, index, store, device)
+
+    @property
+    def dim(self) -> int:
+        return int(self.info["dim"])
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def encoder(self) -> Any:
+        """The index's model, loaded on first text/image query."""
+        if self._encoder is None:
+            from embedsearch.encoders import load_encoder
+
+            enc = load_encoder(self.info["model"], **(self.info.get("model_options") or {}))
+            if enc.fingerprint != self.info["fingerprint"]:
+                raise MismatchError(
+                    f"model {self.info['model']} now has fingerprint {enc.fingerprint[:12]}, but the index "
+                    f"was built from vectors of {self.info['fingerprint'][:12]}: its weights changed"
+                )
+            self._encoder = enc.to(self.device if self.device != "auto" else "auto")
+        return self._encoder
+
+    # -- raw ------------------------------------------------------------------------------------
+    def search_raw(self, vectors: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, keys) arrays straight from faiss, shape (n, k); key -1 = no result."""
+        vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        if vectors.shape[1] != self.dim:
+            raise InputError(f"query vectors have dim {vectors.shape[1]}, the index holds dim {self.dim}")
+        if not np.isfinite(vectors).all():
+            raise InputError("query vectors contain NaN/inf")
+        if k < 1:
+            raise InputError(f"-k must be at least 1, got {k}")
+        return self.index.search(vectors, int(k))
+
+    # -- vectors --------------------------------------------------------------------------------
+    def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
+        """One hit list per row of ``vectors`` (n, dim)."""
+        scores, keys = self.search_raw(vectors, k)
+        rows = self.store.lookup(keys.reshape(-1))
+        results, flat = [], 0
+        for q in range(len(keys)):
+            hits = []
+            for rank in range(keys.shape[1]):
+                row = rows[flat]
+                flat += 1
+                if keys[q, rank] < 0 or row is None:
+                    continue
+                meta = {n: v for n, v in row.items() if n not in _FIXED}
+                hits.append(Hit(len(hits) + 1, int(row["id"]), float(scores[q, rank]), str(row["source"]),
+                                meta, int(row["dir"])))
+            results.append(hits)
+        return results
+
+    def search_vector(self, vector: np.ndarray, k: int = 10) -> list[Hit]:
+        """Hits of one query vector (dim,)."""
+        return self.search_vectors(np.asarray(vector, np.float32).reshape(1, -1), k)[0]
+
+    # -- text -----------------------------------------------------------------------------------
+    def search_texts(self, texts: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        """Embed ``texts`` with the index's model (needs a text tower) and search them as a batch."""
+        if isinstance(texts, str):
+            raise InputError("search_texts takes a list of texts; use search_text for one")
+        return self.search_vectors(self.encoder.embed_texts(list(texts)), k)
+
+    def search_text(self, text: str, k: int = 10) -> list[Hit]:
+        """Hits of one text query (text -> image search with a CLIP model)."""
+        return self.search_texts([text], k)[0]
+
+    # -- images ---------------------------------------------------------------------------------
+    def search_images(self, images: Sequence[str | Path | Any], k: int = 10) -> list[list[Hit]]:
+        """Search image files (paths) or PIL images, embedded with the index's model."""
+        import torch
+
+        from embedsearch.data.decode import DecodeError, load_image
+
+        pixels = []
+        for image in images:
+            if isinstance(image, (str, Path)):
+                try:
+                    image = load_image(Path(image))
+                except DecodeError as e:
+                    raise InputError(f"cannot read query image {image}: {e}") from e
+            pixels.append(self.encoder.preprocess(image))
+        return self.search_vectors(self.encoder.embed_images(torch.stack(pixels)), k)
+
+    def search_image(self, image: str | Path | Any, k: int = 10) -> list[Hit]:
+        """Hits of one image query."""
+        return self.search_images([image], k)[0]
+
+    # -- ids ------------------------------------------------------------------------------------
+    def search_ids(self, ids: Sequence[int], k: int = 10, dir: int = 0) -> list[list[Hit]]:
+        """Search with the stored vectors of indexed rows (``ids`` of ``sources[dir]``)."""
+        return self.search_vectors(np.stack([self.vector_of(i, dir) for i in ids]), k)
+
+    def search_id(self, embedding_id: int, k: int = 10, dir: int = 0) -> list[Hit]:
+        """Neighbours of an indexed row (the row itself comes first)."""
+        return self.search_ids([embedding_id], k, dir)[0]
+
+    def vector_of(self, embedding_id: int, dir: int = 0) -> np.ndarray:
+        """The vector of an indexed row: exact from its embedding dir when present, else from the index."""
+        key = int(layout.make_keys(np.array([embedding_id]), dir)[0])
+        if not self.store.contains(np.array([key]))[0]:
+            raise InputError(f"id {embedding_id} (source dir #{dir}) is not in the index {self.path}")
+        exact = _vector_from_source(self.info["sources"][dir], self.info["fingerprint"], embedding_id)
+        if exact is not None:
+            return exact
+        return _reconstruct(self.index, key)
+
+
+def _vector_from_source(entry: dict[str, Any], fingerprint: str, embedding_id: int) -> np.ndarray | None:
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from embedsearch.store.embedding_dir import EmbeddingDir
+    from embedsearch.store.reader import embedding_matrix
+
+    if not EmbeddingDir.is_embedding_dir(entry["path"]):
+        return None  # the index was copied elsewhere: fall back to the index's own codes
+    d = EmbeddingDir.open(entry["path"])
+    if d.fingerprint != fingerprint or not d.shards:
+        return None
+    table = ds.dataset([str(p) for p in d.shard_paths()], format="parquet").to_table(
+        columns=["embedding"], filter=pc.field("id") == embedding_id)
+    return embedding_matrix(table.column("embedding"), d.dim)[-1] if table.num_rows else None
+
+
+def _reconstruct(index: Any, key: int) -> np.ndarray:
+    import faiss
+
+    cpu = faiss.index_gpu_to_cpu(index) if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__ else index
+    try:
+        ivf = faiss.extract_index_ivf(cpu)
+        ivf.make_direct_map(True)  # hash map: keys are sparse
+    except RuntimeError:
+        pass  # IDMap2 keeps its own key -> row map
+    try:
+        return cpu.reconstruct(key)
+    except RuntimeError as e:
+        raise InputError(f"the index cannot give back the vector of key {key}: {e}") from e

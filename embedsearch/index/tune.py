@@ -1,0 +1,172 @@
+"""Measuring and tuning: exact ground truth, recall@k, search parameters, latency.
+
+Recall is measured the way users meet it: held-out sample rows are searched with the
+index and with exact inner-product search over every row, and recall@k is the share of
+the exact top-k that the index returns. A query row is itself in the corpus, so its own
+key is dropped from both lists (otherwise every query gets one free hit).
+
+Tuning walks the search parameters from cheap to expensive (``nprobe``, HNSW
+``efSearch``, the refine ``k_factor``) and keeps the fastest setting that meets the
+recall target on the tuning queries; the reported recall is then re-measured on a
+separate held-out set.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embedsearch.index.factory import search_param_grid, set_search_params
+
+
+@dataclass
+class Trial:
+    """One search-parameter setting and what it measured on the tuning queries."""
+
+    params: dict[str, int]
+    recall: float
+    seconds: float
+
+
+@dataclass
+class TuneResult:
+    """Chosen parameters, recall on the held-out queries, whether the target was met."""
+
+    params: dict[str, int]
+    recall: float
+    met: bool
+    trials: list[Trial] = field(default_factory=list)
+
+
+class ExactTopK:
+    """Running exact top-(k+1) inner-product neighbours of fixed queries over streamed blocks.
+
+    Example:
+        >>> gt = ExactTopK(queries, query_keys, k=10)     # doctest: +SKIP
+        >>> for keys, vectors in blocks: gt.add(vectors, keys)
+        >>> gt.keys()                                     # (nq, 10), own key excluded
+    """
+
+    def __init__(self, queries: np.ndarray, query_keys: np.ndarray, k: int) -> None:
+        import faiss
+
+        self.queries = np.ascontiguousarray(queries, np.float32)
+        self.query_keys = np.asarray(query_keys, np.int64)
+        self.k = k
+        self._heap = faiss.ResultHeap(len(self.queries), k + 1, keep_max=True)
+
+    def add(self, vectors: np.ndarray, keys: np.ndarray) -> None:
+        """Merge one block of corpus vectors (with their keys) into the running top-k."""
+        import faiss
+
+        if not len(self.queries) or not len(vectors):
+            return
+        kk = min(self.k + 1, len(vectors))
+        scores, rows = faiss.knn(self.queries, np.ascontiguousarray(vectors, np.float32), kk,
+                                 metric=faiss.METRIC_INNER_PRODUCT)
+        found = np.where(rows >= 0, np.asarray(keys, np.int64)[np.maximum(rows, 0)], -1)
+        if kk < self.k + 1:  # the heap wants exactly k+1 columns
+            pad = self.k + 1 - kk
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+            found = np.pad(found, ((0, 0), (0, pad)), constant_values=-1)
+        self._heap.add_result(np.ascontiguousarray(scores, np.float32), np.ascontiguousarray(found))
+
+    def keys(self) -> np.ndarray:
+        """(nq, k) keys of the exact neighbours, each query's own key removed."""
+        self._heap.finalize()
+        return drop_own(self._heap.I, self.query_keys, self.k)
+
+
+def drop_own(found: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
+    """Remove each row's own key from its (nq, k+1) result and keep the first ``k``."""
+    out = np.full((len(found), k), -1, np.int64)
+    for row, (keys, me) in enumerate(zip(found, own)):
+        kept = keys[keys != me][:k]
+        out[row, : len(kept)] = kept
+    return out
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the exact neighbours (``truth``, -1 = none) present in ``found``, over all queries."""
+    hits = total = 0
+    for got, want in zip(found, truth):
+        want = want[want >= 0]
+        hits += len(np.intersect1d(got, want))
+        total += len(want)
+    return hits / total if total else 1.0
+
+
+def measure_recall(index: Any, queries: np.ndarray, query_keys: np.ndarray, truth: np.ndarray,
+                   k: int) -> tuple[float, float]:
+    """(recall@k, seconds for the whole batch) of ``index`` with its current parameters."""
+    start = time.perf_counter()
+    _, found = index.search(np.ascontiguousarray(queries, np.float32), k + 1)
+    seconds = time.perf_counter() - start
+    return recall_at_k(drop_own(found, query_keys, k), truth), seconds
+
+
+def tune(index: Any, tuning: tuple[np.ndarray, np.ndarray, np.ndarray],
+         held_out: tuple[np.ndarray, np.ndarray, np.ndarray], k: int, target: float) -> TuneResult:
+    """Fastest parameters meeting ``target`` recall@k on ``tuning``; recall re-measured on ``held_out``.
+
+    ``tuning``/``held_out`` are (queries, their keys, exact neighbour keys). When nothing meets
+    the target the most accurate setting is kept (``met=False``).
+    """
+    trials: list[Trial] = []
+    for ladder in search_param_grid(index):
+        for params in ladder:  # cheap -> expensive; stop at the first that meets the target
+            set_search_params(index, params)
+            recall, seconds = measure_recall(index, *tuning, k)
+            trials.append(Trial(params, recall, seconds))
+            if recall >= target:
+                break
+    meeting = [t for t in trials if t.recall >= target]
+    best = min(meeting, key=lambda t: t.seconds) if meeting else max(trials, key=lambda t: (t.recall, -t.seconds))
+    set_search_params(index, best.params)
+    recall, _ = measure_recall(index, *held_out, k)
+    params = best.params
+    if recall < target:  # the tuning set flattered this setting: step up on the held-out queries
+        params, recall = _step_up(index, best.params, held_out, k, target, recall)
+    return TuneResult(params, recall, recall >= target, trials)
+
+
+def _step_up(index: Any, params: dict[str, int], held_out: tuple, k: int, target: float,
+             recall: float) -> tuple[dict[str, int], float]:
+    for ladder in search_param_grid(index):
+        if not ladder or ladder[0].keys() != params.keys():
+            continue
+        same_rest = [p for p in ladder if all(p[n] == params[n] for n in list(p)[1:])]
+        for candidate in same_rest:
+            if list(candidate.values())[0] <= list(params.values())[0]:
+                continue
+            set_search_params(index, candidate)
+            got, _ = measure_recall(index, *held_out, k)
+            if got > recall:
+                params, recall = candidate, got
+            if got >= target:
+                break
+    set_search_params(index, params)
+    return params, recall
+
+
+def measure_latency(index: Any, queries: np.ndarray, k: int, singles: int = 200) -> dict[str, float]:
+    """Single-query p50/p99 (ms) over ``singles`` queries and batch QPS over all ``queries``."""
+    queries = np.ascontiguousarray(queries, np.float32)
+    index.search(queries[:8], k)  # warm caches and thread pools
+    times = []
+    for row in queries[:singles]:
+        start = time.perf_counter()
+        index.search(row[None, :], k)
+        times.append((time.perf_counter() - start) * 1000)
+    start = time.perf_counter()
+    index.search(queries, k)
+    batch = time.perf_counter() - start
+    return {
+        "p50_ms": round(float(np.percentile(times, 50)), 4),
+        "p99_ms": round(float(np.percentile(times, 99)), 4),
+        "batch_qps": round(len(queries) / batch, 1) if batch > 0 else float("inf"),
+        "batch_queries": int(len(queries)),
+    }
