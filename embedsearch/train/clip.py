@@ -166,6 +166,19 @@ class ClipTask(TrainTask):
         }
 
 
+def heldout_split(pairs: Pairs, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(train, held-out) indices of ``pairs`` as :func:`pretrain_clip` splits them.
+
+    Keyed by image path and caption, so the split survives row reordering and ``--resume``,
+    and evaluation code can rebuild exactly the held-out set training never saw.
+
+    Example:
+        >>> train_idx, val_idx = heldout_split(load_pairs("pairs.csv"), 0.2)   # doctest: +SKIP
+    """
+    keys = [f"{image}\t{caption}" for image, caption in zip(pairs.images, pairs.captions)]
+    return split_indices(len(pairs), val_fraction, seed, keys)
+
+
 @dataclass
 class ClipTrainSummary:
     """What :func:`pretrain_clip` did: the loop's summary plus the PAIRS report and split sizes."""
@@ -209,9 +222,7 @@ def pretrain_clip(
     if pretrained and loop_options.get("init"):
         raise InputError("pass either --pretrained or --init, not both")
     loaded = load_pairs(pairs, image_col, text_col, progress=progress or NullProgress())
-    # The split is keyed by image path and caption, so it survives reordering and --resume.
-    keys = [f"{image}\t{caption}" for image, caption in zip(loaded.images, loaded.captions)]
-    train_idx, val_idx = split_indices(len(loaded), val_fraction, loop_options.get("seed", 0), keys)
+    train_idx, val_idx = heldout_split(loaded, val_fraction, loop_options.get("seed", 0))
     task = ClipTask(loaded.subset(train_idx), loaded.subset(val_idx), resolve_arch(model), pretrained)
     config = TrainConfig(out=Path(out), epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                          lr=lr, weight_decay=weight_decay, **loop_options)
