@@ -1,0 +1,135 @@
+"""Near-duplicate candidates with FAISS: exact search for small sets, IVF for large ones.
+
+Never an N x N matrix: vectors are added block by block to a flat index (N up to
+``EXACT_LIMIT``) or an ``IVF{nlist},Flat`` index trained on a sample, then queried
+block by block with kNN. Flat codes store the raw float vectors, so every score
+faiss returns is the exact inner product (cosine for L2-normalised vectors): the
+candidates come from an approximate index, their scores never do. A row whose
+k-th neighbour still passes the threshold is asked again with a range search, so
+large duplicate groups are found whole instead of being cut at k.
+
+Memory: the index holds the vectors once (4 * dim bytes a row) plus ids; query blocks
+and results are bounded by ``block_rows * k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from embedsearch.progress import NullProgress, Progress
+
+EXACT_LIMIT = 100_000
+DEFAULT_K = 10
+
+
+@dataclass
+class Neighbours:
+    """Pairs above the threshold (row numbers, ``a`` the query side) and each query's best score."""
+
+    rows_a: np.ndarray
+    rows_b: np.ndarray
+    scores: np.ndarray
+    best: np.ndarray  # per query row: best score to another row (-inf when none)
+
+
+def choose_nlist(n: int) -> int:
+    """About 4 * sqrt(n) lists: short lists to scan, enough points per centroid to train."""
+    return int(max(16, min(65_536, 4 * np.sqrt(n))))
+
+
+def build_search_index(
+    dim: int,
+    n: int,
+    blocks: Callable[[], Iterator[tuple[int, np.ndarray]]],
+    sample: Callable[[int], np.ndarray],
+    nprobe: int = 16,
+    progress: Progress | None = None,
+) -> Any:
+    """A faiss inner-product index over all rows, ids = row numbers (flat or IVF by size)."""
+    import faiss
+
+    progress = progress or NullProgress()
+    if n <= EXACT_LIMIT:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        nlist = choose_nlist(n)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = 1234  # reproducible k-means
+        index.train(sample(min(n, 64 * nlist)))
+        index.nprobe = min(nprobe, nlist)
+        index.parallel_mode = 0
+    progress.start("indexing vectors", n)
+    for _, vectors in blocks():
+        index.add(vectors)
+        progress.advance(len(vectors))
+    progress.stop()
+    return index
+
+
+def search_pairs(
+    index: Any,
+    queries: Iterator[tuple[int, np.ndarray]],
+    threshold: float,
+    k: int = DEFAULT_K,
+    same_set: bool = True,
+    total: int | None = None,
+    progress: Progress | None = None,
+) -> Neighbours:
+    """All pairs with score >= ``threshold`` between query rows and indexed rows.
+
+    ``same_set``: the queries are the indexed rows themselves (``first row`` of each block
+    gives their row numbers); self matches are dropped and each pair is kept once, ``a < b``.
+    """
+    progress = progress or NullProgress()
+    progress.start("searching neighbours", total)
+    parts_a, parts_b, parts_s, best_parts = [], [], [], []
+    k_eff = min(index.ntotal, k + (1 if same_set else 0))
+    for first, vectors in queries:
+        rows = np.arange(first, first + len(vectors), dtype=np.int64)
+        scores, found = index.search(vectors, k_eff)
+        if same_set:
+            scores = np.where(found == rows[:, None], -np.inf, scores)
+        found_ok = found >= 0
+        best_parts.append(np.where(found_ok, scores, -np.inf).max(axis=1) if k_eff else np.full(len(rows), -np.inf))
+        hit = (scores >= threshold) & found_ok
+        saturated = hit[:, -1] if k_eff else np.zeros(len(rows), bool)
+        a = np.broadcast_to(rows[:, None], found.shape)[hit & ~saturated[:, None]]
+        b = found[hit & ~saturated[:, None]]
+        s = scores[hit & ~saturated[:, None]]
+        if saturated.any():
+            ra, rb, rs = _range_pairs(index, vectors[saturated], rows[saturated], threshold)
+            a, b, s = np.concatenate([a, ra]), np.concatenate([b, rb]), np.concatenate([s, rs])
+        parts_a.append(a)
+        parts_b.append(b)
+        parts_s.append(s.astype(np.float32))
+        progress.advance(len(vectors))
+    progress.stop()
+    rows_a, rows_b, scores = (np.concatenate(p) if p else np.empty(0) for p in (parts_a, parts_b, parts_s))
+    best = np.concatenate(best_parts) if best_parts else np.empty(0, np.float32)
+    pairs = Neighbours(rows_a.astype(np.int64), rows_b.astype(np.int64), scores.astype(np.float32), best)
+    return _unique_pairs(pairs) if same_set else pairs
+
+
+def _range_pairs(index: Any, vectors: np.ndarray, rows: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
+    """Every indexed row within ``threshold`` of each query (faiss range search keeps scores > radius)."""
+    radius = np.nextafter(np.float32(threshold), np.float32(-np.inf))
+    limits, scores, found = index.range_search(vectors, float(radius))
+    counts = np.diff(limits)
+    a = np.repeat(rows, counts)
+    keep = (found != a) & (scores >= threshold)
+    return a[keep], found[keep].astype(np.int64), scores[keep]
+
+
+def _unique_pairs(pairs: Neighbours) -> Neighbours:
+    """Order each pair ``a < b`` and drop the copy found from the other side."""
+    a = np.minimum(pairs.rows_a, pairs.rows_b)
+    b = np.maximum(pairs.rows_a, pairs.rows_b)
+    order = np.lexsort((b, a))
+    a, b, s = a[order], b[order], pairs.scores[order]
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return Neighbours(a[first], b[first], s[first], pairs.best)

@@ -1,0 +1,153 @@
+"""SemDeDup (Abbas et al. 2023, "SemDeDup: Data-efficient learning at web-scale through
+semantic deduplication"): k-means, then pruning inside each cluster.
+
+1. faiss k-means into ``clusters`` centroids (an ``IVF{K},Flat`` index whose inverted
+   lists *are* the clusters, so vectors are held once and read back list by list).
+2. In each cluster, members are ordered by cosine to their centroid, *lowest first*
+   (the paper's default keeps the item farthest from the centroid), and an item is
+   removed when its similarity to any earlier item is >= ``1 - eps``.
+
+How it differs from the default ``knn`` method:
+
+- pairs are only looked for inside a cluster, so duplicates split by a cluster border
+  are missed (cheaper: sum of squared cluster sizes instead of N * k searches);
+- an item is removed when it matches *any* earlier item, removed or not, so the rule
+  can chain (A~B, B~C removes B and C although A and C may differ); groups here follow
+  each removed item to the kept item its chain starts from;
+- the survivor is always the member farthest from the centroid (``--keep`` is ignored).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from embedsearch.dedup.grouping import Groups
+from embedsearch.progress import Progress
+
+BLOCK = 2_048
+
+
+def default_clusters(n: int) -> int:
+    """About sqrt(n) clusters, at least 50 points each (k-means needs them to train)."""
+    return int(max(1, min(n // 50, round(np.sqrt(n)))))
+
+
+def cluster_members(index: Any, cluster: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers and vectors of one inverted list of an ``IndexIVFFlat``."""
+    import faiss
+
+    invlists = index.invlists
+    size = invlists.list_size(cluster)
+    if size == 0:
+        return np.empty(0, np.int64), np.empty((0, dim), np.float32)
+    ids = faiss.rev_swig_ptr(invlists.get_ids(cluster), size).copy()
+    codes = faiss.rev_swig_ptr(invlists.get_codes(cluster), size * invlists.code_size).copy()
+    return ids.astype(np.int64), codes.view(np.float32).reshape(size, dim)
+
+
+def prune_cluster(vectors: np.ndarray, centroid: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
+    """SemDeDup on one cluster -> (order, match, score, best) in the cluster's own positions.
+
+    ``match[i]`` is the earlier member (in keep order) most similar to member ``order[i]``,
+    ``score[i]`` that similarity (-inf for the first), ``best[i]`` its best score to any other member.
+    Memory is ``BLOCK x size``, never size x size.
+    """
+    order = np.argsort(vectors @ centroid, kind="stable")  # farthest from the centroid first
+    ordered = vectors[order]
+    size = len(order)
+    match = np.full(size, -1, dtype=np.int64)
+    score = np.full(size, -np.inf, dtype=np.float32)
+    best = np.full(size, -np.inf, dtype=np.float32)
+    for start in range(0, size, BLOCK):
+        stop = min(size, start + BLOCK)
+        sims = ordered[start:stop] @ ordered.T
+        positions = np.arange(start, stop)
+        sims[np.arange(stop - start), positions] = -np.inf
+        best[start:stop] = sims.max(axis=1)
+        earlier = np.where(np.arange(size)[None, :] < positions[:, None], sims, -np.inf)
+        match[start:stop] = earlier.argmax(axis=1)
+        score[start:stop] = earlier.max(axis=1)
+    match = np.where(np.isfinite(score), order[np.clip(match, 0, None)], -1)
+    return order, match, score, best
+
+
+def semdedup(inputs: Any, *, clusters: int | None, eps: float | None, block_rows: int, progress: Progress) -> Any:
+    """Run SemDeDup over ``inputs`` (see :func:`embedsearch.dedup.api.find_duplicates`)."""
+    import faiss
+
+    from embedsearch.dedup import threshold as thresholds
+    from embedsearch.dedup.api import Found
+
+    catalog, n, dim = inputs.catalog, len(inputs.catalog), inputs.catalog.dim
+    if eps is None:
+        threshold, rule = thresholds.default_threshold(inputs.sample("all", thresholds.SAMPLE_ROWS, block_rows))
+        rule = f"eps = 1 - default threshold; {rule}"
+    else:
+        threshold, rule = 1.0 - eps, f"1 - eps (eps {eps:g})"
+    k = min(clusters or default_clusters(n), n)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, k, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 1234
+    index.cp.min_points_per_centroid = 1  # small sets: allow few points per cluster instead of warning
+    index.train(inputs.sample("all", min(n, 256 * k), block_rows))
+    progress.start("clustering", n)
+    for _, vectors in inputs.blocks("all", block_rows):
+        index.add(vectors)
+        progress.advance(len(vectors))
+    centroids = index.quantizer.reconstruct_n(0, k)
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    progress.start("pruning clusters", k)
+    removed_rows, matched_rows, scores = [], [], []
+    best = np.full(n, -np.inf, dtype=np.float32)
+    for cluster in range(k):
+        rows, vectors = cluster_members(index, cluster, dim)
+        if len(rows):
+            order, match, score, cluster_best = prune_cluster(vectors, centroids[cluster], threshold)
+            best[rows[order]] = cluster_best
+            gone = score >= threshold
+            removed_rows.append(rows[order][gone])
+            matched_rows.append(rows[match[gone]])
+            scores.append(score[gone])
+        progress.advance(1)
+    progress.stop()
+    # Exact duplicates (equal content hash) are always removed, even where vectors differ.
+    from embedsearch.dedup.exact import exact_pairs
+
+    first, copy = exact_pairs(catalog.hashes)
+    removed = np.concatenate([*removed_rows, copy]).astype(np.int64)
+    matched = np.concatenate([*matched_rows, first]).astype(np.int64)
+    score = np.concatenate([*scores, np.ones(len(copy), np.float32)]).astype(np.float32)
+    removed, unique = np.unique(removed, return_index=True)
+    matched, score = matched[unique], score[unique]
+    a, b = np.minimum(removed, matched), np.maximum(removed, matched)
+    exact = catalog.hashes[a] == catalog.hashes[b]
+    groups = chain_groups(removed, matched)
+    return Found(a, b, score, exact, groups, best, float(threshold), rule, f"semdedup k-means {k} clusters")
+
+
+def chain_groups(removed: np.ndarray, matched: np.ndarray) -> Groups:
+    """Each removed row joins the group of the kept row its chain of matches leads to.
+
+    Example:
+        >>> g = chain_groups(np.array([5, 7]), np.array([2, 5]))   # 7 matched 5, 5 matched 2
+        >>> g.rows.tolist(), g.group.tolist(), g.keep.tolist()
+        ([2, 5, 7], [0, 0, 0], [True, False, False])
+    """
+    parent = dict(zip(removed.tolist(), matched.tolist()))
+
+    def root(row: int) -> int:
+        seen = set()
+        while row in parent and row not in seen:
+            seen.add(row)
+            row = parent[row]
+        return row
+
+    roots = {row: root(row) for row in parent}
+    kept = sorted(set(roots.values()))
+    number = {row: i for i, row in enumerate(kept)}
+    rows = np.array(kept + sorted(roots), dtype=np.int64)
+    group = np.array([number[r] for r in kept] + [number[roots[r]] for r in sorted(roots)], dtype=np.int64)
+    keep = np.array([True] * len(kept) + [False] * len(roots), dtype=bool)
+    order = np.lexsort((rows, group))
+    return Groups(rows[order], group[order], keep[order])
