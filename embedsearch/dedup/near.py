@@ -66,8 +66,7 @@ def build_search_index(
     for _, vectors in blocks():
         index.add(vectors)
         progress.advance(len(vectors))
-    progress.stop()
-    return index
+    return index  # the caller's next start() ends this task (rich redraws stopped bars)
 
 
 def search_pairs(

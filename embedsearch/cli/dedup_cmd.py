@@ -1,0 +1,52 @@
+"""``embedsearch dedup EMB_DIR|INDEX_DIR --out DIR [--threshold T] [--against OTHER]``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from embedsearch.cli.app import app
+
+
+@app.command("dedup")
+def dedup_command(
+    path: Path = typer.Argument(..., help="Embedding dir, or index dir (its embedding dirs supply the exact vectors)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Result dir: pairs.parquet, groups.parquet, keep.txt, remove.txt, histogram.png."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Cosine similarity for near duplicates [default: from the data, see histogram.txt]."),
+    against: Optional[Path] = typer.Option(None, "--against", help="Another embedding/index dir: report only pairs across the two (train/test leakage)."),
+    keep: str = typer.Option("first", "--keep", help="Survivor of each group: first, largest or centroid."),
+    method: str = typer.Option("knn", "--method", help="knn (FAISS neighbours, non-chaining groups) or semdedup (k-means + within-cluster pruning)."),
+    clusters: Optional[int] = typer.Option(None, "--clusters", help="semdedup: k-means clusters [default: about sqrt(N)]."),
+    eps: Optional[float] = typer.Option(None, "--eps", help="semdedup: remove items with similarity >= 1 - eps to a kept one."),
+    k: int = typer.Option(10, "-k", help="Neighbours asked per item before falling back to a range search."),
+    nprobe: int = typer.Option(16, "--nprobe", help="IVF lists searched per item (large sets only)."),
+    output_format: str = typer.Option("table", "--format", help="table (on stderr) or json (summary on stdout)."),
+) -> None:
+    """Find exact and near duplicates (or train/test leaks with --against) and write keep/remove lists."""
+    from embedsearch.cli.render import progress_bar, stderr, stdout, summary_table
+    from embedsearch.dedup import find_duplicates
+    from embedsearch.errors import InputError
+
+    if output_format not in ("table", "json"):
+        raise InputError(f"unknown --format {output_format!r}: use table or json")
+    with progress_bar() as bar:
+        result = find_duplicates(
+            path, out=out, threshold=threshold, against=against, keep=keep, method=method,
+            clusters=clusters, eps=eps, k=k, nprobe=nprobe, progress=bar,
+        )
+    if output_format == "json":
+        stdout.print_json(json.dumps(json.loads((result.out / "dedup.json").read_text())))
+        return
+    stderr.print(summary_table(f"dedup → {result.out}", [
+        ("rows", result.rows),
+        ("threshold", f"{result.threshold:.4f} ({result.threshold_rule})"),
+        ("search", result.search),
+        ("pairs (exact)", f"{result.pairs:,} ({result.exact_pairs:,})"),
+        ("groups", result.groups),
+        ("to remove", result.to_remove),
+        ("kept", result.kept),
+        ("seconds", result.seconds),
+    ]))
