@@ -57,6 +57,7 @@ from embedsearch.train import distributed as dist_utils
 from embedsearch.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from embedsearch.train.metrics import append_metrics, plot_metrics, read_metrics, truncate_metrics
 from embedsearch.train.optim import OPTIMIZERS, build_optimizer, split_decay_groups, warmup_cosine
+from embedsearch.train.sync_bn import convert_sync_batchnorm
 
 
 @dataclass
@@ -266,7 +267,7 @@ class _Runner:
         if cfg.init is not None:
             self.task.load_init(model, Path(cfg.init))
         if cfg.sync_bn and dist_utils.is_distributed():
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = convert_sync_batchnorm(model, self.device)
         model.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)

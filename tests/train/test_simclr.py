@@ -49,7 +49,7 @@ def test_run_dir_has_weights_config_metrics_plot_checkpoint(trained) -> None:
 
 
 def test_corrupt_images_are_skipped_and_counted(trained) -> None:
-    _, run, summary = trained
+    summary = trained[2]
     # 10 files, batch 8: each epoch visits 8; the broken file is counted whenever it is drawn.
     visits = [r["skipped_images"] for r in summary.metrics]
     assert sum(visits) >= 1 and all(v in (0, 1) for v in visits)
@@ -69,10 +69,10 @@ def test_embed_uses_the_trained_backbone(trained, tmp_path: Path) -> None:
 
     summary = embed(images, model=str(run), out=tmp_path / "emb", workers=0)
     assert summary.embedded == 9 and summary.failed == 1
-    ids, vectors = next(iter_vectors(tmp_path / "emb", batch_rows=100))
+    _, vectors = next(iter_vectors(tmp_path / "emb", batch_rows=100))
     from embedsearch.data.decode import load_image
 
-    first = sorted(images.glob("*.png"))[0]
+    first = min(images.glob("*.png"))
     expected = encoder.embed_images(encoder.preprocess(load_image(first))[None])[0]
     assert np.isclose(vectors, expected, atol=1e-5).all(axis=1).any()
 
