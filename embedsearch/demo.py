@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -86,6 +87,7 @@ def run_demo(
     n: int = 2000,
     epochs: int = 12,
     batch_size: int = 64,
+    lr: float = 2e-3,
     seed: int = 0,
     k: int = 5,
     workers: int | None = None,
@@ -122,7 +124,7 @@ def run_demo(
     corpus = make_shapes_corpus(out / "corpus", n, seed=seed, progress=progress)
     lap("corpus")
     trained = pretrain_clip(corpus.pairs, out=out / "model", epochs=epochs, batch_size=batch_size,
-                            val_fraction=0.2, seed=seed, workers=workers, threads=threads,
+                            lr=lr, val_fraction=0.2, seed=seed, workers=workers, threads=threads or busy_threads(),
                             warmup_epochs=0.5, progress=progress)
     lap("train")
     embed(corpus.pairs, model=str(out / "model"), out=out / "embeddings", image_col="filepath",
@@ -138,6 +140,16 @@ def run_demo(
     result = DemoResult(out, queries, r1, r5, held_out, n, trained.train.epochs, seconds)
     _write_marker(result)
     return result
+
+
+def busy_threads() -> int | None:
+    """1 on a busy machine (load average >= cores), else None (torch's default).
+
+    Oversubscribed OpenMP threads spin at every barrier: on a loaded 2-core machine,
+    two compute threads train the tiny CLIP several times slower than one.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if os.getloadavg()[0] >= cores else None
 
 
 def _prepare_out(out: Path) -> Path:
