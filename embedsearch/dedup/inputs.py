@@ -67,19 +67,14 @@ def check_same_model(dirs: Sequence[EmbeddingDir]) -> None:
 
 
 def hash64(values: Sequence[str | None]) -> np.ndarray:
-    """Content hashes -> uint64 digests (hex hashes use their first 16 digits; others are hashed)."""
+    """Content hashes -> 64-bit digests of the whole string (8 bytes a row instead of ~40).
+
+    Two different hashes share a digest with probability ~N^2 / 2^65 (3e-8 at a million rows).
+    """
     out = np.empty(len(values), dtype=np.uint64)
     for i, value in enumerate(values):
-        text = value or ""
-        try:
-            out[i] = int(text[:16], 16) if len(text) >= 16 else _blake64(text)
-        except ValueError:
-            out[i] = _blake64(text)
+        out[i] = int.from_bytes(hashlib.blake2b((value or "").encode(), digest_size=8).digest(), "little")
     return out
-
-
-def _blake64(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 @dataclass

@@ -117,7 +117,7 @@ def _range_pairs(index: Any, vectors: np.ndarray, rows: np.ndarray, threshold: f
     """Every indexed row within ``threshold`` of each query (faiss range search keeps scores > radius)."""
     radius = np.nextafter(np.float32(threshold), np.float32(-np.inf))
     limits, scores, found = index.range_search(vectors, float(radius))
-    counts = np.diff(limits)
+    counts = np.diff(limits).astype(np.int64)
     a = np.repeat(rows, counts)
     keep = (found != a) & (scores >= threshold)
     return a[keep], found[keep].astype(np.int64), scores[keep]

@@ -1,0 +1,162 @@
+"""find_duplicates on generated embedding dirs: exact copies, near copies, no chaining, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from embedsearch import find_duplicates
+from embedsearch.dedup import near, threshold
+from embedsearch.errors import InputError, MismatchError
+
+
+@pytest.fixture
+def corpus(tmp_path, gen):
+    """300 random vectors in 32 d; rows 200..209 are near copies (cos 0.97) of rows 0..9,
+    rows 210..212 exact copies (same content hash and vector) of rows 20..22."""
+    x = gen.random_unit(300, 32, seed=0)
+    for i in range(10):
+        x[200 + i] = gen.near_copy(x[i], 0.97, seed=i)
+    sources = [f"img_{i:03d}.png" for i in range(300)]
+    hashes = [f"{i:032x}" for i in range(300)]
+    for j, i in enumerate(range(20, 23)):
+        x[210 + j] = x[i]
+        hashes[210 + j] = hashes[i]
+    return gen.write_dir(tmp_path / "emb", x, sources, hashes), x, sources
+
+
+def test_finds_exact_and_near_copies_and_writes_readable_outputs(tmp_path, corpus, gen) -> None:
+    emb, _, sources = corpus
+    result = find_duplicates(emb, out=tmp_path / "out", threshold=0.9)
+    pairs = pd.read_parquet(result.out / "pairs.parquet")
+    found = {(a, b) for a, b in zip(pairs.id_a, pairs.id_b)}
+    assert found == {(i, 200 + i) for i in range(10)} | {(20 + j, 210 + j) for j in range(3)}
+    assert set(pairs.loc[pairs.exact, "id_b"]) == {210, 211, 212}
+    near_scores = pairs.loc[~pairs.exact, "score"]
+    assert np.allclose(near_scores, 0.97, atol=1e-4)  # exact re-scored cosines, not approximations
+    groups = pd.read_parquet(result.out / "groups.parquet")
+    assert list(groups.columns) == ["group", "id", "source", "keep", "dir"]
+    assert groups.groupby("group").keep.sum().eq(1).all()
+    removed = (result.out / "remove.txt").read_text().splitlines()
+    kept = (result.out / "keep.txt").read_text().splitlines()
+    assert sorted(removed) == sorted(sources[i] for i in list(range(200, 213)))
+    assert sorted(kept + removed) == sorted(sources)
+    summary = json.loads((result.out / "dedup.json").read_text())
+    assert (summary["pairs"], summary["groups"], summary["to_remove"]) == (13, 13, 13) == (
+        result.pairs, result.groups, result.to_remove)
+    assert (result.out / "histogram.png").stat().st_size > 1000
+    assert "threshold 0.9000" in (result.out / "histogram.txt").read_text()
+
+
+def test_chains_are_not_merged(tmp_path, gen) -> None:
+    # A chain of 12 vectors on a great circle, 0.1 rad apart: neighbours at cos 0.995, the
+    # ends at cos(1.1) = 0.45. Connected components would make one group of 12.
+    angles = np.arange(12) * 0.1
+    x = np.zeros((12, 8), np.float32)
+    x[:, 0], x[:, 1] = np.cos(angles), np.sin(angles)
+    others = gen.random_unit(50, 8, seed=1) * 0.3 + np.eye(8, dtype=np.float32)[5]
+    emb = gen.write_dir(tmp_path / "emb", np.concatenate([x, gen.unit(others)]))
+    t = float(np.cos(0.1) - 1e-4)
+    result = find_duplicates(emb, out=tmp_path / "out", threshold=t)
+    groups = pd.read_parquet(result.out / "groups.parquet")
+    chain = groups[groups.id < 12]
+    assert chain.group.nunique() >= 3
+    for _, members in chain.groupby("group"):
+        ids = members.id.to_numpy()
+        sims = x[ids] @ x[ids].T
+        # Star rule: some member (the representative) is within the threshold of all others.
+        assert (sims >= t - 1e-5).all(axis=1).any()
+
+
+def test_against_reports_only_cross_pairs(tmp_path, gen) -> None:
+    train = gen.random_unit(200, 16, seed=2)
+    test = gen.random_unit(60, 16, seed=3)
+    test[5] = gen.near_copy(train[7], 0.98, seed=0)
+    test[6] = gen.near_copy(train[8], 0.98, seed=1)
+    test[40] = gen.near_copy(test[41], 0.99, seed=2)  # a duplicate inside the test set: not a leak
+    train_dir = gen.write_dir(tmp_path / "train", train)
+    test_dir = gen.write_dir(tmp_path / "test", test)
+    result = find_duplicates(test_dir, out=tmp_path / "leaks", against=train_dir, threshold=0.95)
+    pairs = pd.read_parquet(result.out / "pairs.parquet")
+    assert (pairs.dir_a == 0).all() and (pairs.dir_b == 1).all()
+    assert sorted(zip(pairs.id_a, pairs.id_b)) == [(5, 7), (6, 8)]
+    removed = (result.out / "remove.txt").read_text().splitlines()
+    assert removed == ["test/item_00005.png", "test/item_00006.png"]
+    assert len((result.out / "keep.txt").read_text().splitlines()) == 58
+
+
+def test_ivf_path_matches_brute_force(tmp_path, monkeypatch, gen) -> None:
+    x = gen.random_unit(3000, 24, seed=4)
+    for i in range(40):
+        x[2000 + i] = gen.near_copy(x[i], 0.95, seed=10 + i)
+    emb = gen.write_dir(tmp_path / "emb", x, shard_rows=1000)
+    monkeypatch.setattr(near, "EXACT_LIMIT", 1000)
+    result = find_duplicates(emb, out=tmp_path / "out", threshold=0.9, nprobe=8, block_rows=700)
+    assert result.search.startswith("IVF")
+    pairs = pd.read_parquet(result.out / "pairs.parquet")
+    sims = x @ x.T
+    truth = {(int(a), int(b)) for a, b in zip(*np.nonzero(np.triu(sims >= 0.9, 1)))}
+    assert {(a, b) for a, b in zip(pairs.id_a, pairs.id_b)} == truth
+    assert len(truth) == 40
+
+
+def test_large_groups_are_found_whole_beyond_k(tmp_path, gen) -> None:
+    base = gen.random_unit(1, 16, seed=5)[0]
+    x = np.concatenate([np.stack([gen.near_copy(base, 0.995, seed=s) for s in range(30)]), gen.random_unit(100, 16, seed=6)])
+    emb = gen.write_dir(tmp_path / "emb", x)
+    result = find_duplicates(emb, out=tmp_path / "out", threshold=0.95, k=4)
+    groups = pd.read_parquet(result.out / "groups.parquet")
+    assert result.groups == 1 and sorted(groups.id) == list(range(30))
+    assert result.pairs == 30 * 29 // 2  # every pair above the threshold, not only 4 per item
+
+
+def test_default_threshold_follows_the_documented_rule(tmp_path, corpus, gen) -> None:
+    emb, x, _ = corpus
+    result = find_duplicates(emb, out=tmp_path / "out")
+    expected, rule = threshold.default_threshold(x)  # 300 rows < SAMPLE_ROWS: the sample is everything
+    assert result.threshold == pytest.approx(expected, abs=1e-5)
+    assert result.threshold_rule == rule
+    assert json.loads((result.out / "dedup.json").read_text())["threshold"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_keep_rules_choose_the_survivor(tmp_path, gen) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    sources = []
+    for i, size in enumerate([10, 500, 40]):
+        path = files / f"f{i}.jpg"
+        path.write_bytes(b"x" * size)
+        sources.append(str(path))
+    base = gen.random_unit(1, 16, seed=7)[0]
+    group = np.stack([gen.near_copy(base, c, seed=i) for i, c in enumerate([0.97, 0.96, 0.999])])
+    x = np.concatenate([group, gen.random_unit(20, 16, seed=8)])
+    sources += [f"other_{i}.png" for i in range(20)]
+    emb = gen.write_dir(tmp_path / "emb", x, sources)
+    survivors = {}
+    for keep in ("first", "largest", "centroid"):
+        result = find_duplicates(emb, out=tmp_path / keep, threshold=0.9, keep=keep)
+        groups = pd.read_parquet(result.out / "groups.parquet")
+        assert result.groups == 1
+        survivors[keep] = int(groups.loc[groups.keep, "id"].iloc[0])
+    mean = gen.unit(group.mean(axis=0))
+    assert survivors == {"first": 0, "largest": 1, "centroid": int(np.argmax(group @ mean))}
+
+
+def test_refuses_bad_input(tmp_path, corpus, gen) -> None:
+    emb, x, _ = corpus
+    other = gen.write_dir(tmp_path / "other", x[:10], fingerprint="another-model")
+    with pytest.raises(MismatchError, match="same model"):
+        find_duplicates(emb, out=tmp_path / "o1", against=other)
+    with pytest.raises(InputError, match="same embedding dir"):
+        find_duplicates(emb, out=tmp_path / "o2", against=emb)
+    with pytest.raises(InputError, match="keep"):
+        find_duplicates(emb, out=tmp_path / "o3", keep="smallest")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "precious.txt").write_text("x")
+    with pytest.raises(InputError, match="not a dedup result"):
+        find_duplicates(emb, out=tmp_path / "busy", threshold=0.9)
+    with pytest.raises(InputError, match="does not exist"):
+        find_duplicates(tmp_path / "missing", out=tmp_path / "o4")
