@@ -21,6 +21,8 @@ pretrain_app = typer.Typer(
 )
 app.add_typer(pretrain_app, name="pretrain")
 
+STEMS = {"auto": None, "small": True, "standard": False}
+
 
 @pretrain_app.command("simclr")
 def simclr_command(
@@ -28,6 +30,7 @@ def simclr_command(
     out: Annotated[Path, typer.Option("--out", help="Run dir to write (config.json, model.safetensors, ...).")],
     arch: Annotated[str, typer.Option(help="Backbone: resnet18, resnet34 or resnet50.")] = "resnet18",
     image_size: Annotated[int, typer.Option(help="Training and embedding input size in pixels.")] = 32,
+    stem: Annotated[str, typer.Option(help="ResNet stem: small (3x3, no pool), standard, or auto (small at <=64 px).")] = "auto",
     epochs: Annotated[int, typer.Option(help="Total epochs (with --resume: train up to this many).")] = 100,
     batch_size: Annotated[int, typer.Option(help="Global batch per optimiser step (all ranks together).")] = 256,
     optimizer: Annotated[str, typer.Option(help="lars, sgd or adamw.")] = "lars",
@@ -51,14 +54,18 @@ def simclr_command(
 ) -> None:
     """Pretrain a SimCLR ResNet on IMAGE_DIR; use the run dir with `embed --model RUN_DIR`."""
     from embedsearch.cli.render import progress_bar, stderr, summary_table
+    from embedsearch.errors import InputError
     from embedsearch.train.distributed import is_main_process
     from embedsearch.train.loop import TrainingInterrupted
     from embedsearch.train.simclr import pretrain_simclr
 
+    if stem not in STEMS:
+        raise InputError(f"unknown --stem {stem!r}: use auto, small or standard")
+
     try:
         with progress_bar() as bar:
             summary = pretrain_simclr(
-                image_dir, out=out, arch=arch, image_size=image_size, epochs=epochs,
+                image_dir, out=out, arch=arch, image_size=image_size, small_stem=STEMS[stem], epochs=epochs,
                 batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                 temperature=temperature, color_strength=color_strength, crop_min_scale=crop_min_scale,
                 jpeg_prob=jpeg_prob, eval_dir=eval_dir, progress=bar, seed=seed,
