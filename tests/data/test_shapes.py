@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from embedsearch.data.shapes import COLORS, POSITIONS, SHAPES, describe_item, make_shapes_corpus, render_item
+from embedsearch.data.shapes import (
+    COLORS,
+    POSITIONS,
+    SHAPES,
+    describe_item,
+    make_shapes_corpus,
+    render_item,
+)
 from embedsearch.errors import InputError
 
 
