@@ -206,15 +206,16 @@ def heldout_recall(searcher: Any, pairs: Path, val_fraction: float, seed: int) -
 
 def write_grid(queries: list[DemoQuery], path: Path, thumb: int = 96) -> Path:
     """One row per query: its text, then the hit images (green frame: attributes match)."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     label_width = 300
+    font = ImageFont.load_default(size=15)
     columns = max((len(q.hits) for q in queries), default=0)
     grid = Image.new("RGB", (label_width + columns * (thumb + 8), len(queries) * (thumb + 8)), "white")
     draw = ImageDraw.Draw(grid)
     for row, query in enumerate(queries):
         top = row * (thumb + 8) + 4
-        draw.text((8, top + thumb // 2 - 6), query.text, fill="black")
+        draw.text((8, top + thumb // 2 - 8), query.text, fill="black", font=font)
         for col, (source, _, score, match) in enumerate(query.hits):
             left = label_width + col * (thumb + 8)
             draw.rectangle((left - 3, top - 3, left + thumb + 2, top + thumb + 2),

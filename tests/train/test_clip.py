@@ -152,3 +152,16 @@ def test_cli_trains_and_reports(corpus: Path, tmp_path: Path, run_cli) -> None:
     assert result.exit_code == 0, result.stderr
     assert "32 of 32 pairs used" in result.stderr and "text→image R@5" in result.stderr
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_run_dir_embeds_texts_with_the_embed_command(one_epoch, tmp_path: Path, run_cli) -> None:
+    out, _ = one_epoch
+    (tmp_path / "queries.txt").write_text("a red circle\na big blue square\n")
+    result = run_cli("embed", tmp_path / "queries.txt", "--model", out, "--out", tmp_path / "emb")
+    assert result.exit_code == 0, result.stderr
+    from embedsearch.store.reader import iter_vectors
+
+    blocks = list(iter_vectors(tmp_path / "emb"))
+    vectors = np.concatenate([v for _, v in blocks])
+    expected = load_encoder(str(out)).embed_texts(["a red circle", "a big blue square"])
+    assert np.allclose(vectors, expected, atol=1e-5)
