@@ -19,10 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from embedsearch.dedup import outputs, threshold as thresholds
+from embedsearch.dedup import outputs
+from embedsearch.dedup import threshold as thresholds
 from embedsearch.dedup.exact import exact_pairs
 from embedsearch.dedup.grouping import KEEP_RULES, Groups, choose_survivors, star_groups
-from embedsearch.dedup.inputs import Catalog, check_same_model, iter_vector_blocks, load_catalog, resolve_dirs
+from embedsearch.dedup.inputs import (
+    Catalog,
+    check_same_model,
+    iter_vector_blocks,
+    load_catalog,
+    resolve_dirs,
+)
 from embedsearch.dedup.near import DEFAULT_K, build_search_index, search_pairs
 from embedsearch.dedup.report import histogram_text, write_histogram_png
 from embedsearch.errors import InputError

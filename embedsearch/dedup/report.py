@@ -35,7 +35,7 @@ def histogram_text(best: np.ndarray, threshold: float, rule: str) -> str:
     width = max(1, counts.max())
     lines.append("histogram:")
     for count, low in zip(counts, edges[:-1]):
-        lines.append(f"  {low:+.3f} {'#' * int(round(40 * count / width)):<40} {count}")
+        lines.append(f"  {low:+.3f} {'#' * round(40 * count / width):<40} {count}")
     return "\n".join(lines) + "\n"
 
 
