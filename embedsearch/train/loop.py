@@ -356,7 +356,8 @@ class _Runner:
     def _run_epoch(self, stop: _StopFlag) -> None:
         cfg, state = self.cfg, self.state
         self.model.train()
-        last = read_metrics(self.out)[-1]["loss"] if self.main and state.epoch else None
+        records = read_metrics(self.out) if self.main else []
+        last = records[-1]["loss"] if records else None
         label = f"epoch {state.epoch + 1}/{cfg.epochs}" + (f" (loss {last:.3f})" if last else "")
         self.progress.start(label, self.steps_per_epoch * cfg.batch_size)
         self.progress.advance(state.step_in_epoch * cfg.batch_size)
