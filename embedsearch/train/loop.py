@@ -41,13 +41,13 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
 from embedsearch.encoders.base import resolve_device
 from embedsearch.encoders.rundir import save_run_dir
@@ -57,136 +57,18 @@ from embedsearch.train import distributed as dist_utils
 from embedsearch.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from embedsearch.train.metrics import append_metrics, plot_metrics, read_metrics, truncate_metrics
 from embedsearch.train.optim import OPTIMIZERS, build_optimizer, split_decay_groups, warmup_cosine
+from embedsearch.train.sampler import EpochSampler
 from embedsearch.train.sync_bn import convert_sync_batchnorm
+from embedsearch.train.task import (
+    RunExport,
+    TrainConfig,
+    TrainingInterrupted,
+    TrainSummary,
+    TrainTask,
+)
 
-
-@dataclass
-class TrainConfig:
-    """Settings the loop owns (objective-specific ones live in the task).
-
-    ``batch_size`` is the global batch per optimiser step: split over ranks, then over
-    ``accumulate`` micro-batches. ``lr=None`` asks the task for its default.
-    """
-
-    out: Path
-    epochs: int = 10
-    batch_size: int = 256
-    optimizer: str = "lars"
-    lr: float | None = None
-    weight_decay: float = 1e-6
-    warmup_epochs: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    accumulate: int = 1
-    workers: int | None = None
-    threads: int | None = None
-    sync_bn: bool = False
-    channels_last: bool | None = None
-    resume: bool = False
-    init: Path | None = None
-
-
-@dataclass
-class RunExport:
-    """What a task saves to the run dir: ``config.json`` content and weights."""
-
-    config: dict[str, Any]
-    state_dict: dict[str, torch.Tensor]
-    extra_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class TrainSummary:
-    """Result of a training run."""
-
-    out: Path
-    epochs: int
-    steps: int
-    images: int
-    seconds: float
-    loss: float
-    metrics: list[dict[str, Any]]
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training; a checkpoint was saved to ``checkpoint`` (when rank 0)."""
-
-    def __init__(self, checkpoint: Path | None) -> None:
-        super().__init__(f"training interrupted; checkpoint saved to {checkpoint}")
-        self.checkpoint = checkpoint
-
-
-class TrainTask:
-    """Base class of a training objective; see the module docstring for the protocol."""
-
-    family = "base"
-    collate_fn: Any = None
-
-    def build_model(self) -> nn.Module:
-        raise NotImplementedError
-
-    def dataset(self) -> Dataset:
-        raise NotImplementedError
-
-    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        raise NotImplementedError
-
-    def export(self, model: nn.Module) -> RunExport:
-        raise NotImplementedError
-
-    def batch_items(self, batch: Any) -> int:
-        first = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return int(first.shape[0])
-
-    def exclude_from_decay(self, name: str, param: nn.Parameter) -> bool:
-        return param.ndim <= 1
-
-    def default_lr(self, optimizer: str, batch_size: int) -> float:
-        return {"lars": 0.3 * batch_size / 256, "sgd": 0.1 * batch_size / 256, "adamw": 1e-3}[optimizer]
-
-    def load_init(self, model: nn.Module, run_dir: Path) -> None:
-        raise ModelError(f"--init is not supported for {self.family} training")
-
-    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        return {}
-
-    def recipe(self) -> dict[str, Any]:
-        return {}
-
-    def epoch_stats(self) -> dict[str, Any]:
-        return {}
-
-
-class EpochSampler(Sampler):
-    """This rank's ``(index, item_seed)`` keys of one epoch, from step ``skip_steps`` on.
-
-    Each global batch of ``batch_size`` shuffled indices is cut into one contiguous
-    share per rank, so N ranks see exactly the samples (and augmentations) one process
-    would. Dropping the ragged tail keeps every step's batch full.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, skip_steps: int = 0) -> None:
-        self.keys = epoch_keys(n, batch_size, seed, epoch, dist_utils.rank(), dist_utils.world_size())
-        self.keys = self.keys[skip_steps * (batch_size // dist_utils.world_size()):]
-
-    def __iter__(self):
-        return iter(self.keys)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
-def epoch_keys(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int) -> list[tuple[int, int]]:
-    """The ``(index, item_seed)`` keys rank ``rank`` of ``world`` visits in ``epoch``."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(n, generator=generator)[: (n // batch_size) * batch_size].tolist()
-    share = batch_size // world
-    keys = []
-    for start in range(0, len(order), batch_size):
-        for index in order[start + rank * share: start + (rank + 1) * share]:
-            keys.append((index, ((seed * 1_000_003 + epoch) * 10_000_019 + index) % (2**62)))
-    return keys
+# The protocol types live in .task; importing them from here is the documented way.
+__all__ = ["RunExport", "TrainConfig", "TrainSummary", "TrainTask", "TrainingInterrupted", "train"]
 
 
 class _StopFlag:
