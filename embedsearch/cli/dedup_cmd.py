@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,12 +14,12 @@ from embedsearch.cli.app import app
 def dedup_command(
     path: Path = typer.Argument(..., help="Embedding dir, or index dir (its embedding dirs supply the exact vectors)."),
     out: Path = typer.Option(..., "--out", "-o", help="Result dir: pairs.parquet, groups.parquet, keep.txt, remove.txt, histogram.png."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", help="Cosine similarity for near duplicates [default: from the data, see histogram.txt]."),
-    against: Optional[Path] = typer.Option(None, "--against", help="Another embedding/index dir: report only pairs across the two (train/test leakage)."),
+    threshold: float | None = typer.Option(None, "--threshold", "-t", help="Cosine similarity for near duplicates [default: from the data, see histogram.txt]."),
+    against: Path | None = typer.Option(None, "--against", help="Another embedding/index dir: report only pairs across the two (train/test leakage)."),
     keep: str = typer.Option("first", "--keep", help="Survivor of each group: first, largest or centroid."),
     method: str = typer.Option("knn", "--method", help="knn (FAISS neighbours, non-chaining groups) or semdedup (k-means + within-cluster pruning)."),
-    clusters: Optional[int] = typer.Option(None, "--clusters", help="semdedup: k-means clusters [default: about sqrt(N)]."),
-    eps: Optional[float] = typer.Option(None, "--eps", help="semdedup: remove items with similarity >= 1 - eps to a kept one."),
+    clusters: int | None = typer.Option(None, "--clusters", help="semdedup: k-means clusters [default: about sqrt(N)]."),
+    eps: float | None = typer.Option(None, "--eps", help="semdedup: remove items with similarity >= 1 - eps to a kept one."),
     k: int = typer.Option(10, "-k", help="Neighbours asked per item before falling back to a range search."),
     nprobe: int = typer.Option(16, "--nprobe", help="IVF lists searched per item (large sets only)."),
     output_format: str = typer.Option("table", "--format", help="table (on stderr) or json (summary on stdout)."),

@@ -12,6 +12,7 @@ place at the end, so an interrupted run never leaves a half-written result.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -23,7 +24,6 @@ import pyarrow.parquet as pq
 
 from embedsearch.dedup.grouping import Groups
 from embedsearch.dedup.inputs import Catalog
-from embedsearch.encoders.rundir import write_json_atomic
 from embedsearch.errors import InputError
 
 SUMMARY = "dedup.json"
@@ -107,4 +107,5 @@ def write_lists(staging: Path, catalog: Catalog, removed_rows: np.ndarray, main_
 
 
 def write_summary(staging: Path, summary: dict[str, Any]) -> None:
-    write_json_atomic(staging / SUMMARY, summary)
+    """``dedup.json`` (the staging dir is renamed as a whole, so a plain write is atomic enough)."""
+    (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,192 @@
+"""Dedup at corpus scale: 1M vectors x 128 d on this machine, wall time and peak RSS.
+
+Generates (once, reused) an embedding dir of ``--n`` L2-normalised vectors with a low
+intrinsic dimension (a 24-d latent mapped to 128 d, plus noise), with 1 % of rows
+planted as near copies (cosine ~0.97) and 0.2 % as exact copies (same content hash).
+Then runs ``find_duplicates`` in a child process and reports wall time, peak RSS
+(the child and its children, sampled every 50 ms), the share of planted copies found,
+and RSS / vector bytes. Goal: <= 5 minutes and RSS <= 2x the vectors' size at 1M.
+
+Side by side, imagededup's CNN dedup path (``CNN.find_duplicates(encoding_map=...)``,
+its own virtualenv; the encodings are the same vectors, so no images or weights are
+needed) runs at growing N under an RSS cap until it fails, next to ours at the same N.
+
+    flock /tmp/embedsearch-bench.lock python benchmarks/dedup_scale.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, print_table  # noqa: E402
+
+LATENT = 24
+NEAR_SHARE = 0.01
+EXACT_SHARE = 0.002
+
+OURS = r"""
+import json, sys, time
+from embedsearch import find_duplicates
+started = time.perf_counter()
+r = find_duplicates(sys.argv[1], out=sys.argv[2], threshold=float(sys.argv[3]))
+print(json.dumps({"seconds": time.perf_counter() - started, "pairs": r.pairs, "exact": r.exact_pairs,
+                  "groups": r.groups, "remove": r.to_remove, "search": r.search}))
+"""
+
+IMAGEDEDUP = r"""
+import json, sys, time
+import numpy as np, pyarrow.parquet as pq
+from imagededup.methods import CNN
+from imagededup.utils.models import CustomModel
+import torch
+n, threshold = int(sys.argv[2]), float(sys.argv[3])
+vectors = []
+for path in sorted(__import__("glob").glob(sys.argv[1] + "/part-*.parquet")):
+    table = pq.read_table(path, columns=["embedding"])
+    vectors.append(np.asarray(table.column("embedding").combine_chunks().flatten()).reshape(-1, 128))
+    if sum(len(v) for v in vectors) >= n:
+        break
+x = np.concatenate(vectors)[:n]
+cnn = CNN(verbose=False, model_config=CustomModel(name="identity", model=torch.nn.Identity(), transform=lambda im: im))
+started = time.perf_counter()
+found = cnn.find_duplicates(encoding_map={f"{i}": x[i] for i in range(n)}, min_similarity_threshold=threshold)
+print(json.dumps({"seconds": time.perf_counter() - started, "pairs": sum(len(v) for v in found.values()) // 2}))
+"""
+
+
+def generate(out: Path, n: int, dim: int, seed: int = 0) -> Path:
+    """The synthetic embedding dir (skipped when it already holds ``n`` rows)."""
+    from embedsearch.store.embedding_dir import EmbeddingDir
+    from embedsearch.store.writer import ShardWriter
+
+    if EmbeddingDir.is_embedding_dir(out) and EmbeddingDir.open(out).live_rows == n:
+        return out
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(LATENT, dim)).astype(np.float32)
+    d = EmbeddingDir.create_or_open(out, model="synthetic", model_options={}, fingerprint="synthetic-128",
+                                    modality="image", dim=dim, source="generated")
+    writer = ShardWriter(d, reserve_next_id=n, shard_rows=100_000)
+    chunk = 100_000
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        x = rng.normal(size=(m, LATENT)).astype(np.float32) @ mixing + 0.3 * rng.normal(size=(m, dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        hashes = [f"{start + i:032x}" for i in range(m)]
+        # Planted copies of rows earlier in the same chunk: near (perturbed) and exact (same hash).
+        near = rng.choice(np.arange(m // 2, m), int(NEAR_SHARE * m), replace=False)
+        exact = rng.choice(np.setdiff1d(np.arange(m // 2, m), near), int(EXACT_SHARE * m), replace=False)
+        for rows, noise in ((near, 0.25), (exact, 0.0)):
+            origin = rng.integers(0, m // 2, len(rows))
+            y = x[origin] + noise * rng.normal(size=(len(rows), dim)).astype(np.float32) / np.sqrt(dim)
+            x[rows] = y / np.linalg.norm(y, axis=1, keepdims=True)
+            if noise == 0.0:
+                for r, o in zip(rows, origin):
+                    hashes[r] = hashes[o]
+        ids = np.arange(start, start + m)
+        writer.add(ids, [f"img/{i:07d}.jpg" for i in ids], hashes, x)
+    writer.close()
+    return out
+
+
+def run_measured(cmd: list[str], rss_cap: int) -> tuple[dict | None, float, int, str]:
+    """Run ``cmd``; returns (its JSON output, wall s, peak RSS of the process tree, status)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, status = 0, "ok"
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            rss = sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+        except psutil.Error:
+            rss = 0
+        peak = max(peak, rss)
+        if rss > rss_cap:
+            for p in [*parent.children(recursive=True), parent]:
+                p.kill()
+            status = f"killed at RSS cap {rss_cap / 2**30:.0f} GiB"
+            break
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    if status == "ok" and proc.returncode != 0:
+        status = f"failed: {(err.strip().splitlines() or ['?'])[-1][:80]}"
+    return (json.loads(out.strip().splitlines()[-1]) if status == "ok" else None), wall, peak, status
+
+
+def subset_dir(src: Path, n: int, root: Path) -> Path:
+    """The first ``n`` rows of ``src`` as their own embedding dir (for the side-by-side runs)."""
+    from embedsearch.store.embedding_dir import EmbeddingDir
+    from embedsearch.store.reader import embedding_matrix, iter_batches
+    from embedsearch.store.writer import ShardWriter
+
+    out = root / f"emb-{n}"
+    if EmbeddingDir.is_embedding_dir(out):
+        return out
+    d = EmbeddingDir.create_or_open(out, model="synthetic", model_options={}, fingerprint="synthetic-128",
+                                    modality="image", dim=128, source="generated")
+    writer = ShardWriter(d, reserve_next_id=n, shard_rows=100_000)
+    taken = 0
+    for batch in iter_batches(src, ["id", "source", "content_hash", "embedding"], batch_rows=min(n, 65_536)):
+        batch = batch.slice(0, n - taken)
+        writer.add(batch.column("id").to_numpy(), batch.column("source").to_pylist(),
+                   batch.column("content_hash").to_pylist(), embedding_matrix(batch.column("embedding"), 128))
+        taken += batch.num_rows
+        if taken >= n:
+            break
+    writer.close()
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--threshold", type=float, default=0.9)
+    p.add_argument("--work", type=Path, default=Path("/tmp/dedup-scale"))
+    p.add_argument("--imagededup-python", default="/root/venv-imagededup/bin/python")
+    p.add_argument("--imagededup-n", default="10000,20000,40000")
+    p.add_argument("--rss-cap-gib", type=float, default=8.0)
+    args = p.parse_args()
+    print(f"machine: {machine()}")
+    started = time.perf_counter()
+    emb = generate(args.work / "emb", args.n, 128)
+    print(f"generated {args.n:,} x 128 in {time.perf_counter() - started:.0f} s (reused when present)")
+    cap = int(args.rss_cap_gib * 2**30)
+    rows = []
+    sizes = [int(s) for s in args.imagededup_n.split(",") if s] if Path(args.imagededup_python).exists() else []
+    for n in sizes:
+        sub = subset_dir(emb, n, args.work)
+        ours, wall, rss, status = run_measured([sys.executable, "-c", OURS, str(sub), str(args.work / f"out-{n}"),
+                                                str(args.threshold)], cap)
+        rows.append(["embedsearch", f"{n:,}", wall, rss / 2**20, (ours or {}).get("pairs", "-"), status])
+        theirs, wall2, rss2, status2 = run_measured([args.imagededup_python, "-c", IMAGEDEDUP, str(sub), str(n),
+                                                     str(args.threshold)], cap)
+        rows.append(["imagededup CNN", f"{n:,}", wall2, rss2 / 2**20, (theirs or {}).get("pairs", "-"), status2])
+        print(f"  N={n:,}: ours {wall:.1f} s {rss / 2**20:.0f} MiB | imagededup {wall2:.1f} s {rss2 / 2**20:.0f} MiB "
+              f"({status2})", flush=True)
+        if status2 != "ok":
+            break
+    result, wall, rss, status = run_measured([sys.executable, "-c", OURS, str(emb), str(args.work / "out-full"),
+                                              str(args.threshold)], 2 * cap)
+    rows.append(["embedsearch", f"{args.n:,}", wall, rss / 2**20, (result or {}).get("pairs", "-"), status])
+    print_table(["tool", "N", "wall s", "peak RSS MiB", "pairs", "status"], rows)
+    vector_bytes = args.n * 128 * 4
+    print(f"\n1M run: {result}")
+    print(f"wall {wall:.1f} s (goal <= 300), peak RSS {rss / 2**20:.0f} MiB = {rss / vector_bytes:.2f} x the "
+          f"vectors' {vector_bytes / 2**20:.0f} MiB (goal <= 2.00)")
+    planted_near, planted_exact = int(NEAR_SHARE * args.n), int(EXACT_SHARE * args.n)
+    if result:
+        print(f"planted: {planted_near:,} near + {planted_exact:,} exact copies; found {result['exact']:,} exact pairs, "
+              f"{result['remove']:,} rows to remove")
+
+
+if __name__ == "__main__":
+    main()
