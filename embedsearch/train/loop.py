@@ -278,6 +278,7 @@ class _Runner:
                                  "lower --lr or use --precision fp32")
             self.scaler.scale(loss).backward()
             total_loss += float(loss.detach())
+        self.last_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used, for metrics
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -296,7 +297,7 @@ class _Runner:
             "epoch": state.epoch + 1,
             "step": state.global_step,
             "loss": round(loss, 6),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": getattr(self, "last_lr", self.optimizer.param_groups[0]["lr"]),
             "images": state.images,
             "seconds": round(state.seconds, 3),
             "images_per_s": round(state.images / max(state.seconds, 1e-9), 2),
