@@ -31,7 +31,7 @@ def describe_index_dir(path: str | Path) -> dict[str, Any]:
         "fingerprint": info["fingerprint"],
         f"recall@{recall.get('k', 10)}": recall.get("recall_at_k"),
         "recall target": recall.get("target"),
-        "target met": recall.get("met"),
+        "target met": {True: "yes", False: "no"}.get(recall.get("met"), "not measured"),
         "latency p50 (ms)": latency.get("p50_ms"),
         "latency p99 (ms)": latency.get("p99_ms"),
         "batch QPS": latency.get("batch_qps"),

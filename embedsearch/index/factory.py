@@ -36,7 +36,7 @@ FLAT_WORK_LIMIT = 2**25
 ID_BYTES = 8  # inverted lists and IDMap store one int64 key per vector
 HNSW_M = 32
 MIN_POINTS_PER_LIST = 39  # faiss k-means warns below this
-TRAIN_POINTS_PER_LIST = 64
+TRAIN_POINTS_PER_LIST = 50
 MAX_TRAIN_BYTES = 512 * 2**20
 
 
@@ -60,10 +60,10 @@ def choose_nlist(n: int) -> int:
 
 
 def training_rows(plan: IndexPlan, n: int, dim: int) -> int:
-    """How many sample rows to train on: 64 a list (>= 39), within a fixed memory cap."""
+    """How many sample rows to train on: 50 a list (>= 39), within a fixed memory cap."""
     if plan.nlist == 0:
         return 0
-    want = max(TRAIN_POINTS_PER_LIST * plan.nlist, 256 * 40 if "PQ" in plan.factory else 0)
+    want = max(TRAIN_POINTS_PER_LIST * plan.nlist, 256 * TRAIN_POINTS_PER_LIST if "PQ" in plan.factory else 0)
     cap = max(MIN_POINTS_PER_LIST * plan.nlist, MAX_TRAIN_BYTES // (4 * dim))
     return int(min(n, want, cap))
 
@@ -72,16 +72,19 @@ def _ivf_bytes(n: int, dim: int, nlist: int, code_bytes: float) -> int:
     return int(n * (code_bytes + ID_BYTES) + nlist * dim * 4 + 64 * nlist)
 
 
-def _codecs(dim: int) -> list[tuple[str, float]]:
+def _codecs(dim: int, n: int) -> list[tuple[str, float]]:
     """Compressed IVF codecs, most accurate first: (factory suffix, bytes a vector).
 
     Measured on 200k clustered 128-d vectors (recall@10 at nprobe 16 of 1024): SQ8 0.97,
-    SQ6 ~0.95, PQ64x8 0.89, SQ4 0.81 (same bytes as PQ64x8, so not offered), PQ64x4fs 0.58.
+    SQ6 0.94, PQ64x8 0.89, SQ4 0.81 (same bytes as PQ64x8, so not offered), PQ64x4fs 0.58.
+    PQ codebooks get fewer bits when there are too few rows to train 256 centroids each.
     """
     options: list[tuple[str, float]] = [("SQ8", dim), ("SQ6", dim * 3 / 4)]
+    nbits = next(b for b in (8, 6, 4) if n >= MIN_POINTS_PER_LIST * 2**b or b == 4)
     for m in (dim // 2, dim // 4, dim // 8, dim // 16):
         if m >= 4 and dim % m == 0:
-            options.append((f"PQ{m}x8", m))
+            # np: no polysemous training (minutes on 2 cores, and unused here)
+            options.append((f"PQ{m}x{nbits}np", math.ceil(m * nbits / 8)))
     return options
 
 
@@ -107,7 +110,7 @@ def plan_kind(kind: str, n: int, dim: int, max_memory: int) -> IndexPlan:
         return IndexPlan("ivf", f"IVF{nlist},Flat", nlist, size, size <= max_memory, "asked for IVF")
     if kind == "ivfpq":
         # refined fast-scan PQ when its SQ8 codes fit, else the most accurate plain PQ that fits
-        options = [o for o in [_refined_pq(dim)] if o] + [o for o in _codecs(dim) if o[0].startswith("PQ")]
+        options = [o for o in [_refined_pq(dim)] if o] + [o for o in _codecs(dim, n) if o[0].startswith("PQ")]
         for suffix, code in options:
             size = _ivf_bytes(n, dim, nlist, code)
             if size <= max_memory or suffix == options[-1][0]:
@@ -132,7 +135,7 @@ def choose_index(n: int, dim: int, max_memory: int, kind: str = "auto") -> Index
         return IndexPlan("flat", flat.factory, 0, flat.estimated_bytes, True,
                          f"{n:,} vectors: exact search is fast enough and fits the budget")
     nlist = choose_nlist(n)
-    options = [("Flat", dim * 4)] + _codecs(dim)
+    options = [("Flat", dim * 4)] + _codecs(dim, n)
     for suffix, code in options:
         size = _ivf_bytes(n, dim, nlist, code)
         if size <= max_memory:

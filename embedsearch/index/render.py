@@ -1,0 +1,65 @@
+"""Query results for people (a rich table) and for scripts (json, jsonl, csv on a stream).
+
+JSON schema (``--format json``): ``[{"type", "query", "hits": [{"rank", "id", "score",
+"source", "dir", <metadata columns>...}]}]``. ``jsonl`` and ``csv`` have one line per
+hit with ``query_index``, ``query_type`` and ``query`` in front of the hit fields.
+
+Example:
+    >>> import io; buf = io.StringIO()
+    >>> write_hits([], "jsonl", buf); buf.getvalue()
+    ''
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from embedsearch.index.query import QueryResult
+
+
+def hit_rows(results: Sequence[QueryResult]) -> list[dict[str, Any]]:
+    """One flat dict per hit, led by the query it answers."""
+    return [
+        {"query_index": number, "query_type": result.kind, "query": result.query, **hit.to_dict()}
+        for number, result in enumerate(results)
+        for hit in result.hits
+    ]
+
+
+def write_hits(results: Sequence[QueryResult], output_format: str, stream: TextIO) -> None:
+    """Write ``results`` as ``json``, ``jsonl`` or ``csv`` to ``stream``."""
+    if output_format == "json":
+        json.dump([r.to_dict() for r in results], stream, indent=2, default=str)
+        stream.write("\n")
+        return
+    rows = hit_rows(results)
+    if output_format == "jsonl":
+        for row in rows:
+            stream.write(json.dumps(row, default=str) + "\n")
+        return
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(name for name in row if name not in columns)
+    writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def hits_table(result: QueryResult) -> Any:
+    """A rich table of one query's hits: rank, id, score, source and metadata columns."""
+    from rich.table import Table
+
+    metadata = [name for hit in result.hits for name in hit.metadata]
+    metadata = list(dict.fromkeys(m for m in metadata if m != "content_hash"))
+    table = Table(title=f"{result.kind}: {result.query}", title_justify="left")
+    for name, justify in [("rank", "right"), ("id", "right"), ("score", "right"), ("source", "left")]:
+        table.add_column(name, justify=justify)
+    for name in metadata:
+        table.add_column(name)
+    for hit in result.hits:
+        table.add_row(str(hit.rank), str(hit.id), f"{hit.score:.4f}", hit.source,
+                      *(str(hit.metadata.get(name, "")) for name in metadata))
+    return table

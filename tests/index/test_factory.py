@@ -1,0 +1,59 @@
+"""The auto choice across sizes and budgets, explicit kinds, training sample sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+from embedsearch.errors import InputError
+from embedsearch.index.factory import MIN_POINTS_PER_LIST, choose_index, choose_nlist, training_rows
+
+MB, GB = 2**20, 2**30
+
+
+@pytest.mark.parametrize("n, dim, budget, kind, factory", [
+    (5_000, 64, 1 * GB, "flat", "IDMap2,Flat"),                 # small: brute force
+    (200_000, 128, 4 * GB, "flat", "IDMap2,Flat"),              # fits and brute force is fast
+    (1_000_000, 128, 4 * GB, "ivf", "IVF2048,Flat"),            # too much work for brute force
+    (200_000, 128, 100 * MB, "flat", "IDMap2,Flat"),            # 104 MB of vectors just fit
+    (200_000, 128, 90 * MB, "ivfsq", "IVF1024,SQ8"),            # they do not
+    (200_000, 128, 30 * MB, "ivfsq", "IVF1024,SQ8"),
+    (200_000, 128, 25 * MB, "ivfsq", "IVF1024,SQ6"),
+    (1_000_000, 128, 100 * MB, "ivfpq", "IVF2048,PQ64x8np"),
+    (200_000, 512, 30 * MB, "ivfpq", "IVF1024,PQ128x8np"),
+])
+def test_auto_picks_the_most_accurate_index_that_fits(n, dim, budget, kind, factory) -> None:
+    plan = choose_index(n, dim, budget)
+    assert (plan.kind, plan.factory) == (kind, factory)
+    assert plan.fits and plan.estimated_bytes <= budget
+
+
+def test_auto_says_when_nothing_fits() -> None:
+    plan = choose_index(1_000_000, 128, 1 * MB)
+    assert not plan.fits and plan.estimated_bytes > 1 * MB and "nothing fits" in plan.reason
+    assert "PQ" in plan.factory
+
+
+@pytest.mark.parametrize("kind, prefix", [
+    ("flat", "IDMap2,Flat"), ("hnsw", "IDMap2,HNSW32"), ("ivf", "IVF"), ("ivfpq", "IDMap2,IVF"),
+])
+def test_explicit_kinds(kind, prefix) -> None:
+    plan = choose_index(100_000, 64, 1 * GB, kind=kind)
+    assert plan.kind == kind and plan.factory.startswith(prefix)
+    if kind == "ivfpq":
+        assert "Refine(SQ8)" in plan.factory  # candidates re-scored with finer codes when memory allows
+        assert "Refine" not in choose_index(100_000, 64, 3 * MB, kind="ivfpq").factory
+
+
+def test_unknown_kind_and_empty_input_are_refused() -> None:
+    with pytest.raises(InputError, match="unknown --kind"):
+        choose_index(1000, 32, GB, kind="lsh")
+    with pytest.raises(InputError, match="no embeddings"):
+        choose_index(0, 32, GB)
+
+
+@pytest.mark.parametrize("n", [100, 2_000, 50_000, 1_000_000])
+def test_every_list_gets_enough_training_points(n) -> None:
+    plan = choose_index(n, 32, GB, kind="ivf")
+    assert plan.nlist == choose_nlist(n)
+    assert training_rows(plan, n, 32) >= min(n, MIN_POINTS_PER_LIST * plan.nlist)
+    assert training_rows(plan, n, 32) <= n
