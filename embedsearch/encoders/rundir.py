@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from embedsearch.atomic import write_json_atomic
 from embedsearch.encoders.base import Encoder
 from embedsearch.errors import FormatError, ModelError
 
@@ -40,20 +40,6 @@ def is_run_dir(path: str | Path) -> bool:
     """True when ``path`` looks like a run dir (has config.json and model.safetensors)."""
     path = Path(path)
     return (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_run_dir(

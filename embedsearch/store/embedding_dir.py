@@ -33,6 +33,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from embedsearch.atomic import write_json_atomic
 from embedsearch.errors import FormatError, MismatchError
 
 FORMAT = "embedsearch-embeddings"
@@ -54,14 +55,6 @@ class ShardInfo:
     sha256: str
     min_id: int
     max_id: int
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """:func:`embedsearch.encoders.rundir.write_json_atomic`, imported on first write only:
-    that module imports torch, which readers of embedding dirs (dedup, index) must not pay for."""
-    from embedsearch.encoders.rundir import write_json_atomic as write
-
-    write(path, data)
 
 
 def _sha256(path: Path) -> str:
