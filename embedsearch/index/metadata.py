@@ -101,6 +101,18 @@ class MetadataStore:
         ids, _ = split_keys(self.keys)
         return np.sort(self.keys[ids == embedding_id])
 
+    def lookup_columns(self, keys: np.ndarray) -> tuple[np.ndarray, dict[str, list[Any]]] | None:
+        """Fast path for one metadata file: (found mask, column -> values of the found keys, in order).
+
+        None when the store has several files (their columns may differ): use :meth:`lookup`.
+        """
+        if len(self.tables) != 1:
+            return None
+        keys = np.asarray(keys, np.int64)
+        found = self.contains(keys)
+        rows = self._where[self._order[np.searchsorted(self._sorted, keys[found])], 1]
+        return found, self.tables[0].take(pa.array(rows)).to_pydict()
+
     def lookup(self, keys: Sequence[int] | np.ndarray) -> list[dict[str, Any] | None]:
         """Rows (dicts of all stored columns) for ``keys``; None for keys not stored."""
         keys = np.asarray(keys, np.int64)
@@ -112,7 +124,9 @@ class MetadataStore:
             mine = where[:, 0] == file_no
             if not mine.any():
                 continue
-            # one vectorised take per file, then Python dicts for the hits only
-            for out, row in zip(outs[mine], table.take(pa.array(where[mine, 1])).to_pylist()):
-                rows[out] = row
+            # one vectorised take per file, converted column by column (much faster than row dicts)
+            columns = table.take(pa.array(where[mine, 1])).to_pydict()
+            names = list(columns)
+            for out, values in zip(outs[mine].tolist(), zip(*columns.values())):
+                rows[out] = dict(zip(names, values))
         return rows

@@ -28,7 +28,7 @@ from embedsearch.index.metadata import MetadataStore
 _FIXED = ("key", "dir", "id", "source")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Hit:
     """One search result: ``id`` is the embedding id in ``index.json["sources"][dir]``."""
 
@@ -110,18 +110,29 @@ class Searcher:
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """One hit list per row of ``vectors`` (n, dim)."""
         scores, keys = self.search_raw(vectors, k)
-        rows = self.store.lookup(keys.reshape(-1))
-        results, flat = [], 0
-        for q in range(len(keys)):
-            hits = []
-            for rank in range(keys.shape[1]):
-                row = rows[flat]
-                flat += 1
-                if keys[q, rank] < 0 or row is None:
-                    continue
-                meta = {n: v for n, v in row.items() if n not in _FIXED}
-                hits.append(Hit(len(hits) + 1, int(row["id"]), float(scores[q, rank]), str(row["source"]),
-                                meta, int(row["dir"])))
+        flat_keys = keys.reshape(-1)
+        fast = self.store.lookup_columns(flat_keys)
+        if fast is not None:
+            found, columns = fast
+            meta_names = [n for n in columns if n not in _FIXED]
+            meta = [dict(zip(meta_names, values)) for values in zip(*(columns[n] for n in meta_names))] \
+                if meta_names else [{} for _ in columns["id"]]
+            rows = zip(columns["id"], columns["source"], columns["dir"], meta)
+        else:
+            lookups = self.store.lookup(flat_keys)
+            found = np.array([r is not None for r in lookups], bool)
+            rows = ((r["id"], r["source"], r["dir"], {n: v for n, v in r.items() if n not in _FIXED})
+                    for r in lookups if r is not None)
+        # -1 keys (fewer than k results, e.g. short IVF lists) and unknown keys are skipped
+        slots = found.reshape(keys.shape).tolist()
+        scores_list = scores.tolist()
+        results = []
+        for q, present in enumerate(slots):
+            hits: list[Hit] = []
+            for rank, ok in enumerate(present):
+                if ok:
+                    id_, source, dir_, metadata = next(rows)
+                    hits.append(Hit(len(hits) + 1, id_, scores_list[q][rank], source, metadata, dir_))
             results.append(hits)
         return results
 

@@ -1,0 +1,214 @@
+"""Index benchmark: embedsearch ``build_index`` vs autofaiss ``build_index``, same data, same budget.
+
+Seeded synthetic vectors with low intrinsic dimension (clusters on a 24-d subspace plus
+noise, L2-normalised, like real embeddings) are written once as an embedding dir (for
+us) and as .npy (for autofaiss). Each build runs in its own child process so that peak
+RSS and build seconds are its own; each child then measures, with the same code, recall@10
+against exact search on 1000 fresh queries (not corpus rows), batch QPS over those 1000
+queries and single-query p50. Also measured: ``Searcher`` overhead vs faiss on the same index.
+
+    bash benchmarks/setup_autofaiss_venv.sh          # once: autofaiss in /root/venv-autofaiss
+    flock /tmp/embedsearch-bench.lock python benchmarks/index_bench.py --rows 200000 --dim 128 \\
+        --kinds flat,hnsw,ivf,ivfpq --budgets 30M,100M,1G,4G --autofaiss 30M,100M,4G
+
+Goal (issue #3): at every budget recall@10 >= autofaiss's, build time <= 0.5x, batch QPS >= 3x;
+Searcher overhead <= 1.1x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+AUTOFAISS_PYTHON = os.environ.get("AUTOFAISS_PYTHON", "/root/venv-autofaiss/bin/python")
+BLOCK = 100_000
+
+
+def clustered_block(rows: int, dim: int, seed: int, latent: int = 24, clusters: int = 2000) -> np.ndarray:
+    """One seeded block of clustered, low-intrinsic-dimension, L2-normalised vectors."""
+    rng = np.random.default_rng(seed)
+    basis = np.random.default_rng(12345 + dim).standard_normal((latent, dim)).astype(np.float32)
+    centres = np.random.default_rng(777 + dim).standard_normal((clusters, latent)).astype(np.float32)
+    z = centres[rng.integers(0, clusters, rows)] + 0.5 * rng.standard_normal((rows, latent)).astype(np.float32)
+    x = z @ basis + 0.3 * rng.standard_normal((rows, dim)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_data(work: Path, rows: int, dim: int) -> Path:
+    """Write the corpus as an embedding dir + .npy blocks, queries and exact top-10 (streamed)."""
+    import faiss
+
+    from embedsearch.store.embedding_dir import EmbeddingDir
+    from embedsearch.store.writer import ShardWriter
+
+    data = work / f"data-{rows}x{dim}"
+    if (data / "truth.npy").exists():
+        return data
+    (data / "npy").mkdir(parents=True, exist_ok=True)
+    emb = EmbeddingDir.create_or_open(data / "emb", model="synthetic", model_options={}, fingerprint=f"synthetic-{dim}",
+                                      modality="image", dim=dim, source="index_bench")
+    writer = ShardWriter(emb, reserve_next_id=rows, shard_rows=BLOCK)
+    queries = clustered_block(1000, dim, seed=10**6)
+    heap = faiss.ResultHeap(len(queries), 10, keep_max=True)
+    for start in range(0, rows, BLOCK):
+        block = clustered_block(min(BLOCK, rows - start), dim, seed=start // BLOCK)
+        ids = np.arange(start, start + len(block))
+        writer.add(ids, [f"vec/{i}" for i in ids], [str(i) for i in ids], block)
+        np.save(data / "npy" / f"part-{start // BLOCK:04d}.npy", block)
+        scores, rows_found = faiss.knn(queries, block, 10, metric=faiss.METRIC_INNER_PRODUCT)
+        heap.add_result(scores, ids[rows_found])
+    writer.close()
+    heap.finalize()
+    np.save(data / "queries.npy", queries)
+    np.save(data / "truth.npy", heap.I)
+    return data
+
+
+def measure(index, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> dict:
+    """recall@k vs exact, batch seconds/QPS, single-query p50 (ms) -- same code as the autofaiss child."""
+    index.search(queries[:8], k)
+    start = time.perf_counter()
+    _, found = index.search(queries, k)
+    batch = time.perf_counter() - start
+    recall = float(np.mean([len(np.intersect1d(a, b[:k])) / k for a, b in zip(found, truth)]))
+    singles = []
+    for row in queries[:200]:
+        t = time.perf_counter()
+        index.search(row[None, :], k)
+        singles.append((time.perf_counter() - t) * 1000)
+    return {"recall": recall, "batch_s": batch, "qps": len(queries) / batch, "p50_ms": float(np.median(singles))}
+
+
+def searcher_overhead(searcher, queries: np.ndarray, k: int = 10, repeats: int = 3) -> dict:
+    """Best-of-``repeats`` seconds: Searcher.search_vectors (hits with metadata) vs faiss search."""
+    raw, wrapped = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        searcher.index.search(queries, k)
+        raw.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        searcher.search_vectors(queries, k)
+        wrapped.append(time.perf_counter() - t)
+    return {"faiss_s": min(raw), "searcher_s": min(wrapped), "overhead": min(wrapped) / min(raw)}
+
+
+def child_ours(args: argparse.Namespace) -> None:
+    from embedsearch.index import Searcher, build_index
+
+    start = time.perf_counter()
+    summary = build_index([args.emb], args.out, kind=args.kind, max_memory=args.budget, overwrite=True)
+    build = time.perf_counter() - start
+    searcher = Searcher.open(args.out, device="cpu")
+    result = measure(searcher.index, np.load(args.queries), np.load(args.truth))
+    result.update(build_s=build, factory=summary.factory, params=json.dumps(summary.search_params),
+                  index_bytes=summary.memory_bytes, tuned_recall=summary.recall, met=summary.met,
+                  peak_rss_mb=peak_rss_mb())
+    if args.overhead:
+        result.update(searcher_overhead(searcher, np.load(args.queries)))
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_child(command: list[str]) -> dict:
+    """Run one build child; returns its RESULT json (which carries its own peak RSS)."""
+    proc = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-3:] or ["no output"]}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MiB); each build runs in its own process."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--kinds", default="flat,hnsw,ivf,ivfpq")
+    parser.add_argument("--budgets", default="30M,100M,1G,4G", help="budgets for --kind auto")
+    parser.add_argument("--autofaiss", default="30M,100M,4G", help="budgets at which autofaiss also runs")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/embedsearch-index-bench"))
+    parser.add_argument("--json", type=Path, default=None, help="append result rows to this JSON-lines file")
+    parser.add_argument("--child", choices=["ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--emb", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", help=argparse.SUPPRESS)
+    parser.add_argument("--budget", help=argparse.SUPPRESS)
+    parser.add_argument("--queries", help=argparse.SUPPRESS)
+    parser.add_argument("--truth", help=argparse.SUPPRESS)
+    parser.add_argument("--overhead", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_ours(args)
+        return
+    run_matrix(args)
+
+
+def run_matrix(args: argparse.Namespace) -> None:
+    data = make_data(args.work, args.rows, args.dim)
+    common = ["--queries", str(data / "queries.npy"), "--truth", str(data / "truth.npy")]
+    plans = [(kind, "16G") for kind in args.kinds.split(",") if kind]
+    plans += [("auto", b) for b in args.budgets.split(",") if b]
+    rows = []
+    for kind, budget in plans:
+        out = args.work / f"idx-{args.rows}x{args.dim}-{kind}-{budget}"
+        command = [sys.executable, __file__, "--child", "ours", "--emb", str(data / "emb"), "--out", str(out),
+                   "--kind", kind, "--budget", budget, *common]
+        if kind == "auto" and budget == "4G":
+            command.append("--overhead")
+        rows.append(_report(f"embedsearch {kind}", budget, run_child(command), args))
+    for budget in [b for b in args.autofaiss.split(",") if b]:
+        out = args.work / f"autofaiss-{args.rows}x{args.dim}-{budget}.index"
+        command = [AUTOFAISS_PYTHON, str(HERE / "autofaiss_runner.py"), "--npy-dir", str(data / "npy"),
+                   "--index", str(out), "--budget", budget + "B", *common]
+        rows.append(_report("autofaiss", budget, run_child(command), args))
+    _compare(rows, args)
+
+
+def _report(name: str, budget: str, result: dict, args: argparse.Namespace) -> dict:
+    row = {"system": name, "budget": budget, "rows": args.rows, "dim": args.dim, **result}
+    if "error" in result:
+        print(f"{name:22s} {budget:>5s}  ERROR {result['error']}", flush=True)
+    else:
+        print(f"{name:22s} {budget:>5s}  {result['factory'][:38]:38s} build {result['build_s']:7.1f}s  "
+              f"rss {result['peak_rss_mb']:7.0f}MiB  index {result['index_bytes'] / 2**20:8.1f}MiB  "
+              f"recall@10 {result['recall']:.3f}  1000q {result['batch_s']:.3f}s ({result['qps']:,.0f} QPS)  "
+              f"p50 {result['p50_ms']:.3f}ms  params {result['params']}", flush=True)
+        if "overhead" in result:
+            print(f"  Searcher overhead: {result['searcher_s']:.4f}s vs faiss {result['faiss_s']:.4f}s "
+                  f"= {result['overhead']:.2f}x (goal <= 1.1x)", flush=True)
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    return row
+
+
+def _compare(rows: list[dict], args: argparse.Namespace) -> None:
+    ours = {r["budget"]: r for r in rows if r["system"] == "embedsearch auto" and "error" not in r}
+    print(f"\n{args.rows}x{args.dim}: embedsearch auto vs autofaiss at the same budget", flush=True)
+    for base in [r for r in rows if r["system"] == "autofaiss" and "error" not in r]:
+        mine = ours.get(base["budget"])
+        if mine is None:
+            continue
+        recall_ok = mine["recall"] >= base["recall"]
+        build_ratio = mine["build_s"] / base["build_s"]
+        qps_ratio = mine["qps"] / base["qps"]
+        print(f"  {base['budget']:>5s}: recall {mine['recall']:.3f} vs {base['recall']:.3f} "
+              f"({'ok' if recall_ok else 'MISSED'}), build {build_ratio:.2f}x ({'ok' if build_ratio <= 0.5 else 'MISSED'}), "
+              f"QPS {qps_ratio:.1f}x ({'ok' if qps_ratio >= 3 else 'MISSED'})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
