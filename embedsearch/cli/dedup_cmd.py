@@ -21,7 +21,7 @@ def dedup_command(
     clusters: int | None = typer.Option(None, "--clusters", help="semdedup: k-means clusters [default: about sqrt(N)]."),
     eps: float | None = typer.Option(None, "--eps", help="semdedup: remove items with similarity >= 1 - eps to a kept one."),
     k: int = typer.Option(10, "-k", help="Neighbours asked per item before falling back to a range search."),
-    nprobe: int = typer.Option(16, "--nprobe", help="IVF lists searched per item (large sets only)."),
+    nprobe: int = typer.Option(8, "--nprobe", help="IVF lists searched per item (large sets only)."),
     output_format: str = typer.Option("table", "--format", help="table (on stderr) or json (summary on stdout)."),
 ) -> None:
     """Find exact and near duplicates (or train/test leaks with --against) and write keep/remove lists."""

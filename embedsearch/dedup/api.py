@@ -30,7 +30,7 @@ from embedsearch.dedup.inputs import (
     load_catalog,
     resolve_dirs,
 )
-from embedsearch.dedup.near import DEFAULT_K, build_search_index, search_pairs
+from embedsearch.dedup.near import DEFAULT_K, DEFAULT_NPROBE, build_search_index, search_pairs
 from embedsearch.dedup.report import histogram_text, write_histogram_png
 from embedsearch.errors import InputError
 from embedsearch.progress import NullProgress, Progress
@@ -120,7 +120,7 @@ def find_duplicates(
     clusters: int | None = None,
     eps: float | None = None,
     k: int = DEFAULT_K,
-    nprobe: int = 16,
+    nprobe: int = DEFAULT_NPROBE,
     block_rows: int = 16_384,
     progress: Progress | None = None,
 ) -> DedupResult:
