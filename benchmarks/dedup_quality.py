@@ -31,12 +31,12 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, print_table  # noqa: E402
+from common import machine, print_table
 
-from embedsearch import find_duplicates  # noqa: E402
-from embedsearch.data.copies import make_copy_set  # noqa: E402
-from embedsearch.embed import embed  # noqa: E402
-from embedsearch.store.reader import iter_batches, embedding_matrix  # noqa: E402
+from embedsearch import find_duplicates
+from embedsearch.data.copies import make_copy_set
+from embedsearch.embed import embed
+from embedsearch.store.reader import embedding_matrix, iter_batches
 
 PHASH_SCRIPT = r"""
 import json, sys

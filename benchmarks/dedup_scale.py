@@ -27,7 +27,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, print_table  # noqa: E402
+from common import machine, print_table
 
 LATENT = 24
 NEAR_SHARE = 0.01
