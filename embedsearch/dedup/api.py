@@ -96,6 +96,16 @@ def _open_inputs(path: str | Path, against: str | Path | None) -> _Inputs:
     return _Inputs(catalog, main_dirs, other_dirs, main_rows)
 
 
+def calibrated_threshold(inputs: _Inputs, block_rows: int, seed: int = 0) -> tuple[float, str]:
+    """The default threshold (:mod:`embedsearch.dedup.threshold`) for these inputs."""
+    sample = inputs.sample("all", thresholds.SAMPLE_ROWS, block_rows, seed=seed)
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(inputs.main_rows, min(thresholds.CALIBRATION_IMAGES, inputs.main_rows), replace=False)
+    sources = inputs.catalog.source_of(np.sort(rows)).to_pylist()
+    copies = thresholds.copy_scores(inputs.main_dirs[0], sources, seed=seed)
+    return thresholds.default_threshold(sample, copies)
+
+
 def _sizes(catalog: Catalog) -> Any:
     """``largest``: image file sizes on disk (0 when gone), text lengths for text corpora."""
     text = catalog.dirs[0].modality == "text"
@@ -210,7 +220,7 @@ def _knn(inputs: _Inputs, threshold: float | None, k: int, nprobe: int, block_ro
     n_indexed = len(catalog) - inputs.main_rows if against else len(catalog)
     rule = "given"
     if threshold is None:
-        threshold, rule = thresholds.default_threshold(inputs.sample("all", thresholds.SAMPLE_ROWS, block_rows))
+        threshold, rule = calibrated_threshold(inputs, block_rows)
     index = build_search_index(
         catalog.dim, n_indexed, lambda: inputs.blocks(indexed, block_rows),
         lambda m: inputs.sample(indexed, m, block_rows), nprobe=nprobe, progress=progress,

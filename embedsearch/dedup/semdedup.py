@@ -77,12 +77,11 @@ def semdedup(inputs: Any, *, clusters: int | None, eps: float | None, block_rows
     """Run SemDeDup over ``inputs`` (see :func:`embedsearch.dedup.api.find_duplicates`)."""
     import faiss
 
-    from embedsearch.dedup import threshold as thresholds
-    from embedsearch.dedup.api import Found
+    from embedsearch.dedup.api import Found, calibrated_threshold
 
     catalog, n, dim = inputs.catalog, len(inputs.catalog), inputs.catalog.dim
     if eps is None:
-        threshold, rule = thresholds.default_threshold(inputs.sample("all", thresholds.SAMPLE_ROWS, block_rows))
+        threshold, rule = calibrated_threshold(inputs, block_rows)
         rule = f"eps = 1 - default threshold; {rule}"
     else:
         threshold, rule = 1.0 - eps, f"1 - eps (eps {eps:g})"

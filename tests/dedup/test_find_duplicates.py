@@ -113,10 +113,13 @@ def test_large_groups_are_found_whole_beyond_k(tmp_path, gen) -> None:
     assert result.pairs == 30 * 29 // 2  # every pair above the threshold, not only 4 per item
 
 
-def test_default_threshold_follows_the_documented_rule(tmp_path, corpus, gen) -> None:
-    emb, x, _ = corpus
+def test_default_threshold_without_calibration_follows_the_documented_rule(tmp_path, corpus, gen) -> None:
+    emb, x, _ = corpus  # model "test-model" cannot be loaded: no copy calibration
     result = find_duplicates(emb, out=tmp_path / "out")
-    expected, rule = threshold.default_threshold(x)  # 300 rows < SAMPLE_ROWS: the sample is everything
+    expected, rule = threshold.default_threshold(x, None)  # 300 rows < SAMPLE_ROWS: the sample is everything
+    assert rule.startswith("no copy calibration")
+    null = np.quantile((x @ x.T)[np.triu_indices(len(x), 1)], threshold.FALLBACK_NULL_QUANTILE)
+    assert expected == pytest.approx(max(threshold.FALLBACK_FLOOR, null), abs=1e-4)
     assert result.threshold == pytest.approx(expected, abs=1e-5)
     assert result.threshold_rule == rule
     assert json.loads((result.out / "dedup.json").read_text())["threshold"] == pytest.approx(expected, abs=1e-5)

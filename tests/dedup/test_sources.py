@@ -65,3 +65,26 @@ def test_cli_writes_results_and_prints_json(tmp_path, gen, run_cli) -> None:
     bad = run_cli("dedup", tmp_path / "nothing", "--out", tmp_path / "o2")
     assert bad.exit_code == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
     assert np.isclose(pd.read_parquet(tmp_path / "out" / "pairs.parquet").score[0], 0.99, atol=1e-4)
+
+
+def test_default_threshold_is_calibrated_on_self_made_copies_of_the_corpus(tmp_path) -> None:
+    from embedsearch.data.copies import make_copy_set
+    from embedsearch.dedup import threshold
+    from embedsearch.embed import embed
+    from embedsearch.store.reader import iter_vectors
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, image in enumerate(make_copy_set(0, 30, "mild", size=32, seed=2).corpus):
+        image.save(folder / f"{i:03d}.png")
+    embed(folder, model="simclr:resnet18", out=tmp_path / "emb", image_size=32, workers=0)
+    result = find_duplicates(tmp_path / "emb", out=tmp_path / "out")
+    assert "mild self-copies" in result.threshold_rule
+    x = np.concatenate([v for _, v in iter_vectors(tmp_path / "emb")])
+    sources = sorted(str(p) for p in folder.iterdir())  # 30 < CALIBRATION_IMAGES: every image
+    from embedsearch.store.embedding_dir import EmbeddingDir
+
+    copies = threshold.copy_scores(EmbeddingDir.open(tmp_path / "emb"), sources)
+    assert copies is not None and len(copies) == 30
+    expected = max(np.quantile(copies, threshold.COPY_QUANTILE), threshold.null_bound(x, threshold.NULL_QUANTILE))
+    assert result.threshold == pytest.approx(expected, abs=1e-4)
