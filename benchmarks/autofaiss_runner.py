@@ -51,7 +51,6 @@ def main() -> None:
     build = time.perf_counter() - start
     result = measure(index, np.load(args.queries), np.load(args.truth))
     import os
-
     import resource
 
     result.update(peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, build_s=build, factory=str(infos.get("index_key")), params=str(infos.get("index_param")),

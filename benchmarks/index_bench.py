@@ -118,7 +118,7 @@ def child_ours(args: argparse.Namespace) -> None:
 
 def run_child(command: list[str]) -> dict:
     """Run one build child; returns its RESULT json (which carries its own peak RSS)."""
-    proc = subprocess.run(command, capture_output=True, text=True)
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
         return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-3:] or ["no output"]}

@@ -27,7 +27,7 @@ _LAZY = {
     "choose_index": "embedsearch.index.factory",
 }
 
-__all__ = ["describe_index_dir", *_LAZY]
+__all__ = ["BuildSummary", "Hit", "Searcher", "build_index", "choose_index", "describe_index_dir"]
 
 
 def __getattr__(name: str) -> Any:

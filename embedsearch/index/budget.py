@@ -23,7 +23,7 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE
 DEFAULT_RAM_FRACTION = 0.5
 
 
-def parse_memory(value: str | int | float) -> int:
+def parse_memory(value: str | float) -> int:
     """``"500M"``, ``"4G"``, ``"1.5GB"``, ``"30MiB"`` or a plain byte count -> bytes."""
     if isinstance(value, (int, float)):
         if value <= 0:

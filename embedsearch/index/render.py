@@ -37,8 +37,7 @@ def write_hits(results: Sequence[QueryResult], output_format: str, stream: TextI
         return
     rows = hit_rows(results)
     if output_format == "jsonl":
-        for row in rows:
-            stream.write(json.dumps(row, default=str) + "\n")
+        stream.writelines(json.dumps(row, default=str) + "\n" for row in rows)
         return
     columns: list[str] = []
     for row in rows:

@@ -215,7 +215,7 @@ def _reconstruct(index: Any, key: int) -> np.ndarray:
     cpu = faiss.index_gpu_to_cpu(index) if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__ else index
     try:
         ivf = faiss.extract_index_ivf(cpu)
-        ivf.make_direct_map(True)  # hash map: keys are sparse
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # keys are sparse: a hash map, not an array
     except RuntimeError:
         pass  # IDMap2 keeps its own key -> row map
     try:

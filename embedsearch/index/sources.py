@@ -7,6 +7,7 @@ the query samples in one streaming pass that also refuses NaN/inf vectors.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,7 @@ def sample_rows(
     rest_sizes = [int(s) for s in sizes[1:]]
     rest = rng.choice(total, size=min(total, sum(rest_sizes)), replace=False)
     bounds = np.cumsum([0] + rest_sizes)
-    wanted = [first] + [np.sort(rest[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    wanted = [first] + [np.sort(rest[a:b]) for a, b in itertools.pairwise(bounds)]
     parts: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in wanted]
     start = 0
     progress.start("sampling", total)

@@ -140,7 +140,7 @@ def _step_up(index: Any, params: dict[str, int], held_out: tuple, k: int, target
             continue
         same_rest = [p for p in ladder if all(p[n] == params[n] for n in list(p)[1:])]
         for candidate in same_rest:
-            if list(candidate.values())[0] <= list(params.values())[0]:
+            if next(iter(candidate.values())) <= next(iter(params.values())):
                 continue
             set_search_params(index, candidate)
             got, _ = measure_recall(index, *held_out, k)
@@ -168,5 +168,5 @@ def measure_latency(index: Any, queries: np.ndarray, k: int, singles: int = 200)
         "p50_ms": round(float(np.percentile(times, 50)), 4),
         "p99_ms": round(float(np.percentile(times, 99)), 4),
         "batch_qps": round(len(queries) / batch, 1) if batch > 0 else float("inf"),
-        "batch_queries": int(len(queries)),
+        "batch_queries": len(queries),
     }

@@ -145,7 +145,7 @@ def finish_index(parts: IndexParts, staged: Path, out: Path, started: float, not
     info.update({
         "search_params": result.params,
         "recall": {"k": k, "target": target, "recall_at_k": round(result.recall, 4), "met": result.met,
-                   "queries": int(len(parts.held_out.vectors))},
+                   "queries": len(parts.held_out.vectors)},
         "tuning": [{"params": t.params, "recall": round(t.recall, 4), "seconds": round(t.seconds, 5)}
                    for t in result.trials],
         "latency": latency,
