@@ -72,6 +72,41 @@ def make_data(work: Path, rows: int, dim: int) -> Path:
     return data
 
 
+def export_emb_dir(work: Path, emb_dir: Path) -> Path:
+    """A real embedding dir (made with ``embed``): .npy blocks for autofaiss, 1000 sampled rows as
+    queries and their exact top-10 (the row itself included, for both systems alike)."""
+    import faiss
+
+    from embedsearch.store.embedding_dir import EmbeddingDir
+    from embedsearch.store.reader import iter_vectors
+
+    data = work / f"real-{emb_dir.name}"
+    if (data / "truth.npy").exists():
+        return data
+    (data / "npy").mkdir(parents=True, exist_ok=True)
+    d = EmbeddingDir.open(emb_dir)
+    picks = np.sort(np.random.default_rng(0).choice(d.live_rows, min(1000, d.live_rows), replace=False))
+    queries, seen, blocks = [], 0, []
+    for number, (ids, block) in enumerate(iter_vectors(d, batch_rows=BLOCK)):
+        np.save(data / "npy" / f"part-{number:04d}.npy", block)
+        local = picks[(picks >= seen) & (picks < seen + len(block))] - seen
+        queries.append(block[local])
+        blocks.append(ids)
+        seen += len(block)
+    queries = np.concatenate(queries)
+    heap = faiss.ResultHeap(len(queries), 10, keep_max=True)
+    for number, ids in enumerate(blocks):
+        block = np.load(data / "npy" / f"part-{number:04d}.npy")
+        scores, found = faiss.knn(queries, block, min(10, len(block)), metric=faiss.METRIC_INNER_PRODUCT)
+        heap.add_result(np.pad(scores, ((0, 0), (0, 10 - scores.shape[1])), constant_values=-np.inf),
+                        np.pad(ids[found], ((0, 0), (0, 10 - found.shape[1])), constant_values=-1))
+    heap.finalize()
+    np.save(data / "queries.npy", queries)
+    np.save(data / "truth.npy", heap.I)
+    (data / "emb").symlink_to(emb_dir.resolve())
+    return data
+
+
 def measure(index, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> dict:
     """recall@k vs exact, batch seconds/QPS, single-query p50 (ms) -- same code as the autofaiss child."""
     index.search(queries[:8], k)
@@ -139,6 +174,7 @@ def main() -> None:
     parser.add_argument("--kinds", default="flat,hnsw,ivf,ivfpq")
     parser.add_argument("--budgets", default="30M,100M,1G,4G", help="budgets for --kind auto")
     parser.add_argument("--autofaiss", default="30M,100M,4G", help="budgets at which autofaiss also runs")
+    parser.add_argument("--emb-dir", type=Path, default=None, help="benchmark this real embedding dir instead")
     parser.add_argument("--work", type=Path, default=Path("/tmp/embedsearch-index-bench"))
     parser.add_argument("--json", type=Path, default=None, help="append result rows to this JSON-lines file")
     parser.add_argument("--child", choices=["ours"], help=argparse.SUPPRESS)
@@ -157,7 +193,14 @@ def main() -> None:
 
 
 def run_matrix(args: argparse.Namespace) -> None:
-    data = make_data(args.work, args.rows, args.dim)
+    if args.emb_dir is not None:
+        from embedsearch.store.embedding_dir import EmbeddingDir
+
+        d = EmbeddingDir.open(args.emb_dir)
+        args.rows, args.dim = d.live_rows, d.dim
+        data = export_emb_dir(args.work, args.emb_dir)
+    else:
+        data = make_data(args.work, args.rows, args.dim)
     common = ["--queries", str(data / "queries.npy"), "--truth", str(data / "truth.npy")]
     plans = [(kind, "16G") for kind in args.kinds.split(",") if kind]
     plans += [("auto", b) for b in args.budgets.split(",") if b]
