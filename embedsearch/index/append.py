@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from embedsearch.index import layout
 from embedsearch.index.factory import set_search_params
 from embedsearch.index.metadata import MetadataStore
@@ -51,6 +53,7 @@ def append_index(sources: Sequence[str | Path], out: Path, *, target_recall: flo
             _link(out / entry["file"], staged / entry["file"])
         add_rows(parts, available, avail_numbers, staged, skip=store, progress=progress, add_to=set(numbers))
         notes = [f"appended {parts.added:,} rows from {', '.join(str(d.path) for d in named)}"]
+        notes += _remove_superseded(parts, store, named, numbers)
         if missing:
             # Exact neighbours over a subset of the rows would misstate recall: keep the old figures.
             return _finish_unmeasured(parts, staged, out, started, notes + [
@@ -97,6 +100,30 @@ def _available_sources(info: dict[str, Any], named: Sequence[EmbeddingDir],
         available.append(d)
         avail_numbers.append(number)
     return available, avail_numbers, missing
+
+
+def _remove_superseded(parts: IndexParts, store: MetadataStore, named: Sequence[EmbeddingDir],
+                       numbers: Sequence[int]) -> list[str]:
+    """Drop indexed rows that their embedding dir has since superseded (the file changed and was
+    embedded again under a new id, which this append adds): stale rows must not be found."""
+    import faiss
+
+    stale = [layout.make_keys(np.array(sorted(d.superseded_ids), np.int64), number)
+             for d, number in zip(named, numbers) if d.superseded_ids]
+    stale_keys = np.concatenate(stale) if stale else np.zeros(0, np.int64)
+    stale_keys = stale_keys[store.contains(stale_keys)]
+    if not len(stale_keys):
+        return []
+    try:
+        removed = int(parts.index.remove_ids(faiss.IDSelectorArray(stale_keys)))
+    except RuntimeError:  # HNSW and refined indexes cannot remove rows
+        return [f"{len(stale_keys):,} superseded rows stay in this {parts.info['kind']} index (it cannot "
+                "remove rows): rebuild it to drop them"]
+    removed_per_dir = np.bincount(layout.split_keys(stale_keys)[1], minlength=len(parts.info["sources"]))
+    for number, count in enumerate(removed_per_dir):
+        parts.info["sources"][number]["indexed_rows"] -= int(count)
+    parts.info["removed_keys"] = sorted(set(parts.info.get("removed_keys", [])) | set(stale_keys.tolist()))
+    return [f"removed {removed:,} superseded rows"]
 
 
 def _link(src: Path, dst: Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from embedsearch.errors import InputError
 from embedsearch.index import layout
 from embedsearch.index.budget import default_max_memory, parse_memory
-from embedsearch.index.factory import IndexPlan, _ivf, choose_index, training_rows
+from embedsearch.index.factory import IndexPlan, choose_index, ivf_of, training_rows
 from embedsearch.index.sources import Sample, open_sources, sample_rows
 from embedsearch.index.writing import IndexParts, add_rows, finish_index, new_index_info
 from embedsearch.progress import NullProgress, Progress
@@ -115,7 +115,7 @@ def _trained_index(plan: IndexPlan, dim: int, train: Sample, device: str, progre
         raise InputError(f"faiss cannot build {plan.factory!r} for dim {dim}: {e}") from e
     gpu = use_gpu(device)
     if not index.is_trained:
-        ivf = _ivf(index)
+        ivf = ivf_of(index)
         if ivf is not None and hasattr(faiss.downcast_index(ivf), "pq"):
             # PQ k-means on 2-4-d subspaces converges on few points and iterations; faiss's
             # defaults (256 points a centroid, 25 iterations) take minutes on 2 cores.

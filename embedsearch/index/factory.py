@@ -149,9 +149,9 @@ def choose_index(n: int, dim: int, max_memory: int, kind: str = "auto") -> Index
 
 def search_param_grid(index: Any) -> list[list[dict[str, int]]]:
     """Ladders of search parameters, each cheap -> expensive in its first parameter."""
-    refine = _refine(index)
+    refine = refine_of(index)
     factors = [1, 2, 4, 8, 16] if refine is not None else [None]
-    ivf, hnsw = _ivf(index), _hnsw(index)
+    ivf, hnsw = ivf_of(index), hnsw_of(index)
     if ivf is not None:
         primary = [("nprobe", p) for p in _powers(ivf.nlist)]
     elif hnsw is not None:
@@ -176,11 +176,11 @@ def _powers(limit: int) -> list[int]:
 def set_search_params(index: Any, params: dict[str, int]) -> None:
     """Apply ``{"nprobe", "efSearch", "k_factor"}`` (those present) to ``index`` in place."""
     if "nprobe" in params:
-        _ivf(index).nprobe = int(params["nprobe"])
+        ivf_of(index).nprobe = int(params["nprobe"])
     if "efSearch" in params:
-        _hnsw(index).hnsw.efSearch = int(params["efSearch"])
+        hnsw_of(index).hnsw.efSearch = int(params["efSearch"])
     if "k_factor" in params:
-        _refine(index).k_factor = float(params["k_factor"])
+        refine_of(index).k_factor = float(params["k_factor"])
 
 
 def _unwrap(index: Any) -> Any:
@@ -192,14 +192,16 @@ def _unwrap(index: Any) -> Any:
     return index
 
 
-def _refine(index: Any) -> Any:
+def refine_of(index: Any) -> Any:
+    """The IndexRefine inside ``index`` (under IDMap wrappers), or None."""
     import faiss
 
     index = _unwrap(index)
     return index if isinstance(index, faiss.IndexRefine) else None
 
 
-def _ivf(index: Any) -> Any:
+def ivf_of(index: Any) -> Any:
+    """The IVF index inside ``index`` (under IDMap and refine wrappers), or None."""
     import faiss
 
     index = _unwrap(index)
@@ -211,7 +213,8 @@ def _ivf(index: Any) -> Any:
         return None
 
 
-def _hnsw(index: Any) -> Any:
+def hnsw_of(index: Any) -> Any:
+    """The HNSW index inside ``index`` (under IDMap wrappers), or None."""
     import faiss
 
     index = _unwrap(index)

@@ -38,9 +38,9 @@ def train_on_device(index: Any, sample: Any, gpu: bool) -> None:
     """Train ``index`` on ``sample``; with ``gpu`` the IVF k-means assignment runs on the GPU."""
     import faiss
 
-    from embedsearch.index.factory import _ivf
+    from embedsearch.index.factory import ivf_of
 
-    ivf = _ivf(index) if gpu else None
+    ivf = ivf_of(index) if gpu else None
     if ivf is not None:
         ivf.clustering_index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(ivf.d))
     index.train(sample)

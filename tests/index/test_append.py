@@ -56,3 +56,25 @@ def test_append_refuses_another_model_and_a_missing_index(tmp_path, vectors, wri
     assert read_info(tmp_path / "idx")["ntotal"] == 400
     with pytest.raises(Exception, match="does not exist|not an index dir"):
         build_index([tmp_path / "a"], tmp_path / "missing", append=True)
+
+
+def test_append_drops_rows_their_dir_superseded(tmp_path, vectors, write_emb) -> None:
+    from embedsearch.store.embedding_dir import EmbeddingDir
+    from embedsearch.store.writer import ShardWriter
+
+    base = vectors(600, 16, 1)
+    write_emb(tmp_path / "a", base, prefix="a")
+    build_index([tmp_path / "a"], tmp_path / "idx", kind="ivf", target_recall=0.9)
+    # the file behind id 3 changed: re-embedded as id 600, id 3 superseded
+    d = EmbeddingDir.open(tmp_path / "a")
+    writer = ShardWriter(d, reserve_next_id=601)
+    changed = vectors(1, 16, 7)
+    writer.add([600], ["a/3.png"], ["h-new"], changed, {"label": [3]}, superseded=[3])
+    writer.close()
+    s = build_index([tmp_path / "a"], tmp_path / "idx", append=True)
+    assert (s.added, s.ntotal) == (1, 600)
+    searcher = Searcher.open(tmp_path / "idx")
+    assert searcher.search_vector(base[3], k=600)[0].id != 3
+    assert 3 not in [h.id for h in searcher.search_vector(base[3], k=600)]
+    top = searcher.search_vector(changed[0], k=1)[0]
+    assert (top.id, top.source) == (600, "a/3.png")
