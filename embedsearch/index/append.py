@@ -117,8 +117,8 @@ def _remove_superseded(parts: IndexParts, store: MetadataStore, named: Sequence[
     try:
         removed = int(parts.index.remove_ids(faiss.IDSelectorArray(stale_keys)))
     except RuntimeError:  # HNSW and refined indexes cannot remove rows
-        return [f"{len(stale_keys):,} superseded rows stay in this {parts.info['kind']} index (it cannot "
-                "remove rows): rebuild it to drop them"]
+        kind = parts.info["kind"]
+        return [f"{len(stale_keys):,} superseded rows stay in this {kind} index (it cannot remove rows): rebuild it"]
     removed_per_dir = np.bincount(layout.split_keys(stale_keys)[1], minlength=len(parts.info["sources"]))
     for number, count in enumerate(removed_per_dir):
         parts.info["sources"][number]["indexed_rows"] -= int(count)

@@ -21,6 +21,11 @@ import numpy as np
 
 from embedsearch.index.factory import search_param_grid, set_search_params
 
+# A step up the ladder that gains less recall than this is on the plateau.
+PLATEAU = 0.002
+# When the target is out of reach, settings within this much of the best recall count as best.
+PLATEAU_TOLERANCE = 0.005
+
 
 @dataclass
 class Trial:
@@ -113,22 +118,30 @@ def tune(index: Any, tuning: tuple[np.ndarray, np.ndarray, np.ndarray],
     """Fastest parameters meeting ``target`` recall@k on ``tuning``; recall re-measured on ``held_out``.
 
     ``tuning``/``held_out`` are (queries, their keys, exact neighbour keys). When nothing meets
-    the target the most accurate setting is kept (``met=False``).
+    the target, the cheapest setting within 0.005 of the best recall is kept (``met=False``).
     """
     trials: list[Trial] = []
     for ladder in search_param_grid(index):
-        for params in ladder:  # cheap -> expensive; stop at the first that meets the target
+        gains: list[float] = []
+        for position, params in enumerate(ladder):  # cheap -> expensive
             set_search_params(index, params)
             recall, seconds = measure_recall(index, *tuning, k)
+            if position:
+                gains.append(recall - trials[-1].recall)
             trials.append(Trial(params, recall, seconds))
-            if recall >= target:
+            # stop when met, or when two steps in a row gained almost nothing (more work will not help)
+            if recall >= target or (len(gains) >= 2 and max(gains[-2:]) < PLATEAU):
                 break
     meeting = [t for t in trials if t.recall >= target]
-    best = min(meeting, key=lambda t: t.seconds) if meeting else max(trials, key=lambda t: (t.recall, -t.seconds))
+    if meeting:
+        best = min(meeting, key=lambda t: t.seconds)
+    else:  # unreachable: the cheapest setting on the recall plateau, not a full scan for +0.001
+        top = max(t.recall for t in trials)
+        best = min((t for t in trials if t.recall >= top - PLATEAU_TOLERANCE), key=lambda t: t.seconds)
     set_search_params(index, best.params)
     recall, _ = measure_recall(index, *held_out, k)
     params = best.params
-    if recall < target:  # the tuning set flattered this setting: step up on the held-out queries
+    if meeting and recall < target:  # the tuning set flattered this setting: step up on held-out queries
         params, recall = _step_up(index, best.params, held_out, k, target, recall)
     return TuneResult(params, recall, recall >= target, trials)
 

@@ -46,9 +46,10 @@ def test_tune_keeps_the_cheapest_setting_that_meets_the_target(vectors) -> None:
     assert index.nprobe == result.params["nprobe"]
     impossible = tune(index, samples[0], samples[1], k=10, target=1.01)
     best = max(t.recall for t in impossible.trials)
-    assert not impossible.met  # says so, and keeps the most accurate (then cheapest) setting
-    fastest_best = min((t for t in impossible.trials if t.recall == best), key=lambda t: t.seconds)
-    assert impossible.params == fastest_best.params
+    assert not impossible.met  # says so, and keeps the cheapest setting on the recall plateau
+    chosen = next(t for t in impossible.trials if t.params == impossible.params)
+    assert chosen.recall >= best - 0.005
+    assert impossible.trials[-1].params["nprobe"] < 64  # stopped climbing once recall stopped improving
 
 
 def test_search_params_reach_wrapped_indexes() -> None:
