@@ -3,7 +3,7 @@
 Stages (each a public library call, each showing progress):
 
 1. :func:`~embedsearch.data.shapes.make_shapes_corpus` -- captioned coloured shapes
-2. :func:`~embedsearch.train.clip.pretrain_clip` -- the tiny CLIP from scratch (20% held out)
+2. :func:`~embedsearch.train.clip.pretrain_clip` -- the tiny CLIP from scratch (10% held out)
 3. :func:`~embedsearch.embed.embed` -- every image, with its caption and attributes as metadata
 4. :func:`~embedsearch.index.build_index` -- a tuned FAISS index dir
 5. text queries through :class:`~embedsearch.index.Searcher`, a result-grid PNG, and
@@ -88,6 +88,7 @@ def run_demo(
     epochs: int = 12,
     batch_size: int = 64,
     lr: float = 2e-3,
+    val_fraction: float = 0.1,
     seed: int = 0,
     k: int = 5,
     workers: int | None = None,
@@ -124,7 +125,7 @@ def run_demo(
     corpus = make_shapes_corpus(out / "corpus", n, seed=seed, progress=progress)
     lap("corpus")
     trained = pretrain_clip(corpus.pairs, out=out / "model", epochs=epochs, batch_size=batch_size,
-                            lr=lr, val_fraction=0.2, seed=seed, workers=workers, threads=threads or busy_threads(),
+                            lr=lr, val_fraction=val_fraction, seed=seed, workers=workers, threads=threads or busy_threads(),
                             warmup_epochs=0.5, progress=progress)
     lap("train")
     embed(corpus.pairs, model=str(out / "model"), out=out / "embeddings", image_col="filepath",
@@ -135,7 +136,7 @@ def run_demo(
     searcher = Searcher.open(out / "index", device="cpu")
     queries = run_queries(searcher, k)
     write_grid(queries, out / "grid.png")
-    r1, r5, held_out = heldout_recall(searcher, corpus.pairs, val_fraction=0.2, seed=seed)
+    r1, r5, held_out = heldout_recall(searcher, corpus.pairs, val_fraction=val_fraction, seed=seed)
     lap("search")
     result = DemoResult(out, queries, r1, r5, held_out, n, trained.train.epochs, seconds)
     _write_marker(result)

@@ -36,8 +36,8 @@ def test_demo_prints_queries_and_recall(demo: tuple[Path, str]) -> None:
         assert text in printed
     assert "held-out text→image recall@5" in printed and "chance recall@5" in printed
     summary = json.loads((out / MARKER).read_text())
-    assert summary["status"] == "done" and summary["images"] == 160 and summary["held_out"] == 32
-    assert summary["chance_at_5"] == pytest.approx(5 / 32)
+    assert summary["status"] == "done" and summary["images"] == 160 and summary["held_out"] == 16
+    assert summary["chance_at_5"] == pytest.approx(5 / 16)
 
 
 def test_recall_through_the_index_equals_the_training_evaluation(demo: tuple[Path, str]) -> None:
