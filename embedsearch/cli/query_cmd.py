@@ -43,6 +43,6 @@ def query_command(
         stderr.print(f"grid → {grid}")
     if output_format == "table":
         for result in results:
-            stdout.print(hits_table(result))
+            stdout.print(hits_table(result, width=stdout.width))
     else:
         write_hits(results, output_format, stdout.file)

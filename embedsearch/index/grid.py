@@ -61,7 +61,8 @@ def _cell(sheet: Any, draw: Any, x: int, y: int, thumb: int, image_path: Path | 
             image = None
     draw.rectangle([x - 1, y - 1, x + thumb, y + thumb], outline=colour, width=2)
     if image is not None:
-        image.thumbnail((thumb, thumb))
+        scale = thumb / max(image.size)  # small images are enlarged too, so every tile is legible
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
         sheet.paste(image, (x + (thumb - image.width) // 2, y + (thumb - image.height) // 2))
     else:  # a text query or a non-image hit: its words
         wrapped = textwrap.wrap(text, width=max(8, thumb // 7))[: thumb // 12]

@@ -47,18 +47,29 @@ def write_hits(results: Sequence[QueryResult], output_format: str, stream: TextI
     writer.writerows(rows)
 
 
-def hits_table(result: QueryResult) -> Any:
-    """A rich table of one query's hits: rank, id, score, source and metadata columns."""
+def hits_table(result: QueryResult, width: int = 120) -> Any:
+    """A rich table of one query's hits: rank, id, score, source, then metadata columns that fit ``width``."""
     from rich.table import Table
 
     metadata = [name for hit in result.hits for name in hit.metadata]
     metadata = list(dict.fromkeys(m for m in metadata if m != "content_hash"))
+    source_width = min(60, max((len(h.source) for h in result.hits), default=6))
+    room = width - (6 + 8 + 9 + source_width + 4)
+    shown = []
+    for name in metadata:  # narrow terminals: leave out metadata columns that do not fit rather than wrap every cell
+        column_width = min(24, max([len(name)] + [len(str(h.metadata.get(name, ""))) for h in result.hits])) + 3
+        if column_width > room:
+            continue
+        shown.append(name)
+        room -= column_width
     table = Table(title=f"{result.kind}: {result.query}", title_justify="left")
-    for name, justify in [("rank", "right"), ("id", "right"), ("score", "right"), ("source", "left")]:
-        table.add_column(name, justify=justify)
-    for name in metadata:
-        table.add_column(name)
+    table.add_column("rank", justify="right", no_wrap=True)
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=60)
+    for name in shown:
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=24)
     for hit in result.hits:
         table.add_row(str(hit.rank), str(hit.id), f"{hit.score:.4f}", hit.source,
-                      *(str(hit.metadata.get(name, "")) for name in metadata))
+                      *(str(hit.metadata.get(name, "")) for name in shown))
     return table
