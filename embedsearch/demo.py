@@ -84,7 +84,7 @@ class DemoResult:
 def run_demo(
     out: str | Path = "embedsearch-demo",
     *,
-    n: int = 2000,
+    n: int = 3000,
     epochs: int = 12,
     batch_size: int = 64,
     lr: float = 2e-3,

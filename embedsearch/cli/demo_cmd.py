@@ -13,7 +13,7 @@ from embedsearch.cli.app import app
 @app.command("demo")
 def demo_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo makes (new, empty, or an earlier demo).")] = Path("embedsearch-demo"),
-    n: Annotated[int, typer.Option("-n", help="Captioned images to generate.")] = 2000,
+    n: Annotated[int, typer.Option("-n", help="Captioned images to generate (10% are held out).")] = 3000,
     epochs: Annotated[int, typer.Option(help="Training epochs of the tiny CLIP.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed (corpus, training, held-out split).")] = 0,
 ) -> None:
