@@ -189,6 +189,8 @@ def _check_arguments(threshold: float | None, keep: str, method: str, clusters: 
             raise InputError("--against works with --method knn only (SemDeDup prunes within one set)")
         if threshold is not None:
             raise InputError("--method semdedup takes --eps (prune at similarity >= 1 - eps), not --threshold")
+        if keep != "first":
+            raise InputError("--method semdedup always keeps the item farthest from its cluster centroid: drop --keep")
         if clusters is not None and clusters < 1:
             raise InputError("--clusters must be at least 1")
         if eps is not None and not 0.0 <= eps <= 2.0:

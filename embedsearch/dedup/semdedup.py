@@ -14,7 +14,7 @@ How it differs from the default ``knn`` method:
 - an item is removed when it matches *any* earlier item, removed or not, so the rule
   can chain (A~B, B~C removes B and C although A and C may differ); groups here follow
   each removed item to the kept item its chain starts from;
-- the survivor is always the member farthest from the centroid (``--keep`` is ignored).
+- the survivor is always the member farthest from the centroid (``--keep`` is refused).
 """
 
 from __future__ import annotations

@@ -54,5 +54,7 @@ def test_semdedup_options_are_checked(tmp_path, gen) -> None:
         find_duplicates(emb, out=tmp_path / "o", method="semdedup", threshold=0.9)
     with pytest.raises(InputError, match="semdedup"):
         find_duplicates(emb, out=tmp_path / "o", clusters=4)
+    with pytest.raises(InputError, match="farthest"):
+        find_duplicates(emb, out=tmp_path / "o", method="semdedup", keep="largest")
     with pytest.raises(InputError, match="--against"):
         find_duplicates(emb, out=tmp_path / "o", method="semdedup", against=emb)
