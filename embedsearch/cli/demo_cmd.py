@@ -14,7 +14,7 @@ from embedsearch.cli.app import app
 def demo_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo makes (new, empty, or an earlier demo).")] = Path("embedsearch-demo"),
     n: Annotated[int, typer.Option("-n", help="Captioned images to generate (10% are held out).")] = 3000,
-    epochs: Annotated[int, typer.Option(help="Training epochs of the tiny CLIP.")] = 12,
+    epochs: Annotated[int, typer.Option(help="Training epochs of the tiny CLIP.")] = 10,
     seed: Annotated[int, typer.Option(help="Random seed (corpus, training, held-out split).")] = 0,
 ) -> None:
     """The whole pipeline on a synthetic corpus, no data or network needed (a few minutes on 2 cores).
