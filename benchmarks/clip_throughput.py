@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=640, help="pairs in the corpus")
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
