@@ -98,12 +98,13 @@ def _open_inputs(path: str | Path, against: str | Path | None) -> _Inputs:
 
 def calibrated_threshold(inputs: _Inputs, block_rows: int, seed: int = 0) -> tuple[float, str]:
     """The default threshold (:mod:`embedsearch.dedup.threshold`) for these inputs."""
-    sample = inputs.sample("all", thresholds.SAMPLE_ROWS, block_rows, seed=seed)
+    n_total = len(inputs.catalog)
+    sample = inputs.sample("all", thresholds.sample_rows(n_total), block_rows, seed=seed)
     rng = np.random.default_rng(seed)
     rows = rng.choice(inputs.main_rows, min(thresholds.CALIBRATION_IMAGES, inputs.main_rows), replace=False)
     sources = inputs.catalog.source_of(np.sort(rows)).to_pylist()
     copies = thresholds.copy_scores(inputs.main_dirs[0], sources, seed=seed)
-    return thresholds.default_threshold(sample, copies)
+    return thresholds.default_threshold(sample, n_total, copies)
 
 
 def _sizes(catalog: Catalog) -> Any:

@@ -10,15 +10,18 @@ items near 0), so no fixed number fits them all. Two measurements fix the scale:
   brightness/contrast +-10 %, JPEG 40-80) and embedded with the same model; the copy
   bound is the ``COPY_QUANTILE`` quantile of the original-copy scores, so about 95 % of
   such copies pass;
-- **what unrelated items score**: all pairs of ``SAMPLE_ROWS`` rows drawn at random (a
-  random pair is almost never a duplicate); the null bound is their ``NULL_QUANTILE``
-  quantile, so at most 0.1 % of unrelated pairs could pass.
+- **what unrelated items score**: all pairs of a uniform sample of rows, less each row's
+  best match (a random pair is almost never a duplicate, and leaving out best matches
+  removes the few that are); the null bound is the score that a share
+  ``2 * FALSE_PAIRS_PER_ROW / (N - 1)`` of them exceed, so about ``0.05 * N`` unrelated
+  pairs of the whole corpus pass it. The sample grows with N (``20 * sqrt(N)`` rows, at
+  least ``SAMPLE_ROWS``) so that at least 20 sample pairs lie above the bound.
 
     threshold = max(copy bound, null bound)
 
 Without a copy bound (text corpora, moved files, a model that cannot be loaded or whose
-fingerprint changed) the rule is ``max(FALLBACK_FLOOR, null bound at FALLBACK_NULL_QUANTILE)``.
-The rule actually used is written into ``dedup.json`` and the histogram.
+fingerprint changed) the rule is ``max(FALLBACK_FLOOR, null bound)``. The threshold is
+rounded to 4 decimals; the rule actually used is written into ``dedup.json`` and the histogram.
 """
 
 from __future__ import annotations
@@ -35,23 +38,57 @@ SAMPLE_ROWS = 2_000
 CALIBRATION_IMAGES = 200
 MIN_CALIBRATION_IMAGES = 20
 COPY_QUANTILE = 0.05
-NULL_QUANTILE = 0.999
-FALLBACK_NULL_QUANTILE = 0.9999
+FALSE_PAIRS_PER_ROW = 0.05
 FALLBACK_FLOOR = 0.95
 
 
-def null_bound(sample: np.ndarray, quantile: float) -> float:
-    """The ``quantile`` of the scores of all pairs of ``sample`` rows.
+def sample_rows(n_total: int) -> int:
+    """Rows to sample so that the null bound is read off at least ``20`` sample pairs above it."""
+    rho = false_pair_rate(n_total)
+    return int(min(n_total, max(SAMPLE_ROWS, np.ceil(np.sqrt(2 * 20 / rho)))))
+
+
+def false_pair_rate(n_total: int) -> float:
+    """Share of unrelated pairs allowed above the threshold: ``FALSE_PAIRS_PER_ROW * N`` pairs in all."""
+    return min(1.0, FALSE_PAIRS_PER_ROW * 2.0 / max(n_total - 1, 1))
+
+
+def null_bound(sample: np.ndarray, n_total: int, block: int = 256) -> float:
+    """The score that a share :func:`false_pair_rate` of unrelated pairs exceed, from ``sample``'s pairs.
+
+    Each row's best match in the sample is left out: when a corpus is dense in copies (or
+    the sample is the whole corpus) a copy and its original are each other's best match
+    and would otherwise raise the bound. Computed in row blocks, keeping only the top scores.
 
     Example:
-        >>> x = np.eye(4, dtype=np.float32)
-        >>> null_bound(x, 0.999)
+        >>> x = np.eye(6, dtype=np.float32)
+        >>> null_bound(np.concatenate([x, x[:1]]), n_total=7)   # the duplicate pair (score 1) is left out
         0.0
     """
-    if len(sample) < 2:
+    n = len(sample)
+    if n < 3:
         return 1.0
-    scores = (sample @ sample.T)[np.triu_indices(len(sample), 1)]
-    return float(np.quantile(scores, quantile))
+    best = np.concatenate([_masked_scores(sample, i, block).argmax(axis=1) for i in range(0, n, block)])
+    pairs = n * (n - 1) // 2 - n
+    top_m = max(1, int(np.ceil(false_pair_rate(n_total) * pairs)))
+    top = np.empty(0, np.float32)
+    for i in range(0, n, block):
+        scores = _masked_scores(sample, i, block)
+        rows = np.arange(i, min(n, i + block))
+        scores[np.arange(len(rows)), best[rows]] = -np.inf
+        scores[best[None, :] == rows[:, None]] = -np.inf  # pairs where this row is the other's best
+        scores[np.arange(n)[None, :] <= rows[:, None]] = -np.inf  # each pair once
+        values = scores[np.isfinite(scores)]
+        top = np.concatenate([top, values])
+        if len(top) > top_m:
+            top = np.partition(top, len(top) - top_m)[-top_m:]
+    return float(top.min()) if len(top) else 1.0
+
+
+def _masked_scores(sample: np.ndarray, start: int, block: int) -> np.ndarray:
+    scores = sample[start : start + block] @ sample.T
+    scores[np.arange(len(scores)), np.arange(start, start + len(scores))] = -np.inf
+    return scores
 
 
 def copy_scores(emb_dir: EmbeddingDir, sources: Sequence[str], seed: int = 0) -> np.ndarray | None:
@@ -98,25 +135,19 @@ def _embed_copies(encoder, paths: Sequence[str], seed: int) -> np.ndarray | None
     return np.einsum("ij,ij->i", a, b)
 
 
-def default_threshold(sample: np.ndarray, copies: np.ndarray | None) -> tuple[float, str]:
-    """``(threshold, rule)`` from a random sample of vectors and (optionally) copy scores.
+def default_threshold(sample: np.ndarray, n_total: int, copies: np.ndarray | None) -> tuple[float, str]:
+    """``(threshold, rule)`` from a random sample of vectors, the corpus size and (optionally) copy scores.
 
     Example:
         >>> x = np.eye(8, dtype=np.float32)
-        >>> default_threshold(x, np.linspace(0.8, 1.0, 21))[0]
+        >>> default_threshold(x, 8, np.linspace(0.8, 1.0, 21))[0]
         0.81
-        >>> default_threshold(x, None)[0]
+        >>> default_threshold(x, 8, None)[0]
         0.95
     """
+    null = null_bound(sample, n_total)
+    null_text = f"null {null:.4f} (~{FALSE_PAIRS_PER_ROW:g} x N unrelated pairs above, from {len(sample)} rows)"
     if copies is None:
-        null = null_bound(sample, FALLBACK_NULL_QUANTILE)
-        value = max(FALLBACK_FLOOR, null)
-        return round(value, 4), (
-            f"no copy calibration; max({FALLBACK_FLOOR}, q{FALLBACK_NULL_QUANTILE} of random pairs {null:.4f})"
-        )
-    null = null_bound(sample, NULL_QUANTILE)
+        return round(max(FALLBACK_FLOOR, null), 4), f"no copy calibration; max({FALLBACK_FLOOR}, {null_text})"
     copy = float(np.quantile(copies, COPY_QUANTILE))
-    value = max(copy, null)
-    return round(value, 4), (
-        f"max(q{COPY_QUANTILE} of {len(copies)} mild self-copies {copy:.4f}, q{NULL_QUANTILE} of random pairs {null:.4f})"
-    )
+    return round(max(copy, null), 4), f"max(q{COPY_QUANTILE} of {len(copies)} mild self-copies {copy:.4f}, {null_text})"

@@ -116,9 +116,18 @@ def test_large_groups_are_found_whole_beyond_k(tmp_path, gen) -> None:
 def test_default_threshold_without_calibration_follows_the_documented_rule(tmp_path, corpus, gen) -> None:
     emb, x, _ = corpus  # model "test-model" cannot be loaded: no copy calibration
     result = find_duplicates(emb, out=tmp_path / "out")
-    expected, rule = threshold.default_threshold(x, None)  # 300 rows < SAMPLE_ROWS: the sample is everything
+    expected, rule = threshold.default_threshold(x, len(x), None)  # 300 rows < SAMPLE_ROWS: the sample is everything
     assert rule.startswith("no copy calibration")
-    null = np.quantile((x @ x.T)[np.triu_indices(len(x), 1)], threshold.FALLBACK_NULL_QUANTILE)
+    # The documented null: leave out each row's best match, then the score ~0.05 * N pairs exceed.
+    scores = x @ x.T
+    np.fill_diagonal(scores, -np.inf)
+    best = scores.argmax(axis=1)
+    mask = np.triu(np.ones_like(scores, dtype=bool), 1)
+    mask[np.arange(len(x)), best] = mask[best, np.arange(len(x))] = False
+    pool = np.sort(scores[mask])[::-1]
+    n = len(x)
+    null = pool[int(np.ceil(threshold.false_pair_rate(n) * (n * (n - 1) // 2 - n))) - 1]
+    assert threshold.null_bound(x, n) == pytest.approx(null, abs=1e-6)
     assert expected == pytest.approx(max(threshold.FALLBACK_FLOOR, null), abs=1e-4)
     assert result.threshold == pytest.approx(expected, abs=1e-5)
     assert result.threshold_rule == rule

@@ -86,5 +86,5 @@ def test_default_threshold_is_calibrated_on_self_made_copies_of_the_corpus(tmp_p
 
     copies = threshold.copy_scores(EmbeddingDir.open(tmp_path / "emb"), sources)
     assert copies is not None and len(copies) == 30
-    expected = max(np.quantile(copies, threshold.COPY_QUANTILE), threshold.null_bound(x, threshold.NULL_QUANTILE))
+    expected = max(np.quantile(copies, threshold.COPY_QUANTILE), threshold.null_bound(x, len(x)))
     assert result.threshold == pytest.approx(expected, abs=1e-4)
