@@ -31,11 +31,11 @@ def main() -> None:
         result = run_demo(Path(tmp) / "demo", **options)
         total = time.perf_counter() - tic
         curve = read_metrics(result.out / "model")
-    print("| epoch | loss | pairs/s | held-out t→i R@1 | held-out t→i R@5 | logit scale |")
+    print("| epoch | loss | pairs/s | held-out t→i R@1 | held-out t→i R@5 | held-out i→t R@5 |")
     print("|---|---|---|---|---|---|")
     for r in curve:
         print(f"| {r['epoch']} | {r['loss']:.3f} | {r['images_per_s']:.0f} | {r['eval_text_to_image_r1']:.3f} "
-              f"| {r['eval_text_to_image_r5']:.3f} | {r['eval_logit_scale']:.1f} |")
+              f"| {r['eval_text_to_image_r5']:.3f} | {r['eval_image_to_text_r5']:.3f} |")
     held = result.held_out
     print(f"\n| demo ({result.images} images, {result.epochs} epochs, {held} held out) | value | chance |")
     print("|---|---|---|")

@@ -86,6 +86,7 @@ class ClipTask(TrainTask):
     arch: str
     pretrained: str | None = None
     skipped: int = field(default=0, init=False)
+    logit_scale: float | None = field(default=None, init=False)
     family = "openclip"
 
     def __post_init__(self) -> None:
@@ -152,9 +153,9 @@ class ClipTask(TrainTask):
             tokens = torch.stack([t for _, t, _ in items]).to(device)
             image_parts.append(nn.functional.normalize(model.encode_image(pixels).float(), dim=-1))
             text_parts.append(nn.functional.normalize(model.encode_text(tokens).float(), dim=-1))
-        stats = retrieval_recall(torch.cat(image_parts), torch.cat(text_parts))
-        stats["logit_scale"] = float(model.logit_scale.exp())
-        return stats
+        # The learned temperature goes to config.json, not the plot: it would dwarf recall there.
+        self.logit_scale = float(model.logit_scale.exp())
+        return retrieval_recall(torch.cat(image_parts), torch.cat(text_parts))
 
     def recipe(self) -> dict[str, Any]:
         report = self.train_pairs.report
@@ -163,6 +164,7 @@ class ClipTask(TrainTask):
             "pairs": self.train_pairs.description, "pretrained": self.pretrained,
             "train_pairs": len(self.train_pairs), "val_pairs": len(self.val_pairs),
             "pairs_skipped": dict(report.skipped), "skipped_images": self.skipped,
+            "logit_scale": self.logit_scale,
         }
 
 
