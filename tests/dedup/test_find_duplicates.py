@@ -77,15 +77,20 @@ def test_against_reports_only_cross_pairs(tmp_path, gen) -> None:
     test[5] = gen.near_copy(train[7], 0.98, seed=0)
     test[6] = gen.near_copy(train[8], 0.98, seed=1)
     test[40] = gen.near_copy(test[41], 0.99, seed=2)  # a duplicate inside the test set: not a leak
-    train_dir = gen.write_dir(tmp_path / "train", train)
-    test_dir = gen.write_dir(tmp_path / "test", test)
+    test[50] = train[9]  # the same file in both sets
+    train_hashes = [f"train-{i}" for i in range(200)]
+    test_hashes = [f"test-{i}" for i in range(60)]
+    test_hashes[50] = train_hashes[9]
+    test_hashes[45] = test_hashes[44]  # an exact duplicate inside the test set: not a leak either
+    train_dir = gen.write_dir(tmp_path / "train", train, hashes=train_hashes)
+    test_dir = gen.write_dir(tmp_path / "test", test, hashes=test_hashes)
     result = find_duplicates(test_dir, out=tmp_path / "leaks", against=train_dir, threshold=0.95)
     pairs = pd.read_parquet(result.out / "pairs.parquet")
     assert (pairs.dir_a == 0).all() and (pairs.dir_b == 1).all()
-    assert sorted(zip(pairs.id_a, pairs.id_b)) == [(5, 7), (6, 8)]
+    assert sorted(zip(pairs.id_a, pairs.id_b, pairs.exact)) == [(5, 7, False), (6, 8, False), (50, 9, True)]
     removed = (result.out / "remove.txt").read_text().splitlines()
-    assert removed == ["test/item_00005.png", "test/item_00006.png"]
-    assert len((result.out / "keep.txt").read_text().splitlines()) == 58
+    assert removed == ["test/item_00005.png", "test/item_00006.png", "test/item_00050.png"]
+    assert len((result.out / "keep.txt").read_text().splitlines()) == 57
 
 
 def test_ivf_path_matches_brute_force(tmp_path, monkeypatch, gen) -> None:
