@@ -89,7 +89,7 @@ def semdedup(inputs: Any, *, clusters: int | None, eps: float | None, block_rows
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, k, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = 1234
     index.cp.min_points_per_centroid = 1  # small sets: allow few points per cluster instead of warning
-    index.train(inputs.sample("all", min(n, 256 * k), block_rows))
+    index.train(inputs.sample("all", min(n, 64 * k), block_rows))
     progress.start("clustering", n)
     for _, vectors in inputs.blocks("all", block_rows):
         index.add(vectors)
