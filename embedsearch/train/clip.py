@@ -90,8 +90,9 @@ class ClipTask(TrainTask):
     family = "openclip"
 
     def __post_init__(self) -> None:
-        # Build once on the CPU to learn preprocessing and tokenizer; build_model makes the real one.
-        self._template = create_clip_model(self.arch, None)
+        # Built here (seeded init, tag or file) because the loop asks for the dataset -- which
+        # needs the model's preprocessing, e.g. a pretrained tag's mean/std -- before the model.
+        self._template = create_clip_model(self.arch, self.pretrained)
         self._config = openclip_config(self.arch, self._template)
         import open_clip
 
@@ -100,8 +101,9 @@ class ClipTask(TrainTask):
         self.preprocess = ImagePreprocess(int(c["image_size"]), tuple(c["mean"]), tuple(c["std"]))
 
     def build_model(self) -> nn.Module:
-        model = create_clip_model(self.arch, self.pretrained) if self.pretrained else self._template
-        self._template = None  # the loop owns the model from here on
+        model, self._template = self._template, None  # the loop owns the model from here on
+        if model is None:
+            raise ModelError("ClipTask.build_model was called twice; create a new task per run")
         return model
 
     def dataset(self) -> Dataset:
