@@ -144,13 +144,14 @@ def run_demo(
 
 
 def busy_threads() -> int | None:
-    """1 on a busy machine (load average >= cores), else None (torch's default).
+    """1 on a small or busy machine (<= 2 cores, or load average >= cores), else None (torch's default).
 
-    Oversubscribed OpenMP threads spin at every barrier: on a loaded 2-core machine,
-    two compute threads train the tiny CLIP several times slower than one.
+    The tiny CLIP's matrices are small: a second compute thread gains little, and on a
+    loaded machine oversubscribed OpenMP threads spin at every barrier (measured here: two
+    threads trained several times slower than one). The DataLoader worker uses the other core.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 1 if os.getloadavg()[0] >= cores else None
+    return 1 if cores <= 2 or os.getloadavg()[0] >= cores else None
 
 
 def _prepare_out(out: Path) -> Path:
