@@ -64,7 +64,7 @@ def warmup_cosine(warmup_steps: int, total_steps: int, final_fraction: float = 0
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        span = max(1, total_steps - warmup_steps - 1)
+        span = max(1, total_steps - warmup_steps)  # the last step still moves (lr > 0)
         progress = min(1.0, (step - warmup_steps) / span)
         return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 

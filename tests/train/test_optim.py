@@ -50,4 +50,4 @@ def test_warmup_then_cosine_to_zero() -> None:
     values = [f(s) for s in range(20)]
     assert values[:4] == [0.25, 0.5, 0.75, 1.0]
     assert all(x >= y for x, y in itertools.pairwise(values[4:]))  # monotone decay after warmup
-    assert values[-1] == pytest.approx(0.0, abs=1e-9)
+    assert 0 < values[-1] < 0.01  # decays to ~0, but the last step still learns
