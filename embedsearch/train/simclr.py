@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from embedsearch.data.augment import SimCLRAugment
 from embedsearch.data.decode import DecodeError, load_image
-from embedsearch.encoders.rundir import HEAD_PREFIX, load_run_dir, read_run_config
+from embedsearch.encoders.rundir import HEAD_PREFIX, read_run_config
 from embedsearch.encoders.simclr import (
     RESNET_WIDTHS,
     SMALL_STEM_MAX_SIZE,
@@ -246,7 +246,3 @@ def pretrain_simclr(
                          lr=lr, weight_decay=weight_decay, **loop_options)
     return train(task, config, progress)
 
-
-def load_backbone(run_dir: str | Path) -> nn.Module:
-    """The trained backbone of a SimCLR run dir (convenience for notebooks)."""
-    return load_run_dir(run_dir).model
