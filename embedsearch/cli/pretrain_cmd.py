@@ -41,6 +41,7 @@ def simclr_command(
     color_strength: Annotated[float, typer.Option(help="Colour jitter strength s (0 disables it).")] = 0.5,
     crop_min_scale: Annotated[float, typer.Option(help="Smallest crop area of the random resized crop.")] = 0.08,
     jpeg_prob: Annotated[float, typer.Option(help="Probability of JPEG re-encoding a view (for copy detection).")] = 0.0,
+    head_hidden: Annotated[int | None, typer.Option(help="Projection head hidden width [default: backbone width; the paper uses 2048].")] = None,
     eval_dir: Annotated[Path | None, typer.Option(help="Labelled sub-folders for per-epoch weighted kNN accuracy.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (model init, shuffling, augmentations).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -68,7 +69,7 @@ def simclr_command(
                 image_dir, out=out, arch=arch, image_size=image_size, small_stem=STEMS[stem], epochs=epochs,
                 batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                 temperature=temperature, color_strength=color_strength, crop_min_scale=crop_min_scale,
-                jpeg_prob=jpeg_prob, eval_dir=eval_dir, progress=bar, seed=seed,
+                jpeg_prob=jpeg_prob, head_hidden=head_hidden, eval_dir=eval_dir, progress=bar, seed=seed,
                 warmup_epochs=warmup_epochs, device=device, precision=precision, accumulate=accumulate,
                 workers=workers, threads=threads, sync_bn=sync_bn, resume=resume, init=init,
             )

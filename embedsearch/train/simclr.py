@@ -190,6 +190,7 @@ class SimCLRTask(TrainTask):
             "objective": "simclr", "loss": "nt_xent", "temperature": self.temperature,
             "color_strength": aug.color_strength, "crop_scale": list(aug.crop_scale),
             "jpeg_prob": aug.jpeg_prob, "blur": aug.blur, "projection_dim": PROJECTION_DIM,
+            "head_hidden": self.head_hidden or RESNET_WIDTHS[self.arch],
         }
 
     def epoch_stats(self) -> dict[str, Any]:
@@ -219,6 +220,7 @@ def pretrain_simclr(
     crop_min_scale: float = 0.08,
     jpeg_prob: float = 0.0,
     small_stem: bool | None = None,
+    head_hidden: int | None = None,
     eval_dir: str | Path | None = None,
     progress: Progress | None = None,
     **loop_options: Any,
@@ -239,7 +241,7 @@ def pretrain_simclr(
     task = SimCLRTask(
         image_dir=Path(image_dir), arch=arch, augment=augment,
         temperature=temperature or default_temperature(image_size),
-        seed=loop_options.get("seed", 0), small_stem=small_stem,
+        seed=loop_options.get("seed", 0), small_stem=small_stem, head_hidden=head_hidden,
         eval_dir=Path(eval_dir) if eval_dir is not None else None,
     )
     config = TrainConfig(out=Path(out), epochs=epochs, batch_size=batch_size, optimizer=optimizer,
