@@ -20,6 +20,7 @@ from pathlib import Path
 
 from embedsearch.data.batches import Batch, ImageBatches, KnownRows, identity_collate, text_batches
 from embedsearch.data.sources import RankSlice, Source, open_source
+from embedsearch.data.workers import default_workers, worker_init
 from embedsearch.errors import EmbedsearchError, InputError, ModelError
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
@@ -144,20 +145,15 @@ def _batches(
         return text_batches(items, known, batch_size)
     import torch
 
-    workers = default_workers(encoder.device.type) if workers is None else workers
+    device_type = encoder.device.type
+    workers = default_workers(device_type) if workers is None else workers
     dataset = ImageBatches(items, known, encoder.preprocess, batch_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, collate_fn=identity_collate,
-        pin_memory=encoder.device.type == "cuda", prefetch_factor=4 if workers else None,
-        persistent_workers=False,
+        pin_memory=device_type == "cuda", prefetch_factor=4 if workers else None,
+        worker_init_fn=worker_init(device_type) if workers else None,
     )
     return iter(loader)
-
-
-def default_workers(device_type: str) -> int:
-    """DataLoader workers: on CUDA all but one core decode; on a CPU they compete with the model."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores - 1)) if device_type == "cuda" else (1 if cores >= 2 else 0)
 
 
 def _write_batch(batch: Batch, encoder, base: int, writer: ShardWriter, summary: EmbedSummary) -> None:
