@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from embedsearch.encoders.rundir import write_json_atomic
+from embedsearch.atomic import write_json_atomic
 from embedsearch.errors import FormatError, InputError
 
 FORMAT = "embedsearch-index"
