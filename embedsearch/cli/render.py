@@ -63,6 +63,7 @@ class RichProgress:
 
     def stop(self) -> None:
         if self._task is not None:
+            self._progress.stop_task(self._task)  # freeze its elapsed time
             self._progress.stop()
             self._task = None
 
