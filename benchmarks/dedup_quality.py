@@ -35,7 +35,7 @@ from common import machine, print_table
 
 from embedsearch import find_duplicates
 from embedsearch.data.copies import make_copy_set
-from embedsearch.embed import embed
+from embedsearch.embedding import embed
 from embedsearch.store.reader import embedding_matrix, iter_batches
 
 PHASH_SCRIPT = r"""

@@ -19,7 +19,7 @@ from common import machine, make_jpeg_folder, print_table
 
 CHILD = """
 import json, resource, sys
-from embedsearch.embed import embed
+from embedsearch.embedding import embed
 s = embed(sys.argv[1], model="simclr:resnet18", out=sys.argv[2], image_size=32, batch_size=64, device="cpu",
           shard_rows=int(sys.argv[3]))
 print(json.dumps({"embedded": s.embedded, "seconds": s.seconds,
@@ -37,9 +37,9 @@ def measure(folder: Path, shard_rows: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--small", type=int, default=300)
     parser.add_argument("--factor", type=int, default=10)
-    parser.add_argument("--shard-rows", type=int, default=2000)
+    parser.add_argument("--shard-rows", type=int, default=100_000)
     args = parser.parse_args()
     print(f"machine: {machine()}")
     tmp = Path(tempfile.gettempdir())

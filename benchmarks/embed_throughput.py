@@ -21,7 +21,7 @@ import torch
 from common import machine, make_jpeg_folder, print_table
 from embedsearch.data.decode import load_image
 from embedsearch.data.sources import iter_image_files
-from embedsearch.embed import embed
+from embedsearch.embedding import embed
 from embedsearch.encoders import load_encoder
 
 

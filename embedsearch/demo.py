@@ -4,7 +4,7 @@ Stages (each a public library call, each showing progress):
 
 1. :func:`~embedsearch.data.shapes.make_shapes_corpus` -- captioned coloured shapes
 2. :func:`~embedsearch.train.clip.pretrain_clip` -- the tiny CLIP from scratch (10% held out)
-3. :func:`~embedsearch.embed.embed` -- every image, with its caption and attributes as metadata
+3. :func:`~embedsearch.embedding.embed` -- every image, with its caption and attributes as metadata
 4. :func:`~embedsearch.index.build_index` -- a tuned FAISS index dir
 5. text queries through :class:`~embedsearch.index.Searcher`, a result-grid PNG, and
    held-out text->image recall@1/5: each held-out caption must find its own image
@@ -104,7 +104,7 @@ def run_demo(
         >>> r.queries[0].hits[0][1]                      # doctest: +SKIP
         'A big red circle in the middle'
     """
-    from embedsearch.embed import embed
+    from embedsearch.embedding import embed
     from embedsearch.encoders.rundir import write_json_atomic
     from embedsearch.index import Searcher, build_index
     from embedsearch.train.clip import pretrain_clip

@@ -1,4 +1,4 @@
-"""``embed``: turn an image or text corpus into Parquet embedding shards.
+"""``embed``: turn an image or text corpus into Parquet embedding shards (the `embed` command).
 
 Streaming end to end: items are enumerated lazily, decoded in DataLoader workers,
 embedded in batches and written as shards fill, so memory is bounded by batch and

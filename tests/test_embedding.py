@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from embedsearch.embed import embed
+from embedsearch.embedding import embed
 from embedsearch.errors import InputError, MismatchError
 from embedsearch.store import EmbeddingDir
 

@@ -30,7 +30,7 @@ def embed_command(
 ) -> None:
     """Embed an image or text corpus into Parquet shards (reruns add only what is missing)."""
     from embedsearch.cli.render import progress_bar, stderr, summary_table
-    from embedsearch.embed import embed
+    from embedsearch.embedding import embed
 
     with progress_bar() as bar:
         summary = embed(

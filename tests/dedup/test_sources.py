@@ -13,7 +13,7 @@ from embedsearch.errors import FormatError
 
 
 def test_text_corpus_exact_and_near_duplicate_documents(tmp_path) -> None:
-    from embedsearch.embed import embed
+    from embedsearch.embedding import embed
 
     docs = [f"report number {i} about the {w} harvest in the northern valley" for i, w in
             enumerate(["apple", "pear", "grain", "rice", "olive", "grape", "corn", "bean"])]
@@ -70,7 +70,7 @@ def test_cli_writes_results_and_prints_json(tmp_path, gen, run_cli) -> None:
 def test_default_threshold_is_calibrated_on_self_made_copies_of_the_corpus(tmp_path) -> None:
     from embedsearch.data.copies import make_copy_set
     from embedsearch.dedup import threshold
-    from embedsearch.embed import embed
+    from embedsearch.embedding import embed
     from embedsearch.store.reader import iter_vectors
 
     folder = tmp_path / "photos"

@@ -15,7 +15,7 @@ from embedsearch.index import Searcher
 @pytest.fixture(scope="module")
 def clip_index(tmp_path_factory):
     """Images embedded with the tiny open_clip model (text tower included) and a flat index."""
-    from embedsearch.embed import embed
+    from embedsearch.embedding import embed
     from embedsearch.index import build_index
 
     root = tmp_path_factory.mktemp("clip")

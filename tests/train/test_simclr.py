@@ -56,7 +56,7 @@ def test_corrupt_images_are_skipped_and_counted(trained) -> None:
 
 
 def test_embed_uses_the_trained_backbone(trained, tmp_path: Path) -> None:
-    from embedsearch.embed import embed
+    from embedsearch.embedding import embed
     from embedsearch.store.reader import iter_vectors
 
     images, run, _ = trained
