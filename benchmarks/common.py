@@ -34,11 +34,11 @@ def make_jpeg_folder(folder: Path, n: int, size: int = 256, seed: int = 0) -> Pa
     return folder
 
 
-def print_table(headers: list[str], rows: list[list]) -> None:
+def print_table(headers: list[str], rows: list[list], flush: bool = False) -> None:
     """A plain fixed-width table on stdout (copied into RESULTS.md as is)."""
     cells = [[f"{c:,.2f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells:
-        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |")
+        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |", flush=flush)

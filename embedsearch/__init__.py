@@ -34,7 +34,7 @@ _LAZY_EXPORTS = {
     "make_shapes_corpus": "embedsearch.data.shapes",
 }
 
-__all__ = sorted(_LAZY_EXPORTS) + ["__version__"]
+__all__ = list(_LAZY_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:

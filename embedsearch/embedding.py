@@ -53,7 +53,7 @@ def distributed_slice(num_shards: int | None, shard_index: int | None) -> tuple[
     if num_shards is not None or shard_index is not None:
         world, rank = int(num_shards or 1), int(shard_index or 0)
     else:
-        world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     if world < 1 or not 0 <= rank < world:
         raise InputError(f"--shard-index must be in [0, {world}) for --num-shards {world}; got {rank}")
     return rank, world
@@ -151,7 +151,7 @@ def _batches(
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, collate_fn=identity_collate,
         pin_memory=device_type == "cuda", prefetch_factor=4 if workers else None,
-        worker_init_fn=worker_init(device_type) if workers else None,
+        worker_init_fn=worker_init if workers else None,
     )
     return iter(loader)
 

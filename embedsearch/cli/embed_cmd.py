@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,17 +14,17 @@ def embed_command(
     source: Path = typer.Argument(..., help="Image folder, text file (one document per line), or .csv/.tsv/.jsonl/.parquet table."),
     model: str = typer.Option(..., "--model", "-m", help="Model spec: simclr:resnet18, openclip:ARCH[/PRETRAINED], tiny-clip, or a run dir."),
     out: Path = typer.Option(..., "--out", "-o", help="Embedding dir to create or extend."),
-    modality: Optional[str] = typer.Option(None, help="image or text, when it cannot be inferred."),
-    text_col: Optional[str] = typer.Option(None, "--text-col", help="Table column holding texts."),
-    image_col: Optional[str] = typer.Option(None, "--image-col", help="Table column holding image paths (relative to the table's folder, or absolute)."),
+    modality: str | None = typer.Option(None, help="image or text, when it cannot be inferred."),
+    text_col: str | None = typer.Option(None, "--text-col", help="Table column holding texts."),
+    image_col: str | None = typer.Option(None, "--image-col", help="Table column holding image paths (relative to the table's folder, or absolute)."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Inputs per model batch."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader workers decoding images (default: 1 on CPU, cores-1 on CUDA)."),
+    workers: int | None = typer.Option(None, "--workers", help="DataLoader workers decoding images (default: 0 on CPU, where the model uses every core; cores-1 on CUDA)."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
     precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (fp16 on CUDA only)."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Input size for backbones without a fixed one (SimCLR specs; default 64)."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Input size for backbones without a fixed one (SimCLR specs; default 64)."),
     shard_rows: int = typer.Option(100_000, "--shard-rows", help="Rows per Parquet shard."),
-    num_shards: Optional[int] = typer.Option(None, "--num-shards", help="Split the work into N slices (for schedulers other than torchrun)."),
-    shard_index: Optional[int] = typer.Option(None, "--shard-index", help="Which slice this process embeds (0-based)."),
+    num_shards: int | None = typer.Option(None, "--num-shards", help="Split the work into N slices (for schedulers other than torchrun)."),
+    shard_index: int | None = typer.Option(None, "--shard-index", help="Which slice this process embeds (0-based)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any input failed."),
 ) -> None:
     """Embed an image or text corpus into Parquet shards (reruns add only what is missing)."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
 
 
 def available_cores() -> int:
@@ -13,33 +11,24 @@ def available_cores() -> int:
 
 
 def default_workers(device_type: str) -> int:
-    """Decoding workers: on CUDA all cores but one feed the GPU; on a CPU leave most to the model.
+    """Decoding workers for inference: on CUDA all cores but one feed the GPU; on a CPU none.
+
+    On a CPU the model's threads already use every core: a worker process preempts one of
+    them and stalls the rest at the next barrier, and at low priority it starves while they
+    spin. Decoding a small image in the main process between batches costs ~1 ms against
+    tens of ms of model time (benchmarks/embed_throughput.py).
 
     Example:
-        >>> default_workers("cpu") >= 0
-        True
+        >>> default_workers("cpu")
+        0
     """
-    cores = available_cores()
     if device_type == "cuda":
-        return max(1, min(8, cores - 1))
-    return max(1, min(8, cores // 4)) if cores > 1 else 0
+        return max(1, min(8, available_cores() - 1))
+    return 0
 
 
-def _init_worker(worker_id: int, yield_cpu: bool) -> None:
+def worker_init(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: one torch thread per worker, so workers don't fight the model."""
     import torch
 
-    # Workers decode images; one thread each so they do not fight the model's threads.
     torch.set_num_threads(1)
-    if yield_cpu:
-        # On a CPU the model's OpenMP threads use every core, and a worker preempting one
-        # stalls them all at the next barrier. At the lowest priority the worker runs in the
-        # model's idle moments, and when the queue runs dry the model waits and frees the cores.
-        try:
-            os.nice(19)
-        except OSError:
-            pass
-
-
-def worker_init(device_type: str) -> Callable[[int], None]:
-    """A picklable DataLoader ``worker_init_fn`` for models running on ``device_type``."""
-    return functools.partial(_init_worker, yield_cpu=device_type != "cuda")

@@ -118,7 +118,7 @@ class Encoder:
         """Move to ``device`` (auto/cpu/cuda) and use ``precision`` (fp32/bf16/fp16) autocast."""
         if precision not in PRECISIONS:
             raise ModelError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-        self.fingerprint  # hash the weights before any conversion
+        _ = self.fingerprint  # hash the weights before any conversion (e.g. to half precision)
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise ModelError("--precision fp16 needs --device cuda; use fp32 or bf16 on the CPU")

@@ -73,7 +73,7 @@ def encoder_from_config(
     """Build a :class:`SimCLREncoder` from a config (and optional backbone weights)."""
     backbone = build_backbone(config["arch"], bool(config["small_stem"]))
     if state_dict is not None:
-        missing, unexpected = backbone.load_state_dict(state_dict, strict=False)
+        missing, _unexpected = backbone.load_state_dict(state_dict, strict=False)
         if missing:
             raise ModelError(f"weights for {spec} lack {len(missing)} tensors, e.g. {missing[0]}")
     backbone.eval()

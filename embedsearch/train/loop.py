@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import signal
 import threading
 import time
@@ -50,6 +49,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from embedsearch.data.workers import available_cores, worker_init
 from embedsearch.encoders.base import resolve_device
 from embedsearch.encoders.rundir import save_run_dir
 from embedsearch.errors import InputError, ModelError
@@ -230,7 +230,7 @@ class _Runner:
             collate_fn=self.task.collate_fn,
             pin_memory=self.device.type == "cuda",
             drop_last=True,
-            worker_init_fn=_worker_init,
+            worker_init_fn=worker_init,
             # An explicit generator keeps worker seeding from consuming the global RNG.
             generator=torch.Generator().manual_seed(cfg.seed),
             prefetch_factor=4 if workers else None,
@@ -364,15 +364,11 @@ def _resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
 
 def default_workers() -> int:
-    """DataLoader workers: leave most cores to the model (decoding small images is cheap)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """DataLoader workers for training: decoding + two augmented views per image needs a worker
+    even on a CPU, but most cores stay with the model. (A nice-19 worker was tried on 2 cores:
+    it starved and the model waited; ratio 0.74 -> 0.6.)"""
+    cores = available_cores()
     return max(1, min(8, cores // 4)) if cores > 1 else 0
-
-
-def _worker_init(worker_id: int) -> None:
-    # Workers decode and augment; one thread each so they do not fight the model's threads.
-    # (A nice-19 worker was tried on 2 cores: it starved and the model waited; ratio 0.74 -> 0.6.)
-    torch.set_num_threads(1)
 
 
 def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:

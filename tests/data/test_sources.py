@@ -86,5 +86,5 @@ def test_rank_slices_partition_the_items(tmp_path) -> None:
     path.write_text("\n".join(f"doc {i}" for i in range(10)))
     source = open_source(path)
     slices = [[i.index for i in RankSlice(source, r, 3)] for r in range(3)]
-    assert sorted(sum(slices, [])) == list(range(10))
+    assert sorted(i for s in slices for i in s) == list(range(10))
     assert all(set(a).isdisjoint(b) for a in slices for b in slices if a is not b)
