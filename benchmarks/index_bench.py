@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from autofaiss_runner import measure  # one measuring code for both sides of the comparison
+
 HERE = Path(__file__).resolve().parent
 AUTOFAISS_PYTHON = os.environ.get("AUTOFAISS_PYTHON", "/root/venv-autofaiss/bin/python")
 BLOCK = 100_000
@@ -105,21 +107,6 @@ def export_emb_dir(work: Path, emb_dir: Path) -> Path:
     np.save(data / "truth.npy", heap.I)
     (data / "emb").symlink_to(emb_dir.resolve())
     return data
-
-
-def measure(index, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> dict:
-    """recall@k vs exact, batch seconds/QPS, single-query p50 (ms) -- same code as the autofaiss child."""
-    index.search(queries[:8], k)
-    start = time.perf_counter()
-    _, found = index.search(queries, k)
-    batch = time.perf_counter() - start
-    recall = float(np.mean([len(np.intersect1d(a, b[:k])) / k for a, b in zip(found, truth)]))
-    singles = []
-    for row in queries[:200]:
-        t = time.perf_counter()
-        index.search(row[None, :], k)
-        singles.append((time.perf_counter() - t) * 1000)
-    return {"recall": recall, "batch_s": batch, "qps": len(queries) / batch, "p50_ms": float(np.median(singles))}
 
 
 def searcher_overhead(searcher, queries: np.ndarray, k: int = 10, repeats: int = 3) -> dict:

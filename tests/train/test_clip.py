@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -70,30 +68,11 @@ def test_no_weight_decay_on_gains_biases_and_logit_scale(corpus: Path, one_epoch
     assert float(model.logit_scale.detach().exp()) == pytest.approx(1 / 0.07, rel=1e-4)
 
 
-class CtrlCAfter:
-    """Progress that sends this process a real SIGINT after ``steps`` training steps."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def start(self, description: str, total: int | None) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        if n:
-            self.steps -= 1
-            if self.steps == 0:
-                os.kill(os.getpid(), signal.SIGINT)
-
-    def stop(self) -> None:
-        pass
-
-
-def test_interrupted_then_resumed_equals_uninterrupted(corpus: Path, tmp_path: Path) -> None:
+def test_interrupted_then_resumed_equals_uninterrupted(corpus: Path, tmp_path: Path, ctrl_c_after) -> None:
     straight = pretrain_clip(corpus, out=tmp_path / "straight", epochs=2, **TINY)
     # 3 steps per epoch (24 train pairs / 8): stop one step into epoch 2.
     with pytest.raises(TrainingInterrupted):
-        pretrain_clip(corpus, out=tmp_path / "split", epochs=2, progress=CtrlCAfter(4), **TINY)
+        pretrain_clip(corpus, out=tmp_path / "split", epochs=2, progress=ctrl_c_after(4), **TINY)
     resumed = pretrain_clip(corpus, out=tmp_path / "split", epochs=2, resume=True, **TINY)
     assert resumed.train.steps == straight.train.steps == 6
     a = load_weights_file(tmp_path / "straight" / "model.safetensors")

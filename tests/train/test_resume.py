@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -19,25 +17,6 @@ from embedsearch.train.simclr import pretrain_simclr
 TINY = {"image_size": 16, "batch_size": 8, "threads": 1, "optimizer": "lars", "warmup_epochs": 0.5}
 
 
-class CtrlCAfter:
-    """Progress that sends this process a real SIGINT after ``steps`` training steps."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def start(self, description: str, total: int | None) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        if n:
-            self.steps -= 1
-            if self.steps == 0:
-                os.kill(os.getpid(), signal.SIGINT)
-
-    def stop(self) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from PIL import Image
@@ -50,11 +29,11 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(images: Path, tmp_path: Path) -> None:
+def test_interrupted_then_resumed_equals_uninterrupted(images: Path, tmp_path: Path, ctrl_c_after) -> None:
     straight = pretrain_simclr(images, out=tmp_path / "straight", epochs=2, workers=0, **TINY)
     # 3 steps per epoch: stop after step 4 = one step into epoch 2, mid-epoch.
     with pytest.raises(TrainingInterrupted) as info:
-        pretrain_simclr(images, out=tmp_path / "split", epochs=2, workers=0, progress=CtrlCAfter(4), **TINY)
+        pretrain_simclr(images, out=tmp_path / "split", epochs=2, workers=0, progress=ctrl_c_after(4), **TINY)
     assert info.value.checkpoint == tmp_path / "split" / "checkpoint" / "state.pt"
     assert len(read_metrics(tmp_path / "split")) == 1
     # Resume in worker processes: augmentations depend on per-item seeds, not on who runs them.
