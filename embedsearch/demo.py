@@ -105,7 +105,7 @@ def run_demo(
         'A big red circle in the middle'
     """
     from embedsearch.embedding import embed
-    from embedsearch.encoders.rundir import write_json_atomic
+    from embedsearch.atomic import write_json_atomic
     from embedsearch.index import Searcher, build_index
     from embedsearch.train.clip import pretrain_clip
 
@@ -231,7 +231,7 @@ def write_grid(queries: list[DemoQuery], path: Path, thumb: int = 96) -> Path:
 
 
 def _write_marker(result: DemoResult) -> None:
-    from embedsearch.encoders.rundir import write_json_atomic
+    from embedsearch.atomic import write_json_atomic
 
     data: dict[str, Any] = {"status": "done", **asdict(result)}
     data["out"] = str(result.out)

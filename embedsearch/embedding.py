@@ -21,7 +21,7 @@ from pathlib import Path
 from embedsearch.data.batches import Batch, ImageBatches, KnownRows, identity_collate, text_batches
 from embedsearch.data.sources import RankSlice, Source, open_source
 from embedsearch.data.workers import default_workers, worker_init
-from embedsearch.errors import EmbedsearchError, InputError, ModelError
+from embedsearch.errors import InputError, ModelError
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
 from embedsearch.store.reader import iter_batches
@@ -179,4 +179,4 @@ def _nothing_message(src: Source) -> str:
     return f"no inputs found in {src.description}"
 
 
-__all__ = ["EmbedSummary", "EmbedsearchError", "embed"]
+__all__ = ["EmbedSummary", "embed", "load_known_rows", "distributed_slice"]

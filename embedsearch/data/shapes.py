@@ -216,7 +216,7 @@ def make_shapes_corpus(
 
 
 def _write_corpus(root: Path, n: int, seed: int, image_size: int, progress: Progress) -> None:
-    from embedsearch.encoders.rundir import write_json_atomic
+    from embedsearch.atomic import write_json_atomic
 
     images = root / "images"
     images.mkdir()
