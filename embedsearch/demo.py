@@ -104,8 +104,8 @@ def run_demo(
         >>> r.queries[0].hits[0][1]                      # doctest: +SKIP
         'A big red circle in the middle'
     """
-    from embedsearch.embedding import embed
     from embedsearch.atomic import write_json_atomic
+    from embedsearch.embedding import embed
     from embedsearch.index import Searcher, build_index
     from embedsearch.train.clip import pretrain_clip
 

@@ -179,4 +179,4 @@ def _nothing_message(src: Source) -> str:
     return f"no inputs found in {src.description}"
 
 
-__all__ = ["EmbedSummary", "embed", "load_known_rows", "distributed_slice"]
+__all__ = ["EmbedSummary", "distributed_slice", "embed", "load_known_rows"]
