@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from embedsearch.cli.pretrain_cmd import pretrain_app
+from embedsearch.cli.pretrain_cmd import (
+    AccumulateOption,
+    DeviceOption,
+    PrecisionOption,
+    ResumeOption,
+    ThreadsOption,
+    WorkersOption,
+    pretrain_app,
+)
 
 
 @pretrain_app.command("clip")
@@ -26,12 +34,12 @@ def clip_command(
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay (gains, biases and logit scale excluded).")] = 0.1,
     warmup_epochs: Annotated[float, typer.Option(help="Linear warmup before the cosine decay.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed (shuffling, held-out split).")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")] = "auto",
-    accumulate: Annotated[int, typer.Option(help="Micro-batches per optimiser step (gradient accumulation).")] = 1,
-    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes [default: cores / 4].")] = None,
-    threads: Annotated[int | None, typer.Option(help="Torch compute threads [default: torch's choice].")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint exactly.")] = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    accumulate: AccumulateOption = 1,
+    workers: WorkersOption = None,
+    threads: ThreadsOption = None,
+    resume: ResumeOption = False,
 ) -> None:
     """Train CLIP on PAIRS; the run dir then works with embed, index and query --text."""
     from embedsearch.cli.render import progress_bar, stderr, summary_table

@@ -21,6 +21,14 @@ pretrain_app = typer.Typer(
 )
 app.add_typer(pretrain_app, name="pretrain")
 
+# Options of the shared training loop, declared once for every `pretrain` objective.
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")]
+AccumulateOption = Annotated[int, typer.Option(help="Micro-batches per optimiser step (gradient accumulation).")]
+WorkersOption = Annotated[int | None, typer.Option(help="DataLoader worker processes [default: cores / 4].")]
+ThreadsOption = Annotated[int | None, typer.Option(help="Torch compute threads [default: torch's choice].")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint exactly.")]
+
 STEMS = {"auto": None, "small": True, "standard": False}
 
 
@@ -44,13 +52,13 @@ def simclr_command(
     head_hidden: Annotated[int | None, typer.Option(help="Projection head hidden width [default: backbone width; the paper uses 2048].")] = None,
     eval_dir: Annotated[Path | None, typer.Option(help="Labelled sub-folders for per-epoch weighted kNN accuracy.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (model init, shuffling, augmentations).")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")] = "auto",
-    accumulate: Annotated[int, typer.Option(help="Micro-batches per optimiser step (gradient accumulation).")] = 1,
-    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes [default: cores / 4].")] = None,
-    threads: Annotated[int | None, typer.Option(help="Torch compute threads [default: torch's choice].")] = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    accumulate: AccumulateOption = 1,
+    workers: WorkersOption = None,
+    threads: ThreadsOption = None,
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Synchronise BatchNorm across ranks (DDP).")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint exactly.")] = False,
+    resume: ResumeOption = False,
     init: Annotated[Path | None, typer.Option(help="Start from the weights of an earlier SimCLR run dir.")] = None,
 ) -> None:
     """Pretrain a SimCLR ResNet on IMAGE_DIR; use the run dir with `embed --model RUN_DIR`."""
