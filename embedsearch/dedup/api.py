@@ -165,6 +165,7 @@ def find_duplicates(
             found = _knn(inputs, threshold, k, nprobe, block_rows, progress)
         if method == "knn" and keep != "first" and against is None:
             found.groups.keep = _survivors(found, inputs, keep)
+        found.vectors = None  # its closure holds the search index (the vectors): free it before writing
         result = _write(staging, out, inputs, found, method, keep, started)
         result.against = Path(against) if against is not None else None
     except BaseException:

@@ -8,8 +8,9 @@ candidates come from an approximate index, their scores never do. A row whose
 k-th neighbour still passes the threshold is asked again with a range search, so
 large duplicate groups are found whole instead of being cut at k.
 
-Memory: the index holds the vectors once (4 * dim bytes a row) plus ids; query blocks
-and results are bounded by ``block_rows * k``.
+Memory: the index holds the vectors once (4 * dim bytes a row) plus ids, its inverted
+lists sized once (:func:`add_presized`); query blocks and results are bounded by
+``block_rows * k``.
 """
 
 from __future__ import annotations
@@ -68,11 +69,53 @@ def build_search_index(
         index.train(sample(min(n, 30 * nlist)))
         index.nprobe = min(nprobe, nlist)
         index.parallel_mode = 0
+        add_presized(index, blocks, n, progress)
+        return index
     progress.start("indexing vectors", n)
     for _, vectors in blocks():
         index.add(vectors)
         progress.advance(len(vectors))
     return index  # the caller's next start() ends this task (rich redraws stopped bars)
+
+
+def add_presized(index: Any, blocks: Callable[[], Iterator[tuple[int, np.ndarray]]], n: int,
+                 progress: Progress | None = None) -> None:
+    """Add ``n`` streamed rows to a trained, empty ``IndexIVF`` with every inverted list sized once.
+
+    ``index.add`` grows each list's ``std::vector`` block by block; capacity doubling and the
+    freed old buffers cost ~40 % on top of the vectors at 1M rows (measured: +690 MiB of RSS for
+    496 MiB of codes and ids). Here a first pass assigns every row to its cell (the work ``add``
+    would do anyway; 8 bytes a row), each list is allocated at its final size and shrunk back to
+    length 0 (``std::vector`` keeps its capacity), and a second pass adds the rows with the
+    precomputed assignment, which then never reallocates. Ids stay ``ntotal + i``, as with ``add``.
+    """
+    import faiss
+
+    progress = progress or NullProgress()
+    assignment = np.empty(n, dtype=np.int64)
+    progress.start("assigning vectors to cells", n)
+    seen = 0
+    for _, vectors in blocks():
+        if seen + len(vectors) > n:
+            raise ValueError(f"the inputs hold more than the {n} rows counted in the catalog")
+        assignment[seen:seen + len(vectors)] = index.quantizer.assign(vectors, 1).ravel()
+        seen += len(vectors)
+        progress.advance(len(vectors))
+    if seen != n:
+        raise ValueError(f"the inputs hold {seen} rows, the catalog {n}")
+    invlists = faiss.downcast_InvertedLists(index.invlists)
+    sizes = np.bincount(assignment, minlength=index.nlist)
+    for list_no in np.flatnonzero(sizes).tolist():
+        invlists.resize(list_no, int(sizes[list_no]))  # allocates exactly, from empty
+        invlists.resize(list_no, 0)
+    progress.start("indexing vectors", n)
+    first = 0
+    for _, vectors in blocks():
+        cells = np.ascontiguousarray(assignment[first:first + len(vectors)])
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        index.add_core(len(vectors), faiss.swig_ptr(vectors), None, faiss.swig_ptr(cells))
+        first += len(vectors)
+        progress.advance(len(vectors))
 
 
 def search_pairs(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from embedsearch.dedup.grouping import Groups
+from embedsearch.dedup.near import add_presized
 from embedsearch.progress import Progress
 
 BLOCK = 2_048
@@ -90,10 +91,7 @@ def semdedup(inputs: Any, *, clusters: int | None, eps: float | None, block_rows
     index.cp.seed = 1234
     index.cp.min_points_per_centroid = 1  # small sets: allow few points per cluster instead of warning
     index.train(inputs.sample("all", min(n, 64 * k), block_rows))
-    progress.start("clustering", n)
-    for _, vectors in inputs.blocks("all", block_rows):
-        index.add(vectors)
-        progress.advance(len(vectors))
+    add_presized(index, lambda: inputs.blocks("all", block_rows), n, progress)
     centroids = index.quantizer.reconstruct_n(0, k)
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
     progress.start("pruning clusters", k)
