@@ -173,6 +173,8 @@ def main() -> None:
     p.add_argument("--imagededup-python", default="/root/venv-imagededup/bin/python")
     p.add_argument("--imagededup-n", default="10000,20000,40000")
     p.add_argument("--rss-cap-gib", type=float, default=8.0)
+    p.add_argument("--skip-imagededup", action="store_true",
+                   help="run only ours at the --imagededup-n sizes (keep imagededup's rows from an earlier run)")
     args = p.parse_args()
     print(f"machine: {machine()}")
     started = time.perf_counter()
@@ -180,12 +182,16 @@ def main() -> None:
     print(f"generated {args.n:,} x 128 in {time.perf_counter() - started:.0f} s (reused when present)")
     cap = int(args.rss_cap_gib * 2**30)
     rows = []
-    sizes = [int(s) for s in args.imagededup_n.split(",") if s] if Path(args.imagededup_python).exists() else []
+    have_theirs = args.skip_imagededup or Path(args.imagededup_python).exists()
+    sizes = [int(s) for s in args.imagededup_n.split(",") if s] if have_theirs else []
     for n in sizes:
         sub = subset_dir(emb, n, args.work)
         ours, wall, rss, status = run_measured([sys.executable, "-c", OURS, str(sub), str(args.work / f"out-{n}"),
                                                 str(args.threshold)], cap)
         rows.append(["embedsearch", f"{n:,}", wall, rss / 2**20, (ours or {}).get("pairs", "-"), status])
+        if args.skip_imagededup:
+            print(f"  N={n:,}: ours {wall:.1f} s {rss / 2**20:.0f} MiB", flush=True)
+            continue
         theirs, wall2, rss2, status2 = run_measured([args.imagededup_python, "-c", IMAGEDEDUP, str(sub), str(n),
                                                      str(args.threshold)], cap)
         rows.append(["imagededup CNN", f"{n:,}", wall2, rss2 / 2**20, (theirs or {}).get("pairs", "-"), status2])
