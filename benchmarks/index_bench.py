@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from autofaiss_runner import measure  # one measuring code for both sides of the comparison
 
 HERE = Path(__file__).resolve().parent

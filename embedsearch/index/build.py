@@ -121,7 +121,30 @@ def _trained_index(plan: IndexPlan, dim: int, train: Sample, device: str, progre
             # defaults (256 points a centroid, 25 iterations) take minutes on 2 cores.
             faiss.downcast_index(ivf).pq.cp.max_points_per_centroid = 64
             faiss.downcast_index(ivf).pq.cp.niter = 15
+        _quicker_opq(index)
         progress.start(f"training {plan.factory} on {len(train.vectors):,} rows", None)
         train_on_device(index, np.ascontiguousarray(train.vectors), gpu)
         progress.stop()
     return index
+
+
+# OPQ rotation training (faiss defaults: 50 rounds, 40 k-means iterations in the first, 65,536
+# points) takes 3-5 minutes on 2 cores; these settings measured within 0.01 recall@10 of them.
+OPQ_ROUNDS = 25
+OPQ_FIRST_KMEANS_ITERATIONS = 10
+OPQ_TRAIN_POINTS = 32_768
+
+
+def _quicker_opq(index: Any) -> None:
+    """Cheaper training settings for an OPQ rotation in front of ``index``, if it has one."""
+    import faiss
+
+    index = faiss.downcast_index(index)
+    if not isinstance(index, faiss.IndexPreTransform):
+        return
+    for position in range(index.chain.size()):
+        transform = faiss.downcast_VectorTransform(index.chain.at(position))
+        if isinstance(transform, faiss.OPQMatrix):
+            transform.niter = OPQ_ROUNDS
+            transform.niter_pq_0 = OPQ_FIRST_KMEANS_ITERATIONS
+            transform.max_train_points = OPQ_TRAIN_POINTS

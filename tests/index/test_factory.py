@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from embedsearch.errors import InputError
-from embedsearch.index.factory import MIN_POINTS_PER_LIST, choose_index, choose_nlist, training_rows
+from embedsearch.index.factory import (
+    MIN_POINTS_PER_LIST,
+    _codecs,
+    choose_index,
+    choose_nlist,
+    training_rows,
+)
 
 MB, GB = 2**20, 2**30
 
@@ -18,8 +24,10 @@ MB, GB = 2**20, 2**30
     (200_000, 128, 90 * MB, "ivfsq", "IVF1024,SQ8"),            # they do not
     (200_000, 128, 30 * MB, "ivfsq", "IVF1024,SQ8"),
     (200_000, 128, 25 * MB, "ivfsq", "IVF1024,SQ6"),
-    (1_000_000, 128, 100 * MB, "ivfpq", "IVF2048,PQ64x8np"),
-    (200_000, 512, 30 * MB, "ivfpq", "IVF1024,PQ128x8np"),
+    (1_000_000, 128, 100 * MB, "ivfpq", "OPQ92_184,IVF2048,PQ92x8np"),   # most of the budget in codes
+    (200_000, 512, 30 * MB, "ivfpq", "OPQ140_280,IVF512,PQ140x8np"),     # fewer lists buy 4 more bytes
+    (20_000, 128, 1 * MB, "ivfpq", "OPQ36_72,IVF128,PQ36x8np"),
+    (5_000, 512, 1 * MB, "ivfpq", "IVF128,PQ128x6np"),                   # too few rows for OPQ's 8 bits
 ])
 def test_auto_picks_the_most_accurate_index_that_fits(n, dim, budget, kind, factory) -> None:
     plan = choose_index(n, dim, budget)
@@ -57,3 +65,10 @@ def test_every_list_gets_enough_training_points(n) -> None:
     assert plan.nlist == choose_nlist(n)
     assert training_rows(plan, n, 32) >= min(n, MIN_POINTS_PER_LIST * plan.nlist)
     assert training_rows(plan, n, 32) <= n
+
+
+def test_compressed_candidates_rotate_pq_codes_with_opq() -> None:
+    pq = [c for c in _codecs(128, 1_000_000) if c.suffix.startswith("PQ")]
+    assert pq and all(c.prefix == f"OPQ{c.code_bytes}_{2 * c.code_bytes}," for c in pq)
+    assert [c.code_bytes for c in pq][:3] == [92, 88, 84]  # every size in steps of 4 bytes, largest first
+    assert not any(c.prefix for c in _codecs(128, 5_000))  # OPQ trains 8-bit codebooks: not on 5k rows

@@ -1,0 +1,53 @@
+"""Budget-starved PQ indexes: the OPQ rotation auto puts in front of PQ codes earns its bytes."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from embedsearch.index import build
+from embedsearch.index.factory import (
+    IndexPlan,
+    choose_index,
+    ivf_of,
+    search_param_grid,
+    set_search_params,
+)
+from embedsearch.index.sources import Sample
+from embedsearch.index.tune import ExactTopK, measure_recall
+from embedsearch.progress import NullProgress
+
+
+def _built(plan: IndexPlan, corpus: np.ndarray):
+    sample = Sample(corpus, np.arange(len(corpus)), np.zeros(len(corpus), np.int32))
+    index = build._trained_index(plan, corpus.shape[1], sample, "cpu", NullProgress())
+    index.add_with_ids(corpus, np.arange(len(corpus), dtype=np.int64))
+    return index
+
+
+def _best_recall(index, queries: np.ndarray, truth: np.ndarray) -> float:
+    """Best recall@10 over the whole nprobe ladder (fresh queries, not corpus rows)."""
+    best = 0.0
+    for params in search_param_grid(index)[0]:
+        set_search_params(index, params)
+        best = max(best, measure_recall(index, queries, np.full(len(queries), -1), truth, 10)[0])
+    return best
+
+
+def test_opq_beats_plain_pq_of_the_same_bytes_on_a_starved_budget(vectors, monkeypatch) -> None:
+    monkeypatch.setattr(build, "OPQ_ROUNDS", 8)  # keep the test quick; the build uses more rounds
+    n, dim, budget = 10_000, 32, 200_000
+    corpus, queries = vectors(n, dim, 0), vectors(300, dim, 1)
+    plan = choose_index(n, dim, budget)  # only 8 bytes a vector of codes fit
+    assert plan.factory.startswith("OPQ8_16,IVF") and plan.factory.endswith(",PQ8x8np") and plan.fits
+    rotated = _built(plan, corpus)
+    assert plan.estimated_bytes * 0.95 <= faiss.serialize_index(rotated).nbytes <= budget
+    set_search_params(rotated, {"nprobe": 7})  # reaches the IVF behind the rotation
+    assert ivf_of(rotated).nprobe == 7 and ivf_of(rotated).d == 16
+
+    plain = _built(IndexPlan("ivfpq", plan.factory.split(",", 1)[1], plan.nlist, 0, True, ""), corpus)
+    exact = ExactTopK(queries, np.full(len(queries), -1), 10)
+    exact.add(corpus, np.arange(n))
+    truth = exact.keys()
+    with_opq, without = _best_recall(rotated, queries, truth), _best_recall(plain, queries, truth)
+    assert with_opq >= without + 0.05, (with_opq, without)
