@@ -25,7 +25,7 @@ app.add_typer(pretrain_app, name="pretrain")
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")]
 AccumulateOption = Annotated[int, typer.Option(help="Micro-batches per optimiser step (gradient accumulation).")]
-WorkersOption = Annotated[int | None, typer.Option(help="DataLoader worker processes [default: cores / 4].")]
+WorkersOption = Annotated[int | None, typer.Option(help="DataLoader worker processes [default: none on CPUs with < 4 cores (augment in-process), else cores / 4; cores - 1 on CUDA].")]
 ThreadsOption = Annotated[int | None, typer.Option(help="Torch compute threads [default: torch's choice].")]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint exactly.")]
 

@@ -49,7 +49,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from embedsearch.data.workers import available_cores, worker_init
+from embedsearch.data.workers import default_training_workers, worker_init
 from embedsearch.encoders.base import resolve_device
 from embedsearch.encoders.rundir import save_run_dir
 from embedsearch.errors import InputError, ModelError
@@ -221,7 +221,7 @@ class _Runner:
         micro = cfg.batch_size // world // cfg.accumulate
         sampler = EpochSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.state.epoch,
                                self.state.step_in_epoch)
-        workers = default_workers() if cfg.workers is None else cfg.workers
+        workers = default_training_workers(self.device.type) if cfg.workers is None else cfg.workers
         return DataLoader(
             self.dataset,
             batch_size=micro,
@@ -361,14 +361,6 @@ def _resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision == "fp16" and device.type != "cuda":
         raise ModelError("--precision fp16 needs CUDA; use fp32 or bf16 on the CPU")
     return choices[precision]
-
-
-def default_workers() -> int:
-    """DataLoader workers for training: decoding + two augmented views per image needs a worker
-    even on a CPU, but most cores stay with the model. (A nice-19 worker was tried on 2 cores:
-    it starved and the model waited; ratio 0.74 -> 0.6.)"""
-    cores = available_cores()
-    return max(1, min(8, cores // 4)) if cores > 1 else 0
 
 
 def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
