@@ -71,7 +71,9 @@ def test_chains_are_not_merged(tmp_path, gen) -> None:
         assert (sims >= t - 1e-5).all(axis=1).any()
 
 
-def test_against_reports_only_cross_pairs(tmp_path, gen) -> None:
+@pytest.mark.parametrize("exact_limit", [near.EXACT_LIMIT, 100], ids=["flat", "ivf"])
+def test_against_reports_only_cross_pairs(tmp_path, monkeypatch, gen, exact_limit) -> None:
+    monkeypatch.setattr(near, "EXACT_LIMIT", exact_limit)  # the IVF index is built over the other set only
     train = gen.random_unit(200, 16, seed=2)
     test = gen.random_unit(60, 16, seed=3)
     test[5] = gen.near_copy(train[7], 0.98, seed=0)
@@ -85,6 +87,7 @@ def test_against_reports_only_cross_pairs(tmp_path, gen) -> None:
     train_dir = gen.write_dir(tmp_path / "train", train, hashes=train_hashes)
     test_dir = gen.write_dir(tmp_path / "test", test, hashes=test_hashes)
     result = find_duplicates(test_dir, out=tmp_path / "leaks", against=train_dir, threshold=0.95)
+    assert result.search.startswith("IVF") == (exact_limit == 100)
     pairs = pd.read_parquet(result.out / "pairs.parquet")
     assert (pairs.dir_a == 0).all() and (pairs.dir_b == 1).all()
     assert sorted(zip(pairs.id_a, pairs.id_b, pairs.exact)) == [(5, 7, False), (6, 8, False), (50, 9, True)]
