@@ -71,13 +71,16 @@ class SimCLRAugment:
             image = image.filter(ImageFilter.GaussianBlur(radius))
         if self.jpeg_prob and rng.random() < self.jpeg_prob:
             image = _jpeg(image, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
-        array = np.asarray(image, dtype=np.float32) / 255.0
+        array = np.asarray(image, dtype=np.float32)
+        array *= 1 / 255
         if self.color_strength and rng.random() < 0.8:
-            array = color_jitter(array, self.color_strength, rng)
+            array = color_jitter(array, self.color_strength, rng, inplace=True)
         if rng.random() < 0.2:
-            gray = array @ np.asarray([0.299, 0.587, 0.114], np.float32)
-            array = np.repeat(gray[..., None], 3, axis=2)
-        array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+            array = np.repeat((array @ GRAY_WEIGHTS)[..., None], 3, axis=2)
+        # (x - mean) / std as one multiply-add, written into the CHW copy the tensor needs anyway.
+        std = np.asarray(self.std, np.float32)
+        array *= 1 / std
+        array -= np.asarray(self.mean, np.float32) / std
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
     def _crop(self, image: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -101,37 +104,59 @@ class SimCLRAugment:
         return image.resize(size, Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
 
 
-def color_jitter(array: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
-    """Brightness, contrast, saturation (each 0.8s) and hue (0.2s) in random order, on HWC [0, 1]."""
+def color_jitter(
+    array: np.ndarray, strength: float, rng: np.random.Generator, inplace: bool = False
+) -> np.ndarray:
+    """Brightness, contrast, saturation (each 0.8s) and hue (0.2s) in random order, on HWC [0, 1].
+
+    ``inplace=True`` lets it overwrite ``array`` (a float32 array the caller owns): this runs
+    twice per training image, in the training process on small CPUs, so copies matter.
+
+    Example:
+        >>> out = color_jitter(np.full((4, 4, 3), 0.5, np.float32), 0.5, np.random.default_rng(0))
+        >>> out.shape, float(out.min()) >= 0.0, float(out.max()) <= 1.0
+        ((4, 4, 3), True, True)
+    """
     amounts = {
         "brightness": rng.uniform(max(0, 1 - 0.8 * strength), 1 + 0.8 * strength),
         "contrast": rng.uniform(max(0, 1 - 0.8 * strength), 1 + 0.8 * strength),
         "saturation": rng.uniform(max(0, 1 - 0.8 * strength), 1 + 0.8 * strength),
         "hue": rng.uniform(-0.2 * strength, 0.2 * strength),
     }
+    array = array if inplace and array.dtype == np.float32 else array.astype(np.float32)
     for name in rng.permutation(list(amounts)):
-        factor = amounts[name]
-        gray = array @ np.asarray([0.299, 0.587, 0.114], np.float32)
+        factor = np.float32(amounts[name])
         if name == "brightness":
-            array = array * factor
+            array *= factor
         elif name == "contrast":
-            array = (array - gray.mean()) * factor + gray.mean()
+            # Blend with the mean gray level (2-D matmul: numpy's strided per-channel mean is slow).
+            mean = np.float32((array.reshape(-1, 3) @ GRAY_WEIGHTS).mean())
+            array -= mean
+            array *= factor
+            array += mean
         elif name == "saturation":
-            array = (array - gray[..., None]) * factor + gray[..., None]
+            gray = (array.reshape(-1, 3) @ GRAY_WEIGHTS).reshape(*array.shape[:2], 1)
+            array -= gray
+            array *= factor
+            array += gray
         else:
-            array = _shift_hue(array, factor)
-        array = np.clip(array, 0.0, 1.0)
-    return array.astype(np.float32, copy=False)
+            array = _shift_hue(array, float(factor))
+        np.clip(array, 0.0, 1.0, out=array)
+    return array
+
+
+GRAY_WEIGHTS = np.asarray([0.299, 0.587, 0.114], np.float32)
+# Hue is rotated around the gray axis in YIQ space: a cheap, smooth hue shift.
+_YIQ = np.asarray([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
+_YIQ_INVERSE = np.linalg.inv(_YIQ)
 
 
 def _shift_hue(array: np.ndarray, shift: float) -> np.ndarray:
-    # Rotate chroma around the gray axis in YIQ space: a cheap, smooth hue shift.
-    yiq = np.asarray([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
     angle = 2 * np.pi * shift
     cos, sin = np.cos(angle), np.sin(angle)
     rotate = np.asarray([[1, 0, 0], [0, cos, -sin], [0, sin, cos]], np.float32)
-    matrix = np.linalg.inv(yiq) @ rotate @ yiq
-    return array @ matrix.T.astype(np.float32)
+    matrix = (_YIQ_INVERSE @ rotate @ _YIQ).T.astype(np.float32)
+    return array @ matrix
 
 
 def _jpeg(image: Image.Image, quality: int) -> Image.Image:
