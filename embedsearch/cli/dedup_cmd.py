@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,17 +13,17 @@ from embedsearch.cli.app import app
 
 @app.command("dedup")
 def dedup_command(
-    path: Path = typer.Argument(..., help="Embedding dir, or index dir (its embedding dirs supply the exact vectors)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Result dir: pairs.parquet, groups.parquet, keep.txt, remove.txt, histogram.png."),
-    threshold: float | None = typer.Option(None, "--threshold", "-t", help="Cosine similarity for near duplicates [default: from the data, see histogram.txt]."),
-    against: Path | None = typer.Option(None, "--against", help="Another embedding/index dir: report only pairs across the two (train/test leakage)."),
-    keep: str = typer.Option("first", "--keep", help="Survivor of each group: first, largest or centroid."),
-    method: str = typer.Option("knn", "--method", help="knn (FAISS neighbours, non-chaining groups) or semdedup (k-means + within-cluster pruning)."),
-    clusters: int | None = typer.Option(None, "--clusters", help="semdedup: k-means clusters [default: about sqrt(N)]."),
-    eps: float | None = typer.Option(None, "--eps", help="semdedup: remove items with similarity >= 1 - eps to a kept one."),
-    k: int = typer.Option(10, "-k", help="Neighbours asked per item before falling back to a range search."),
-    nprobe: int = typer.Option(8, "--nprobe", help="IVF lists searched per item (large sets only)."),
-    output_format: str = typer.Option("table", "--format", help="table (on stderr) or json (summary on stdout)."),
+    path: Annotated[Path, typer.Argument(help="Embedding dir, or index dir (its embedding dirs supply the exact vectors).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Result dir: pairs.parquet, groups.parquet, keep.txt, remove.txt, histogram.png.")],
+    threshold: Annotated[float | None, typer.Option("--threshold", "-t", help="Cosine similarity for near duplicates [default: from the data, see histogram.txt].")] = None,
+    against: Annotated[Path | None, typer.Option("--against", help="Another embedding/index dir: report only pairs across the two (train/test leakage).")] = None,
+    keep: Annotated[str, typer.Option("--keep", help="Survivor of each group: first, largest or centroid.")] = "first",
+    method: Annotated[str, typer.Option("--method", help="knn (FAISS neighbours, non-chaining groups) or semdedup (k-means + within-cluster pruning).")] = "knn",
+    clusters: Annotated[int | None, typer.Option("--clusters", help="semdedup: k-means clusters [default: about sqrt(N)].")] = None,
+    eps: Annotated[float | None, typer.Option("--eps", help="semdedup: remove items with similarity >= 1 - eps to a kept one.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Neighbours asked per item before falling back to a range search.")] = 10,
+    nprobe: Annotated[int, typer.Option("--nprobe", help="IVF lists searched per item (large sets only).")] = 8,
+    output_format: Annotated[str, typer.Option("--format", help="table (on stderr) or json (summary on stdout).")] = "table",
 ) -> None:
     """Find exact and near duplicates (or train/test leaks with --against) and write keep/remove lists."""
     from embedsearch.cli.render import progress_bar, stderr, stdout, summary_table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,21 +12,21 @@ from embedsearch.cli.app import app
 
 @app.command("embed")
 def embed_command(
-    source: Path = typer.Argument(..., help="Image folder, text file (one document per line), or .csv/.tsv/.jsonl/.parquet table."),
-    model: str = typer.Option(..., "--model", "-m", help="Model spec: simclr:resnet18, openclip:ARCH[/PRETRAINED], tiny-clip, or a run dir."),
-    out: Path = typer.Option(..., "--out", "-o", help="Embedding dir to create or extend."),
-    modality: str | None = typer.Option(None, help="image or text, when it cannot be inferred."),
-    text_col: str | None = typer.Option(None, "--text-col", help="Table column holding texts."),
-    image_col: str | None = typer.Option(None, "--image-col", help="Table column holding image paths (relative to the table's folder, or absolute)."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Inputs per model batch."),
-    workers: int | None = typer.Option(None, "--workers", help="DataLoader workers decoding images (default: 0 on CPU, where the model uses every core; cores-1 on CUDA)."),
-    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
-    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (fp16 on CUDA only)."),
-    image_size: int | None = typer.Option(None, "--image-size", help="Input size for backbones without a fixed one (SimCLR specs; default 64)."),
-    shard_rows: int = typer.Option(100_000, "--shard-rows", help="Rows per Parquet shard."),
-    num_shards: int | None = typer.Option(None, "--num-shards", help="Split the work into N slices (for schedulers other than torchrun)."),
-    shard_index: int | None = typer.Option(None, "--shard-index", help="Which slice this process embeds (0-based)."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any input failed."),
+    source: Annotated[Path, typer.Argument(help="Image folder, text file (one document per line), or .csv/.tsv/.jsonl/.parquet table.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model spec: simclr:resnet18, openclip:ARCH[/PRETRAINED], tiny-clip, or a run dir.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Embedding dir to create or extend.")],
+    modality: Annotated[str | None, typer.Option(help="image or text, when it cannot be inferred.")] = None,
+    text_col: Annotated[str | None, typer.Option("--text-col", help="Table column holding texts.")] = None,
+    image_col: Annotated[str | None, typer.Option("--image-col", help="Table column holding image paths (relative to the table's folder, or absolute).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per model batch.")] = 64,
+    workers: Annotated[int | None, typer.Option("--workers", help="DataLoader workers decoding images (default: 0 on CPU, where the model uses every core; cores-1 on CUDA).")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (fp16 on CUDA only).")] = "fp32",
+    image_size: Annotated[int | None, typer.Option("--image-size", help="Input size for backbones without a fixed one (SimCLR specs; default 64).")] = None,
+    shard_rows: Annotated[int, typer.Option("--shard-rows", help="Rows per Parquet shard.")] = 100_000,
+    num_shards: Annotated[int | None, typer.Option("--num-shards", help="Split the work into N slices (for schedulers other than torchrun).")] = None,
+    shard_index: Annotated[int | None, typer.Option("--shard-index", help="Which slice this process embeds (0-based).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any input failed.")] = False,
 ) -> None:
     """Embed an image or text corpus into Parquet shards (reruns add only what is missing)."""
     from embedsearch.cli.render import progress_bar, stderr, summary_table

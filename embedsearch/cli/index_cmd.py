@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,17 +13,17 @@ from embedsearch.cli.app import app
 
 @app.command("index")
 def index_command(
-    emb_dirs: list[Path] = typer.Argument(..., help="Embedding dirs made by `embed` (same model)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Index dir to create (or to add to with --append)."),
-    kind: str = typer.Option("auto", "--kind", help="auto, flat, hnsw, ivf or ivfpq."),
-    max_memory: str | None = typer.Option(None, "--max-memory", help="Index memory budget, e.g. 500M, 4G [default: half the available RAM]."),
-    target_recall: float = typer.Option(0.95, "--target-recall", help="recall@k the search parameters are tuned to."),
-    k: int = typer.Option(10, "-k", help="k of the recall target."),
-    append: bool = typer.Option(False, "--append", help="Add new dirs / new rows to the existing index, without retraining."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing index dir."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (needs a faiss build with GPU support)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the training and query samples."),
-    output_format: str = typer.Option("table", "--format", help="table (on stderr) or json (index.json on stdout)."),
+    emb_dirs: Annotated[list[Path], typer.Argument(help="Embedding dirs made by `embed` (same model).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Index dir to create (or to add to with --append).")],
+    kind: Annotated[str, typer.Option("--kind", help="auto, flat, hnsw, ivf or ivfpq.")] = "auto",
+    max_memory: Annotated[str | None, typer.Option("--max-memory", help="Index memory budget, e.g. 500M, 4G [default: half the available RAM].")] = None,
+    target_recall: Annotated[float, typer.Option("--target-recall", help="recall@k the search parameters are tuned to.")] = 0.95,
+    k: Annotated[int, typer.Option("-k", help="k of the recall target.")] = 10,
+    append: Annotated[bool, typer.Option("--append", help="Add new dirs / new rows to the existing index, without retraining.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index dir.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (needs a faiss build with GPU support).")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the training and query samples.")] = 0,
+    output_format: Annotated[str, typer.Option("--format", help="table (on stderr) or json (index.json on stdout).")] = "table",
 ) -> None:
     """Build a FAISS index dir tuned to a measured recall, within a memory budget."""
     from embedsearch.cli.render import progress_bar, stderr, stdout, summary_table

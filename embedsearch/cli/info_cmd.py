@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,8 +13,8 @@ from embedsearch.cli.app import app
 
 @app.command("info")
 def info_command(
-    path: Path = typer.Argument(..., help="A run dir, embedding dir or index dir."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
+    path: Annotated[Path, typer.Argument(help="A run dir, embedding dir or index dir.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of a table.")] = False,
 ) -> None:
     """Describe a run dir, embedding dir or index dir: model, fingerprint, dim, rows, shards, failures."""
     from embedsearch.cli.render import stdout, summary_table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,17 +14,17 @@ FORMATS = ("table", "json", "jsonl", "csv")
 
 @app.command("query")
 def query_command(
-    index_dir: Path = typer.Argument(..., help="Index dir made by `index`."),
-    text: str | None = typer.Option(None, "--text", help="Text query (needs a model with a text tower)."),
-    image: Path | None = typer.Option(None, "--image", help="Image file query."),
-    embedding_id: int | None = typer.Option(None, "--id", help="Embedding id of an indexed row."),
-    source_dir: int = typer.Option(0, "--dir", help="With --id: which source dir of the index (0 = first)."),
-    vector: Path | None = typer.Option(None, "--vector", help=".npy file with one vector (dim,) or several (n, dim)."),
-    queries: Path | None = typer.Option(None, "--queries", help="File with one text or image path per line, searched as a batch."),
-    k: int = typer.Option(10, "-k", help="Hits per query."),
-    output_format: str = typer.Option("table", "--format", help="table, json, jsonl or csv (machine formats on stdout)."),
-    grid: Path | None = typer.Option(None, "--grid", help="Write a contact-sheet PNG of the query and its image hits."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    index_dir: Annotated[Path, typer.Argument(help="Index dir made by `index`.")],
+    text: Annotated[str | None, typer.Option("--text", help="Text query (needs a model with a text tower).")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="Image file query.")] = None,
+    embedding_id: Annotated[int | None, typer.Option("--id", help="Embedding id of an indexed row.")] = None,
+    source_dir: Annotated[int, typer.Option("--dir", help="With --id: which source dir of the index (0 = first).")] = 0,
+    vector: Annotated[Path | None, typer.Option("--vector", help=".npy file with one vector (dim,) or several (n, dim).")] = None,
+    queries: Annotated[Path | None, typer.Option("--queries", help="File with one text or image path per line, searched as a batch.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Hits per query.")] = 10,
+    output_format: Annotated[str, typer.Option("--format", help="table, json, jsonl or csv (machine formats on stdout).")] = "table",
+    grid: Annotated[Path | None, typer.Option("--grid", help="Write a contact-sheet PNG of the query and its image hits.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Search an index by text, image, id, vector or a file of queries."""
     from embedsearch.cli.render import stderr, stdout
