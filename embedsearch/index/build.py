@@ -9,7 +9,8 @@ parameters are tuned to the recall target and everything is published atomically
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,30 +122,42 @@ def _trained_index(plan: IndexPlan, dim: int, train: Sample, device: str, progre
             # defaults (256 points a centroid, 25 iterations) take minutes on 2 cores.
             faiss.downcast_index(ivf).pq.cp.max_points_per_centroid = 64
             faiss.downcast_index(ivf).pq.cp.niter = 15
-        _quicker_opq(index)
         progress.start(f"training {plan.factory} on {len(train.vectors):,} rows", None)
-        train_on_device(index, np.ascontiguousarray(train.vectors), gpu)
+        with _quicker_opq(index):
+            train_on_device(index, np.ascontiguousarray(train.vectors), gpu)
         progress.stop()
     return index
 
 
-# OPQ rotation training (faiss defaults: 50 rounds, 40 k-means iterations in the first, 65,536
-# points) takes 3-5 minutes on 2 cores; these settings measured within 0.01 recall@10 of them.
-OPQ_ROUNDS = 25
+# OPQ rotation training with faiss's defaults (50 rounds on up to 65,536 points) takes minutes
+# on 2 cores. Its 2-d sub-spaces need few points: on the 20k tiny-clip set 2,048-4,096 points and
+# 16-25 rounds reached recall@10 0.34 (0.35 with 8,192 points, at 4x the time).
+OPQ_ROUNDS = 20
 OPQ_FIRST_KMEANS_ITERATIONS = 10
-OPQ_TRAIN_POINTS = 32_768
+OPQ_TRAIN_POINTS = 4096
 
 
-def _quicker_opq(index: Any) -> None:
-    """Cheaper training settings for an OPQ rotation in front of ``index``, if it has one."""
+@contextmanager
+def _quicker_opq(index: Any) -> Iterator[None]:
+    """Cheaper training settings for an OPQ rotation in front of ``index`` (if any) while training."""
     import faiss
 
     index = faiss.downcast_index(index)
-    if not isinstance(index, faiss.IndexPreTransform):
-        return
-    for position in range(index.chain.size()):
-        transform = faiss.downcast_VectorTransform(index.chain.at(position))
-        if isinstance(transform, faiss.OPQMatrix):
-            transform.niter = OPQ_ROUNDS
-            transform.niter_pq_0 = OPQ_FIRST_KMEANS_ITERATIONS
-            transform.max_train_points = OPQ_TRAIN_POINTS
+    rotations = []
+    if isinstance(index, faiss.IndexPreTransform):
+        for position in range(index.chain.size()):
+            transform = faiss.downcast_VectorTransform(index.chain.at(position))
+            if isinstance(transform, faiss.OPQMatrix):
+                transform.niter = OPQ_ROUNDS
+                transform.niter_pq_0 = OPQ_FIRST_KMEANS_ITERATIONS
+                transform.max_train_points = OPQ_TRAIN_POINTS
+                # its own PQ, only so that faiss does not warn about 16 points a centroid
+                pq = faiss.ProductQuantizer(transform.d_out, transform.M, 8)
+                pq.cp.min_points_per_centroid = 4
+                transform.pq = pq
+                rotations.append((transform, pq))  # keeps ``pq`` alive while faiss points at it
+    try:
+        yield
+    finally:
+        for transform, _ in rotations:
+            transform.pq = None

@@ -34,8 +34,7 @@ def _best_recall(index, queries: np.ndarray, truth: np.ndarray) -> float:
     return best
 
 
-def test_opq_beats_plain_pq_of_the_same_bytes_on_a_starved_budget(vectors, monkeypatch) -> None:
-    monkeypatch.setattr(build, "OPQ_ROUNDS", 8)  # keep the test quick; the build uses more rounds
+def test_opq_beats_plain_pq_of_the_same_bytes_on_a_starved_budget(vectors) -> None:
     n, dim, budget = 10_000, 32, 200_000
     corpus, queries = vectors(n, dim, 0), vectors(300, dim, 1)
     plan = choose_index(n, dim, budget)  # only 8 bytes a vector of codes fit
