@@ -89,6 +89,7 @@ def main() -> None:
             e2e = embed_images_per_second(folder, size, args.batch_size, args.workers)
             model = model_only_images_per_second(folder, size, args.batch_size)
             pairs.append((e2e / model, e2e, model))
+            print(f"  {size} px pair {len(pairs)}: embed {e2e:.2f}/s, model only {model:.2f}/s, ratio {e2e / model:.3f}", flush=True)
         ratio, e2e, model = sorted(pairs)[len(pairs) // 2]
         rows.append([f"simclr:resnet18 @ {size} px (images)", args.images, e2e, model, ratio])
         print_table(["workload", "items", "embed items/s", "model-only items/s", "ratio"], rows[-1:], flush=True)
