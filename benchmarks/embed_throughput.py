@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import machine, make_jpeg_folder, print_table
+
 from embedsearch.data.decode import load_image
 from embedsearch.data.sources import iter_image_files
 from embedsearch.embedding import embed
