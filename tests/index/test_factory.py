@@ -24,7 +24,7 @@ MB, GB = 2**20, 2**30
     (200_000, 128, 90 * MB, "ivfsq", "IVF1024,SQ8"),            # they do not
     (200_000, 128, 30 * MB, "ivfsq", "IVF1024,SQ8"),
     (200_000, 128, 25 * MB, "ivfsq", "IVF1024,SQ6"),
-    (1_000_000, 128, 100 * MB, "ivfpq", "OPQ92_184,IVF2048,PQ92x8np"),   # most of the budget in codes
+    (1_000_000, 128, 100 * MB, "ivfpq", "OPQ92_184,IVF4096,PQ92x8np"),   # most of the budget in codes, 2x lists
     (200_000, 512, 30 * MB, "ivfpq", "OPQ140_280,IVF512,PQ140x8np"),     # fewer lists buy 4 more bytes
     (20_000, 128, 1 * MB, "ivfpq", "OPQ36_72,IVF128,PQ36x8np"),
     (5_000, 512, 1 * MB, "ivfpq", "IVF128,PQ128x6np"),                   # too few rows for OPQ's 8 bits
