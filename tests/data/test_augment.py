@@ -65,3 +65,37 @@ def test_grayscale_input_gives_three_channels() -> None:
     gray = Image.new("L", (20, 20), 128).convert("RGB")
     view, _ = SimCLRAugment(16).views(gray, seed=0)
     assert view.shape == (3, 16, 16)
+
+
+def _reference_jitter(array: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """The colour jitter written plainly, one full-size operation at a time."""
+    low, high = max(0, 1 - 0.8 * strength), 1 + 0.8 * strength
+    amounts = {"brightness": rng.uniform(low, high), "contrast": rng.uniform(low, high),
+               "saturation": rng.uniform(low, high), "hue": rng.uniform(-0.2 * strength, 0.2 * strength)}
+    yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    out = array.astype(np.float64)
+    for name in rng.permutation(list(amounts)):
+        f = amounts[name]
+        gray = out @ np.array([0.299, 0.587, 0.114])
+        if name == "brightness":
+            out = out * f
+        elif name == "contrast":
+            out = (out - gray.mean()) * f + gray.mean()
+        elif name == "saturation":
+            out = (out - gray[..., None]) * f + gray[..., None]
+        else:
+            c, s = np.cos(2 * np.pi * f), np.sin(2 * np.pi * f)
+            out = out @ (np.linalg.inv(yiq) @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]]) @ yiq).T
+        out = np.clip(out, 0, 1)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_color_jitter_matches_the_plain_reference_and_copies_unless_asked(seed: int) -> None:
+    array = np.random.default_rng(seed).random((12, 10, 3), dtype=np.float32)
+    before = array.copy()
+    out = color_jitter(array, 1.0, np.random.default_rng(100 + seed))
+    np.testing.assert_allclose(out, _reference_jitter(before, 1.0, np.random.default_rng(100 + seed)), atol=1e-5)
+    assert np.array_equal(array, before)  # inplace=False must not touch the caller's array
+    # inplace=True only permits overwriting the input; the result is the same.
+    np.testing.assert_array_equal(color_jitter(array, 1.0, np.random.default_rng(100 + seed), inplace=True), out)
