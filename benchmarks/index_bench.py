@@ -125,7 +125,8 @@ def child_ours(args: argparse.Namespace) -> None:
     from embedsearch.index import Searcher, build_index
 
     start = time.perf_counter()
-    summary = build_index([args.emb], args.out, kind=args.kind, max_memory=args.budget, overwrite=True)
+    summary = build_index([args.emb], args.out, kind=args.kind, max_memory=args.budget, overwrite=True,
+                          target_recall=args.target_recall)
     build = time.perf_counter() - start
     searcher = Searcher.open(args.out, device="cpu")
     result = measure(searcher.index, np.load(args.queries), np.load(args.truth))
@@ -163,6 +164,8 @@ def main() -> None:
     parser.add_argument("--emb-dir", type=Path, default=None, help="benchmark this real embedding dir instead")
     parser.add_argument("--work", type=Path, default=Path("/tmp/embedsearch-index-bench"))
     parser.add_argument("--json", type=Path, default=None, help="append result rows to this JSON-lines file")
+    parser.add_argument("--target-recall", type=float, default=0.95,
+                        help="ours: recall@10 that auto tunes to (autofaiss has no such setting)")
     parser.add_argument("--child", choices=["ours"], help=argparse.SUPPRESS)
     parser.add_argument("--emb", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -192,9 +195,10 @@ def run_matrix(args: argparse.Namespace) -> None:
     plans += [("auto", b) for b in args.budgets.split(",") if b]
     rows = []
     for kind, budget in plans:
-        out = args.work / f"idx-{args.rows}x{args.dim}-{kind}-{budget}"
+        suffix = "" if args.target_recall == 0.95 else f"-t{args.target_recall}"
+        out = args.work / f"idx-{args.rows}x{args.dim}-{kind}-{budget}{suffix}"
         command = [sys.executable, __file__, "--child", "ours", "--emb", str(data / "emb"), "--out", str(out),
-                   "--kind", kind, "--budget", budget, *common]
+                   "--kind", kind, "--budget", budget, "--target-recall", str(args.target_recall), *common]
         if kind == "auto" and budget == "4G":
             command.append("--overhead")
         rows.append(_report(f"embedsearch {kind}", budget, run_child(command), args))
@@ -208,6 +212,8 @@ def run_matrix(args: argparse.Namespace) -> None:
 
 def _report(name: str, budget: str, result: dict, args: argparse.Namespace) -> dict:
     row = {"system": name, "budget": budget, "rows": args.rows, "dim": args.dim, **result}
+    if name.startswith("embedsearch"):
+        row["target_recall"] = args.target_recall
     if "error" in result:
         print(f"{name:22s} {budget:>5s}  ERROR {result['error']}", flush=True)
     else:
