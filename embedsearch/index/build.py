@@ -9,8 +9,7 @@ parameters are tuned to the recall target and everything is published atomically
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from embedsearch.errors import InputError
 from embedsearch.index import layout
 from embedsearch.index.budget import default_max_memory, parse_memory
 from embedsearch.index.factory import IndexPlan, choose_index, ivf_of, training_rows
+from embedsearch.index.opq import quicker_opq
 from embedsearch.index.sources import Sample, open_sources, sample_rows
 from embedsearch.index.writing import IndexParts, add_rows, finish_index, new_index_info
 from embedsearch.progress import NullProgress, Progress
@@ -123,41 +123,8 @@ def _trained_index(plan: IndexPlan, dim: int, train: Sample, device: str, progre
             faiss.downcast_index(ivf).pq.cp.max_points_per_centroid = 64
             faiss.downcast_index(ivf).pq.cp.niter = 15
         progress.start(f"training {plan.factory} on {len(train.vectors):,} rows", None)
-        with _quicker_opq(index):
+        with quicker_opq(index, train.vectors):
             train_on_device(index, np.ascontiguousarray(train.vectors), gpu)
         progress.stop()
     return index
 
-
-# OPQ rotation training with faiss's defaults (50 rounds on up to 65,536 points) takes minutes
-# on 2 cores. Its 2-d sub-spaces need few points: on the 20k tiny-clip set 2,048-4,096 points and
-# 16-25 rounds reached recall@10 0.34 (0.35 with 8,192 points, at 4x the time).
-OPQ_ROUNDS = 20
-OPQ_FIRST_KMEANS_ITERATIONS = 10
-OPQ_TRAIN_POINTS = 4096
-
-
-@contextmanager
-def _quicker_opq(index: Any) -> Iterator[None]:
-    """Cheaper training settings for an OPQ rotation in front of ``index`` (if any) while training."""
-    import faiss
-
-    index = faiss.downcast_index(index)
-    rotations = []
-    if isinstance(index, faiss.IndexPreTransform):
-        for position in range(index.chain.size()):
-            transform = faiss.downcast_VectorTransform(index.chain.at(position))
-            if isinstance(transform, faiss.OPQMatrix):
-                transform.niter = OPQ_ROUNDS
-                transform.niter_pq_0 = OPQ_FIRST_KMEANS_ITERATIONS
-                transform.max_train_points = OPQ_TRAIN_POINTS
-                # its own PQ, only so that faiss does not warn about 16 points a centroid
-                pq = faiss.ProductQuantizer(transform.d_out, transform.M, 8)
-                pq.cp.min_points_per_centroid = 4
-                transform.pq = pq
-                rotations.append((transform, pq))  # keeps ``pq`` alive while faiss points at it
-    try:
-        yield
-    finally:
-        for transform, _ in rotations:
-            transform.pq = None

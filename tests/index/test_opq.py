@@ -13,6 +13,7 @@ from embedsearch.index.factory import (
     search_param_grid,
     set_search_params,
 )
+from embedsearch.index.opq import pca_start
 from embedsearch.index.sources import Sample
 from embedsearch.index.tune import ExactTopK, measure_recall
 from embedsearch.progress import NullProgress
@@ -50,3 +51,13 @@ def test_opq_beats_plain_pq_of_the_same_bytes_on_a_starved_budget(vectors) -> No
     truth = exact.keys()
     with_opq, without = _best_recall(rotated, queries, truth), _best_recall(plain, queries, truth)
     assert with_opq >= without + 0.05, (with_opq, without)
+
+
+def test_pca_start_is_orthonormal_and_keeps_a_low_rank_signal(vectors) -> None:
+    x = vectors(2000, 64, 0)  # 8-d signal plus a little noise, in 64 dims
+    start = pca_start(x, 16)
+    assert start.shape == (16, 64) and np.allclose(start @ start.T, np.eye(16), atol=1e-5)
+    centred = x - x.mean(0)
+    kept = np.linalg.norm(centred @ start.T) ** 2 / np.linalg.norm(centred) ** 2
+    assert kept > 0.9  # a random 16-of-64 rotation would keep about a quarter
+    assert pca_start(x[:5], 16).shape == (16, 64)  # fewer rows than output dims: basis completed
