@@ -32,6 +32,24 @@ def measure(index, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> dict:
     return {"recall": recall, "batch_s": batch, "qps": len(queries) / batch, "p50_ms": float(np.median(singles))}
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MiB) since its exec: ``VmHWM``.
+
+    Not ``ru_maxrss``: Linux carries that over from the forking parent, so a child of the
+    benchmark that had just generated the data reported the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--npy-dir", required=True)
@@ -51,9 +69,8 @@ def main() -> None:
     build = time.perf_counter() - start
     result = measure(index, np.load(args.queries), np.load(args.truth))
     import os
-    import resource
 
-    result.update(peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, build_s=build, factory=str(infos.get("index_key")), params=str(infos.get("index_param")),
+    result.update(peak_rss_mb=peak_rss_mb(), build_s=build, factory=str(infos.get("index_key")), params=str(infos.get("index_param")),
                   index_bytes=os.path.getsize(args.index))
     print("RESULT " + json.dumps(result))
     sys.stdout.flush()

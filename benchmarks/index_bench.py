@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from autofaiss_runner import measure  # one measuring code for both sides of the comparison
+from autofaiss_runner import measure, peak_rss_mb  # one measuring code for both sides
 
 HERE = Path(__file__).resolve().parent
 AUTOFAISS_PYTHON = os.environ.get("AUTOFAISS_PYTHON", "/root/venv-autofaiss/bin/python")
@@ -145,13 +145,6 @@ def run_child(command: list[str]) -> dict:
     if not lines:
         return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-3:] or ["no output"]}
     return json.loads(lines[-1][len("RESULT "):])
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (MiB); each build runs in its own process."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
