@@ -16,6 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from embedsearch.runtime import prefer_huge_pages
+
+prefer_huge_pages()  # as the `embedsearch` command does, before torch is imported (both sides get it)
+
 import torch
 from common import machine, make_jpeg_folder, print_table
 
