@@ -8,7 +8,7 @@ Kinds (``--kind``):
 - ``ivfpq``: inverted lists of fast-scan PQ codes whose candidates are re-scored with finer
   SQ8 codes (``IVFn,PQmx4fs,Refine(SQ8)``), or plain ``IVFn,PQmx8`` when memory is short
 - ``auto``: exact search when the vectors fit ``--max-memory`` and a query scans at most
-  ``FLAT_WORK_LIMIT`` floats; else the most accurate kind that fits (IVF over full vectors,
+  ``FLAT_WORK_LIMIT`` floats (N * d); else the most accurate kind that fits (IVF over full vectors,
   then SQ8, SQ6, and PQ codes, where more lists win over a few more bytes). Its search parameters
   are then tuned to the recall target (see :mod:`embedsearch.index.tune`).
 
@@ -31,8 +31,8 @@ from embedsearch.errors import InputError
 
 KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 # Exact search while a query scans at most this many floats (and the vectors fit): recall 1.0,
-# no training, and still ~1,100 queries/s in a batch and ~20 ms for one query on 2 cores
-# (measured at 200k x 512). Above it, IVF tuned to the recall target.
+# no training, and 1000 queries still answered in ~1-1.5 s, one in ~17-19 ms, on 2 cores
+# (measured at 200k x 512 and 1M x 128, k = 10). Above it, IVF tuned to the recall target.
 FLAT_WORK_LIMIT = 2**27
 # A PQ codec with more lists wins over one with more bytes a vector when it keeps at least
 # this share of the bytes: on 200k x 512 at 30 MiB, OPQ140 codes over 512 lists reach

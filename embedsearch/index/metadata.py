@@ -82,17 +82,29 @@ class MetadataStore:
         self._where = np.concatenate(where) if where else np.zeros((0, 2), np.int64)
         self._order = np.argsort(self.keys, kind="stable")
         self._sorted = self.keys[self._order]
+        # One dir with unbroken ids (the usual case): a key's sorted position is key - first key,
+        # which saves two binary searches over N keys per lookup.
+        self._dense = bool(len(self._sorted)) and int(self._sorted[-1] - self._sorted[0]) == len(self._sorted) - 1 \
+            and bool((np.diff(self._sorted) == 1).all())
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """Boolean mask: which of ``keys`` are stored."""
-        keys = np.asarray(keys, np.int64)
+        return self._positions(np.asarray(keys, np.int64))[0]
+
+    def _positions(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, positions in the sorted keys of the found ones)."""
         if not len(self._sorted):
-            return np.zeros(len(keys), bool)
+            return np.zeros(len(keys), bool), np.zeros(0, np.int64)
+        if self._dense:
+            pos = keys - self._sorted[0]
+            found = (pos >= 0) & (pos < len(self._sorted))
+            return found, pos[found]
         pos = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
-        return self._sorted[pos] == keys
+        found = self._sorted[pos] == keys
+        return found, pos[found]
 
     def keys_of_id(self, embedding_id: int) -> np.ndarray:
         """Every key whose embedding id is ``embedding_id`` (one per source dir holding it)."""
@@ -108,17 +120,16 @@ class MetadataStore:
         """
         if len(self.tables) != 1:
             return None
-        keys = np.asarray(keys, np.int64)
-        found = self.contains(keys)
-        rows = self._where[self._order[np.searchsorted(self._sorted, keys[found])], 1]
+        found, positions = self._positions(np.asarray(keys, np.int64))
+        rows = self._where[self._order[positions], 1]
         return found, self.tables[0].take(pa.array(rows)).to_pydict()
 
     def lookup(self, keys: Sequence[int] | np.ndarray) -> list[dict[str, Any] | None]:
         """Rows (dicts of all stored columns) for ``keys``; None for keys not stored."""
         keys = np.asarray(keys, np.int64)
-        found = self.contains(keys)
+        found, positions = self._positions(keys)
         rows: list[dict[str, Any] | None] = [None] * len(keys)
-        where = self._where[self._order[np.searchsorted(self._sorted, keys[found])]]
+        where = self._where[self._order[positions]]
         outs = np.flatnonzero(found)
         for file_no, table in enumerate(self.tables):
             mine = where[:, 0] == file_no
