@@ -41,26 +41,35 @@ class _VectorBuffer:
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
-        self.size = 0
         self._data: np.ndarray | None = None
+        self._start = 0  # rows before this were written already
+        self._end = 0
+
+    @property
+    def size(self) -> int:
+        return self._end - self._start
 
     def append(self, vectors: np.ndarray) -> None:
         n = len(vectors)
-        if self._data is None or self.size + n > len(self._data):
-            grown = np.empty((max(self.rows, self.size + n), vectors.shape[1]), dtype=np.float32)
+        if self._data is not None and self._end + n > len(self._data) and self._start:
+            live = self.size  # move the unwritten rows to the front (once, not per row group)
+            self._data[:live] = self._data[self._start:self._end]
+            self._start, self._end = 0, live
+        if self._data is None or self._end + n > len(self._data):
+            grown = np.empty((max(self.rows, self._end + n), vectors.shape[1]), dtype=np.float32)
             if self._data is not None:
-                grown[:self.size] = self._data[:self.size]
+                grown[:self._end] = self._data[:self._end]
             self._data = grown
-        self._data[self.size:self.size + n] = vectors
-        self.size += n
+        self._data[self._end:self._end + n] = vectors
+        self._end += n
 
     def head(self, n: int) -> np.ndarray:
-        return self._data[:n]
+        return self._data[self._start:self._start + n]
 
     def drop_head(self, n: int) -> None:
-        rest = self.size - n
-        self._data[:rest] = self._data[n:self.size]  # numpy copies overlapping ranges safely
-        self.size = rest
+        self._start += n
+        if self._start == self._end:
+            self._start = self._end = 0
 
 
 class ShardWriter:
