@@ -88,5 +88,5 @@ def test_openclip_local_weights_file_is_loaded(tmp_path) -> None:
     state["logit_scale"] = torch.tensor(1.2345)
     save_file(state, str(tmp_path / "w.safetensors"))
     loaded = load_encoder(f"openclip:tiny-clip/{tmp_path / 'w.safetensors'}")
-    assert float(loaded.model.logit_scale) == pytest.approx(1.2345)
+    assert loaded.model.logit_scale.item() == pytest.approx(1.2345)
     assert loaded.fingerprint != enc.fingerprint
