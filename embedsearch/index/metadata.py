@@ -114,7 +114,8 @@ class MetadataStore:
         return np.sort(self.keys[ids == embedding_id])
 
     def lookup_columns(self, keys: np.ndarray) -> tuple[np.ndarray, dict[str, list[Any]]] | None:
-        """Fast path for one metadata file: (found mask, column -> values of the found keys, in order).
+        """Fast path for one metadata file: (found mask, column -> values of the found keys, in order;
+        every stored column but ``key``).
 
         None when the store has several files (their columns may differ): use :meth:`lookup`.
         """
@@ -122,7 +123,10 @@ class MetadataStore:
             return None
         found, positions = self._positions(np.asarray(keys, np.int64))
         rows = self._where[self._order[positions], 1]
-        return found, self.tables[0].take(pa.array(rows)).to_pydict()
+        table = self.tables[0]
+        if "key" in table.column_names:  # the caller already has the keys
+            table = table.drop_columns(["key"])
+        return found, table.take(pa.array(rows)).to_pydict()
 
     def lookup(self, keys: Sequence[int] | np.ndarray) -> list[dict[str, Any] | None]:
         """Rows (dicts of all stored columns) for ``keys``; None for keys not stored."""

@@ -26,7 +26,7 @@ MB, GB = 2**20, 2**30
     (200_000, 128, 90 * MB, "ivfsq", "IVF1024,SQ8"),            # they do not
     (200_000, 128, 30 * MB, "ivfsq", "IVF1024,SQ8"),
     (200_000, 128, 25 * MB, "ivfsq", "IVF1024,SQ6"),
-    (1_000_000, 128, 100 * MB, "ivfpq", "OPQ92_184,IVF4096,PQ92x8np"),   # most of the budget in codes, 2x lists
+    (1_000_000, 128, 100 * MB, "ivfpq", "OPQ88_176,IVF8192,PQ88x8np"),   # most of the budget in codes, 4x lists
     (200_000, 512, 30 * MB, "ivfpq", "OPQ132_264,IVF2048,PQ132x8np"),    # 4x the lists of OPQ140 for 6 % fewer bytes
     (20_000, 128, 1 * MB, "ivfpq", "OPQ36_72,IVF128,PQ36x8np"),
     (5_000, 512, 1 * MB, "ivfpq", "IVF128,PQ128x6np"),                   # too few rows for OPQ's 8 bits

@@ -46,9 +46,21 @@ def test_hits_match_exact_search_and_batch_forms_agree(two_dirs, tmp_path) -> No
         assert [h.id for h in hits] == rows[q].tolist()
         assert np.allclose([h.score for h in hits], scores[q], atol=1e-5)
         assert all(isinstance(h, Hit) and h.source == f"a/{h.id}.png" for h in hits)
+        assert all(h.metadata == {"content_hash": f"h{h.id}", "label": h.id % 5} and h.dir == 0 for h in hits)
         assert [h.id for h in s.search_vector(queries[q], k=4)] == rows[q].tolist()
     assert [h.id for h in s.search_id(3, k=2)] == [3, rows_of(a, 3)]
     assert [[h.id for h in hits] for hits in s.search_ids([3, 4], k=1)] == [[3], [4]]
+
+
+def test_fewer_rows_than_k_give_only_the_real_hits(tmp_path, vectors, write_emb) -> None:
+    corpus = vectors(3, 32, 4)
+    write_emb(tmp_path / "t", corpus, prefix="t")
+    build_index([tmp_path / "t"], tmp_path / "idx", kind="flat")
+    s = Searcher.open(tmp_path / "idx")
+    batch = s.search_vectors(corpus[:2], k=5)  # faiss pads with key -1: those slots are skipped
+    assert [[h.rank for h in hits] for hits in batch] == [[1, 2, 3], [1, 2, 3]]
+    assert [hits[0].id for hits in batch] == [0, 1]
+    assert all(h.source == f"t/{h.id}.png" and h.metadata["label"] == h.id % 5 for hits in batch for h in hits)
 
 
 def rows_of(corpus: np.ndarray, row: int) -> int:
