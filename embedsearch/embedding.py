@@ -125,6 +125,9 @@ def embed(
             _write_batch(batch, encoder, base, writer, summary)
             progress.advance(batch.size)
         writer.close()
+    except BaseException:
+        writer.abort()  # committed shards stay; a rerun embeds the rest
+        raise
     finally:
         progress.stop()
     summary.shards_written = writer.written_shards

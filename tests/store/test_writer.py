@@ -66,3 +66,14 @@ def test_an_interrupted_writer_publishes_nothing_of_its_open_shard(tmp_path) -> 
     assert list((tmp_path / "e").glob(".part.*.tmp"))  # row groups are on disk under a temporary name
     manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert manifest["shards"] == []  # but nothing counts until the shard is committed
+
+
+def test_abort_removes_the_open_shard_and_keeps_committed_ones(tmp_path) -> None:
+    d = _open(tmp_path / "e")
+    writer = ShardWriter(d, reserve_next_id=11, shard_rows=4, row_group_rows=2)
+    _add_batches(writer, [11], np.zeros((11, DIM), dtype=np.float32))  # two shards committed, one open
+    assert list((tmp_path / "e").glob(".part.*.tmp"))
+    writer.abort()
+    assert not list((tmp_path / "e").glob(".part.*.tmp"))
+    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    assert [s["rows"] for s in manifest["shards"]] == [4, 4]
