@@ -41,7 +41,11 @@ PQ_BYTES_FOR_LISTS = 0.9
 ID_BYTES = 8  # inverted lists and IDMap store one int64 key per vector
 HNSW_M = 32
 MIN_POINTS_PER_LIST = 39  # faiss k-means warns below this
-TRAIN_POINTS_PER_LIST = 50
+# Coarse k-means on 40 points a list (faiss warns below 39): it dominates the build of large
+# indexes. 1M x 128 into OPQ88 over 8,192 lists: 50 a list trained in 79 s, 40 in 66 s, same
+# tuned recall (0.91).
+TRAIN_POINTS_PER_LIST = 40
+PQ_TRAIN_ROWS = 12_800  # at least 50 points for each of the 256 centroids of a PQ codebook
 MAX_TRAIN_BYTES = 512 * 2**20
 
 
@@ -65,10 +69,10 @@ def choose_nlist(n: int) -> int:
 
 
 def training_rows(plan: IndexPlan, n: int, dim: int) -> int:
-    """How many sample rows to train on: 50 a list (>= 39), within a fixed memory cap."""
+    """How many sample rows to train on: 40 a list (>= 39), within a fixed memory cap."""
     if plan.nlist == 0:
         return 0
-    want = max(TRAIN_POINTS_PER_LIST * plan.nlist, 256 * TRAIN_POINTS_PER_LIST if "PQ" in plan.factory else 0)
+    want = max(TRAIN_POINTS_PER_LIST * plan.nlist, PQ_TRAIN_ROWS if "PQ" in plan.factory else 0)
     cap = max(MIN_POINTS_PER_LIST * plan.nlist, MAX_TRAIN_BYTES // (4 * dim))
     return int(min(n, want, cap))
 
