@@ -59,6 +59,27 @@ def distributed_slice(num_shards: int | None, shard_index: int | None) -> tuple[
     return rank, world
 
 
+def _all_ranks_have_read(world: int) -> bool:
+    """Under torchrun, wait until every rank has read the dir's ``next_id`` and rows.
+
+    Each rank numbers its rows from the ``next_id`` it read; a rank that read it after another
+    rank's first commit would start past that run's ids (seen: rank 0 numbering from 20 in a
+    20-image run), and the union would differ from a single-process run. Returns whether this
+    call joined a process group (gloo) that the caller must destroy.
+    """
+    if world < 2 or "MASTER_ADDR" not in os.environ:
+        return False
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return False
+    joined = not dist.is_initialized()
+    if joined:
+        dist.init_process_group("gloo")
+    dist.barrier()
+    return joined
+
+
 def load_known_rows(emb_dir: EmbeddingDir) -> KnownRows:
     """Live rows already in ``emb_dir`` (source, hash, id), for skipping on rerun."""
     known = KnownRows()
@@ -115,13 +136,15 @@ def embed(
     if total == 0:
         raise InputError(_nothing_message(src))
     base = emb_dir.next_id
+    known = load_known_rows(emb_dir)
+    joined = _all_ranks_have_read(world) if num_shards is None else False
     writer = ShardWriter(emb_dir, reserve_next_id=base + total, shard_rows=shard_rows)
     summary = EmbedSummary(Path(out), rank=rank, world_size=world)
     mine = RankSlice(src, rank, world)
     progress.start(f"embed {src.modality}s" + (f" (rank {rank}/{world})" if world > 1 else ""),
                    len(range(rank, total, world)))
     try:
-        for batch in _batches(src, mine, load_known_rows(emb_dir), encoder, batch_size, workers):
+        for batch in _batches(src, mine, known, encoder, batch_size, workers):
             _write_batch(batch, encoder, base, writer, summary)
             progress.advance(batch.size)
         writer.close()
@@ -130,6 +153,10 @@ def embed(
         raise
     finally:
         progress.stop()
+        if joined:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
     summary.shards_written = writer.written_shards
     summary.seconds = time.perf_counter() - started
     if summary.embedded == 0 and summary.already_present == 0 and summary.failed > 0:
