@@ -15,18 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from embedsearch.errors import FormatError, InputError, MismatchError
 from embedsearch.store.embedding_dir import EmbeddingDir
-from embedsearch.store.reader import embedding_matrix
+from embedsearch.store.reader import embedding_matrix, iter_batches
 
 BLOCK_ROWS = 32_768
-# Parquet reads go through a 1 MiB buffered stream instead of pre-buffering whole column chunks:
-# a shard is one 100k-row group, so pre-buffering held ~45 MiB of compressed embeddings per read
-# and doubled arrow's peak pool (89 -> 44 MiB measured over 1M x 128), and it is no faster.
-READ_BUFFER = 1 << 20
 
 
 def resolve_dirs(path: str | Path) -> list[EmbeddingDir]:
@@ -105,30 +99,6 @@ class Catalog:
         return self.sources.take(pa.array(np.asarray(rows, dtype=np.int64)))
 
 
-def iter_batches(d: EmbeddingDir, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Live rows of ``d``'s shards in shard order, read with a bounded buffer.
-
-    Like :func:`embedsearch.store.reader.iter_batches` (superseded rows skipped), but
-    without pre-buffering column chunks (see ``READ_BUFFER``).
-    """
-    # pa.array() imports pandas (~50 MiB of RSS) on first use: only pay for it when rows were superseded.
-    superseded = pa.array(sorted(d.superseded_ids), pa.int64()) if d.superseded_ids else None
-    wanted = list(columns) if superseded is None or "id" in columns else ["id", *columns]
-    pool = pa.default_memory_pool()
-    for path in d.shard_paths():
-        shard = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER)
-        for batch in shard.iter_batches(batch_size=batch_rows, columns=wanted, use_threads=False):
-            if superseded is not None:
-                batch = batch.filter(pc.invert(pc.is_in(batch.column("id"), value_set=superseded)))
-            if wanted != list(columns):
-                batch = batch.select(list(columns))
-            if batch.num_rows:
-                yield batch
-            # Arrow's mimalloc keeps freed pages for reuse; left alone, streaming 1M x 128 grew RSS
-            # by ~50 MiB more than handing them back after each batch (measured; no slower).
-            pool.release_unused()
-
-
 def _as_numpy(array: pa.Array, dtype: type) -> np.ndarray:
     """A numpy view of a null-free primitive column, or a converted copy.
 
@@ -145,7 +115,7 @@ def load_catalog(dirs: Sequence[EmbeddingDir]) -> Catalog:
     """One streaming pass over ``id``, ``source`` and ``content_hash`` of all dirs (no vectors)."""
     ids, numbers, hashes, sources = [], [], [], []
     for number, d in enumerate(dirs):
-        for batch in iter_batches(d, ["id", "source", "content_hash"], BLOCK_ROWS):
+        for batch in iter_batches(d, ["id", "source", "content_hash"], BLOCK_ROWS, frugal=True):
             ids.append(_as_numpy(batch.column("id"), np.int64).copy())
             numbers.append(np.full(batch.num_rows, number, dtype=np.int32))
             hashes.append(hash64(batch.column("content_hash").to_pylist()))
@@ -165,7 +135,7 @@ def iter_vector_blocks(dirs: Sequence[EmbeddingDir], block_rows: int = BLOCK_ROW
     """``(first row number, vectors)`` blocks in catalog order; refuses NaN/inf vectors."""
     row = 0
     for d in dirs:
-        for batch in iter_batches(d, ["embedding"], block_rows):
+        for batch in iter_batches(d, ["embedding"], block_rows, frugal=True):
             column = batch.column("embedding")
             if pa.types.is_fixed_size_list(column.type) and not column.null_count:
                 vectors = _as_numpy(column.flatten(), np.float32).reshape(-1, d.dim)
