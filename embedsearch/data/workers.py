@@ -40,9 +40,9 @@ def default_training_workers(device_type: str) -> int:
         >>> default_training_workers("cuda") >= 1
         True
     """
-    cores = available_cores()
     if device_type == "cuda":
-        return max(1, min(8, cores - 1))
+        return default_workers(device_type)
+    cores = available_cores()
     return 0 if cores < 4 else min(8, cores // 4)
 
 

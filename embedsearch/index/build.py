@@ -127,4 +127,3 @@ def _trained_index(plan: IndexPlan, dim: int, train: Sample, device: str, progre
             train_on_device(index, np.ascontiguousarray(train.vectors), gpu)
         progress.stop()
     return index
-

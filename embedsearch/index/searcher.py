@@ -118,18 +118,18 @@ class Searcher:
             meta_names = [n for n in columns if n not in _FIXED]
             meta = [dict(zip(meta_names, values)) for values in zip(*(columns[n] for n in meta_names))] \
                 if meta_names else [{} for _ in columns["id"]]
+            if found.all():
+                # every slot has a hit (the usual case): build them in one pass at C speed
+                n, width = keys.shape
+                made = map(Hit, list(range(1, width + 1)) * n, columns["id"], scores.reshape(-1).tolist(),
+                           columns["source"], meta, columns["dir"])
+                return [list(islice(made, width)) for _ in range(n)]
             rows = zip(columns["id"], columns["source"], columns["dir"], meta)
         else:
             lookups = self.store.lookup(flat_keys)
             found = np.array([r is not None for r in lookups], bool)
             rows = ((r["id"], r["source"], r["dir"], {n: v for n, v in r.items() if n not in _FIXED})
                     for r in lookups if r is not None)
-        if fast is not None and found.all():
-            # every slot has a hit (the usual case): build them in one pass at C speed
-            n, width = keys.shape
-            made = map(Hit, list(range(1, width + 1)) * n, columns["id"], scores.reshape(-1).tolist(),
-                       columns["source"], meta, columns["dir"])
-            return [list(islice(made, width)) for _ in range(n)]
         # -1 keys (fewer than k results, e.g. short IVF lists) and unknown keys are skipped
         slots = found.reshape(keys.shape).tolist()
         scores_list = scores.tolist()
