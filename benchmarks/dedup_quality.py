@@ -6,15 +6,21 @@ each, ``mild`` and ``strong``. All originals and copies go into one folder; a pa
 a true duplicate when it is (original, its copy). Compared side by side:
 
 - (a) a SimCLR encoder pretrained on the set's *train* crops (``--simclr-run``, a run dir
-  from ``embedsearch pretrain simclr``; the train crops never show corpus pixels),
-- (b) the same architecture at random init (``simclr:resnet18``),
+  from ``embedsearch pretrain simclr``; the train crops never show corpus pixels), embedded
+  with ``--flip-average`` and deduplicated with the defaults (whitening on), then without
+  flip averaging, then without whitening, to show what each step adds,
+- (a2) with ``--pretrain-epochs E``: SimCLR pretrained on the folder being deduplicated itself
+  (what a user does: ``pretrain simclr`` on their own images, then ``embed`` and ``dedup``;
+  no labels are used, the copies are just more images), with the recipe of (a),
+- (b) the same architecture at random init (``simclr:resnet18``, flip-averaged, defaults),
 - (c) imagededup's PHash (its own virtualenv, ``benchmarks/setup_imagededup_venv.sh``)
   at its default Hamming threshold 10 and at its best threshold (an oracle choice).
 
-(a) and (b) go through the real pipeline: ``embed`` -> ``find_duplicates`` with the
-default threshold; "best" columns show the F1 an oracle threshold would reach.
+(a), (a2) and (b) go through the real pipeline: ``embed`` -> ``find_duplicates`` with the
+default threshold; "best" columns show the F1 an oracle threshold would reach on the
+vectors dedup compared (whitened when it whitened).
 
-    flock /tmp/embedsearch-bench.lock python benchmarks/dedup_quality.py --simclr-run RUN_DIR
+    flock /tmp/embedsearch-bench.lock python benchmarks/dedup_quality.py --simclr-run RUN_DIR --pretrain-epochs 60
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from common import machine, print_table
 
 from embedsearch import find_duplicates
 from embedsearch.data.copies import make_copy_set
+from embedsearch.dedup.whitening import fit_whitening
 from embedsearch.embedding import embed
 from embedsearch.store.reader import embedding_matrix, iter_batches
 
@@ -84,12 +91,14 @@ def best_f1(names: list[str], scores: np.ndarray, truth: set[frozenset], higher_
     return float(f1[best]), float(s[order][best] if higher_is_closer else -s[order][best])
 
 
-def encoder_rows(label: str, model: str, folder: Path, work: Path, truth: set, image_size: int) -> list:
-    emb = work / f"emb-{label}"
+def encoder_rows(label: str, model: str, folder: Path, work: Path, truth: set, image_size: int,
+                 flip: bool = True, whiten: bool | None = None) -> list:
+    emb = work / f"emb-{abs(hash((model, flip)))}"
     size = None if Path(model).is_dir() else image_size  # a run dir knows its own input size
-    embed(folder, model=model, out=emb, image_size=size, workers=0, batch_size=128)
+    if not emb.exists():
+        embed(folder, model=model, out=emb, image_size=size, workers=0, batch_size=128, flip_average=flip)
     started = time.perf_counter()
-    result = find_duplicates(emb, out=work / f"dedup-{label}")
+    result = find_duplicates(emb, out=work / f"dedup-{abs(hash(label))}", whiten=whiten)
     seconds = time.perf_counter() - started
     pairs = pd.read_parquet(result.out / "pairs.parquet", columns=["source_a", "source_b"])
     found = {frozenset((Path(a).name, Path(b).name)) for a, b in zip(pairs.source_a, pairs.source_b)}
@@ -99,8 +108,23 @@ def encoder_rows(label: str, model: str, folder: Path, work: Path, truth: set, i
         names += [Path(s).name for s in batch.column("source").to_pylist()]
         vectors.append(embedding_matrix(batch.column("embedding"), result_dim(emb)))
     x = np.concatenate(vectors)
+    if result.space != "raw cosine":
+        x = fit_whitening(x)(x)  # the same fit dedup made: the whole set is its sample here
     oracle, at = best_f1(names, x @ x.T, truth, higher_is_closer=True)
-    return [label, f"{result.threshold:.4f}", p, r, f, oracle, f"{at:.4f}", seconds]
+    return [label, f"{result.threshold:.4f}", *(f"{v:.3f}" for v in (p, r, f, oracle)), f"{at:.4f}", seconds]
+
+
+def pretrain_on(folder: Path, out: Path, args: argparse.Namespace) -> Path:
+    """``embedsearch pretrain simclr`` on the dedup folder itself, with the recipe of issue 4's benchmark."""
+    started = time.perf_counter()
+    subprocess.run([
+        sys.executable, "-m", "embedsearch", "pretrain", "simclr", str(folder), "--out", str(out),
+        "--arch", "resnet18", "--image-size", str(args.image_size), "--stem", "standard",
+        "--epochs", str(args.pretrain_epochs), "--batch-size", "128", "--lr", "0.6", "--temperature", "0.1",
+        "--crop-min-scale", "0.3", "--jpeg-prob", "0.5", "--threads", "2",
+    ], check=True, stdout=subprocess.DEVNULL)
+    print(f"pretrained on {folder} for {args.pretrain_epochs} epochs in {time.perf_counter() - started:.0f} s")
+    return out
 
 
 def result_dim(emb: Path) -> int:
@@ -119,7 +143,7 @@ def phash_rows(python: str, folder: Path, truth: set) -> list[list]:
     for label, t in (("(c) PHash, default 10", 10), (f"(c) PHash, best {int(at)}", int(at))):
         i, j = np.nonzero(np.triu(dist <= t, 1))
         p, r, f = prf({frozenset((names[a], names[b])) for a, b in zip(i, j)}, truth)
-        rows.append([label, str(t), p, r, f, oracle, str(int(at)), float("nan")])
+        rows.append([label, str(t), *(f"{v:.3f}" for v in (p, r, f, oracle)), str(int(at)), "-"])
     return rows
 
 
@@ -130,6 +154,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=48)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pretrain-epochs", type=int, default=0,
+                   help="also pretrain SimCLR on each folder being deduplicated for this many epochs (row a2)")
     p.add_argument("--phash-python", default="/root/venv-imagededup/bin/python")
     args = p.parse_args()
     import torch
@@ -143,7 +169,14 @@ def main() -> None:
         truth = {frozenset(t) for t in write_set(folder, strength, args.n_corpus, args.size, args.seed)}
         rows = []
         if args.simclr_run is not None:
-            rows.append(encoder_rows("(a) SimCLR pretrained", str(args.simclr_run), folder, work, truth, args.image_size))
+            run = str(args.simclr_run)
+            rows.append(encoder_rows("(a) SimCLR, train crops", run, folder, work, truth, args.image_size))
+            rows.append(encoder_rows("(a) ... no flip average", run, folder, work, truth, args.image_size, flip=False))
+            rows.append(encoder_rows("(a) ... --no-whiten", run, folder, work, truth, args.image_size, whiten=False))
+            rows.append(encoder_rows("(a) ... neither", run, folder, work, truth, args.image_size, flip=False, whiten=False))
+        if args.pretrain_epochs:
+            run = pretrain_on(folder, work / "simclr-on-set", args)
+            rows.append(encoder_rows("(a2) SimCLR, on the set", str(run), folder, work, truth, args.image_size))
         rows.append(encoder_rows("(b) random-init resnet18", "simclr:resnet18", folder, work, truth, args.image_size))
         if Path(args.phash_python).exists():
             rows += phash_rows(args.phash_python, folder, truth)

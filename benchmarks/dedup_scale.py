@@ -3,13 +3,16 @@
 Generates (once, reused) an embedding dir of ``--n`` L2-normalised vectors with a low
 intrinsic dimension (a 24-d latent mapped to 128 d, plus noise), with 1 % of rows
 planted as near copies (cosine ~0.97) and 0.2 % as exact copies (same content hash).
-Then runs ``find_duplicates`` in a child process and reports wall time, peak RSS
+Then runs ``find_duplicates`` in a child process (``--whiten auto``: dedup's default, which
+tests whitening on self-made copies of the corpus's images; these vectors have none, so it
+compares raw cosines; ``off`` / ``both`` to compare), and reports wall time, peak RSS
 (the child and its children, sampled every 50 ms), the share of planted copies found,
 and RSS / vector bytes. Goal: <= 5 minutes and RSS <= 2x the vectors' size at 1M.
 
 Side by side, imagededup's CNN dedup path (``CNN.find_duplicates(encoding_map=...)``,
 its own virtualenv; the encodings are the same vectors, so no images or weights are
-needed) runs at growing N under an RSS cap until it fails, next to ours at the same N.
+needed) runs at growing N under an RSS cap until it fails, next to ours at the same N (raw
+cosines on both sides, so both compare the same scores with the same threshold).
 
     flock /tmp/embedsearch-bench.lock python benchmarks/dedup_scale.py
 """
@@ -37,9 +40,10 @@ OURS = r"""
 import json, sys, time
 from embedsearch import find_duplicates
 started = time.perf_counter()
-r = find_duplicates(sys.argv[1], out=sys.argv[2], threshold=float(sys.argv[3]))
+whiten = {"auto": None, "off": False}[sys.argv[4]]
+r = find_duplicates(sys.argv[1], out=sys.argv[2], threshold=float(sys.argv[3]), whiten=whiten)
 print(json.dumps({"seconds": time.perf_counter() - started, "pairs": r.pairs, "exact": r.exact_pairs,
-                  "groups": r.groups, "remove": r.to_remove, "search": r.search}))
+                  "groups": r.groups, "remove": r.to_remove, "search": r.search, "scores": r.space}))
 """
 
 IMAGEDEDUP = r"""
@@ -173,6 +177,8 @@ def main() -> None:
     p.add_argument("--imagededup-python", default="/root/venv-imagededup/bin/python")
     p.add_argument("--imagededup-n", default="10000,20000,40000")
     p.add_argument("--rss-cap-gib", type=float, default=8.0)
+    p.add_argument("--whiten", choices=["auto", "off", "both"], default="auto",
+                   help="the full-size run: dedup's default whitening, --no-whiten, or both")
     p.add_argument("--skip-imagededup", action="store_true",
                    help="run only ours at the --imagededup-n sizes (keep imagededup's rows from an earlier run)")
     args = p.parse_args()
@@ -187,7 +193,7 @@ def main() -> None:
     for n in sizes:
         sub = subset_dir(emb, n, args.work)
         ours, wall, rss, status = run_measured([sys.executable, "-c", OURS, str(sub), str(args.work / f"out-{n}"),
-                                                str(args.threshold)], cap)
+                                                str(args.threshold), "off"], cap)
         rows.append(["embedsearch", f"{n:,}", wall, rss / 2**20, (ours or {}).get("pairs", "-"), status])
         if args.skip_imagededup:
             print(f"  N={n:,}: ours {wall:.1f} s {rss / 2**20:.0f} MiB", flush=True)
@@ -199,18 +205,24 @@ def main() -> None:
               f"({status2})", flush=True)
         if status2 != "ok":
             break
-    result, wall, rss, status = run_measured([sys.executable, "-c", OURS, str(emb), str(args.work / "out-full"),
-                                              str(args.threshold)], 2 * cap)
-    rows.append(["embedsearch", f"{args.n:,}", wall, rss / 2**20, (result or {}).get("pairs", "-"), status])
+    summaries = []
+    for mode in ("auto", "off") if args.whiten == "both" else (args.whiten,):
+        out_dir = args.work / f"out-full-{mode}"
+        result, wall, rss, status = run_measured([sys.executable, "-c", OURS, str(emb), str(out_dir),
+                                                  str(args.threshold), mode], 2 * cap)
+        label = "embedsearch" + (" (default: whitened)" if mode == "auto" else " --no-whiten")
+        rows.append([label, f"{args.n:,}", wall, rss / 2**20, (result or {}).get("pairs", "-"), status])
+        summaries.append((label, out_dir, result, wall, rss))
     print_table(["tool", "N", "wall s", "peak RSS MiB", "pairs", "status"], rows)
     vector_bytes = args.n * 128 * 4
-    print(f"\n{args.n:,}-row run: {result}")
-    print(f"wall {wall:.1f} s (goal <= 300), peak RSS {rss / 2**20:.0f} MiB = {rss / vector_bytes:.2f} x the "
-          f"vectors' {vector_bytes / 2**20:.0f} MiB (goal <= 2.00)")
-    if result:
-        recall = planted_recall(args.work, args.work / "out-full")
-        print(f"planted copies found: near (cos ~0.97) {recall['near']:.4f}, exact {recall['exact']:.4f}; "
-              f"{result['exact']:,} exact pairs, {result['remove']:,} rows to remove")
+    for label, out_dir, result, wall, rss in summaries:
+        print(f"\n{label}, {args.n:,} rows: {result}")
+        print(f"wall {wall:.1f} s (goal <= 300), peak RSS {rss / 2**20:.0f} MiB = {rss / vector_bytes:.2f} x the "
+              f"vectors' {vector_bytes / 2**20:.0f} MiB (goal <= 2.00)")
+        if result:
+            recall = planted_recall(args.work, out_dir)
+            print(f"planted copies found: near (cos ~0.97) {recall['near']:.4f}, exact {recall['exact']:.4f}; "
+                  f"{result['exact']:,} exact pairs, {result['remove']:,} rows to remove")
 
 
 if __name__ == "__main__":

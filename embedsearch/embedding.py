@@ -103,12 +103,16 @@ def embed(
     device: str = "auto",
     precision: str = "fp32",
     image_size: int | None = None,
+    flip_average: bool = False,
     shard_rows: int = DEFAULT_SHARD_ROWS,
     num_shards: int | None = None,
     shard_index: int | None = None,
     progress: Progress | None = None,
 ) -> EmbedSummary:
     """Embed ``source`` (image folder, text file or table) with ``model`` into ``out``.
+
+    ``flip_average`` embeds each image and its mirror image and averages them: mirror-invariant
+    vectors for copy detection (``dedup``), at twice the model work.
 
     Example:
         >>> s = embed("photos/", model="simclr:resnet18", out="emb/", image_size=64)  # doctest: +SKIP
@@ -123,7 +127,7 @@ def embed(
         raise InputError("--batch-size and --shard-rows must be at least 1")
     rank, world = distributed_slice(num_shards, shard_index)
     src = open_source(source, modality, text_col, image_col)
-    encoder = load_encoder(model, image_size=image_size)
+    encoder = load_encoder(model, image_size=image_size, flip_average=flip_average)
     if src.modality not in encoder.modalities:
         raise ModelError(f"model {model} cannot embed {src.modality} (it embeds: {', '.join(sorted(encoder.modalities))})")
     encoder.to(device, precision)

@@ -23,6 +23,7 @@ def embed_command(
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (fp16 on CUDA only).")] = "fp32",
     image_size: Annotated[int | None, typer.Option("--image-size", help="Input size for backbones without a fixed one (SimCLR specs; default 64).")] = None,
+    flip_average: Annotated[bool, typer.Option("--flip-average", help="Embed each image and its mirror image and average them (mirror-invariant vectors for dedup; twice the model work).")] = False,
     shard_rows: Annotated[int, typer.Option("--shard-rows", help="Rows per Parquet shard.")] = 100_000,
     num_shards: Annotated[int | None, typer.Option("--num-shards", help="Split the work into N slices (for schedulers other than torchrun).")] = None,
     shard_index: Annotated[int | None, typer.Option("--shard-index", help="Which slice this process embeds (0-based).")] = None,
@@ -36,7 +37,7 @@ def embed_command(
         summary = embed(
             source, model=model, out=out, modality=modality, text_col=text_col, image_col=image_col,
             batch_size=batch_size, workers=workers, device=device, precision=precision,
-            image_size=image_size, shard_rows=shard_rows, num_shards=num_shards,
+            image_size=image_size, flip_average=flip_average, shard_rows=shard_rows, num_shards=num_shards,
             shard_index=shard_index, progress=bar,
         )
     title = f"embed → {summary.out}" + (f" (rank {summary.rank} of {summary.world_size})" if summary.world_size > 1 else "")

@@ -32,6 +32,8 @@ from embedsearch.dedup.inputs import (
 )
 from embedsearch.dedup.near import DEFAULT_K, DEFAULT_NPROBE, build_search_index, search_pairs
 from embedsearch.dedup.report import histogram_text, write_histogram_png
+from embedsearch.dedup.whitening import MIN_ROWS as WHITEN_MIN_ROWS
+from embedsearch.dedup.whitening import Whitening, choose_whitening
 from embedsearch.errors import InputError
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
@@ -55,6 +57,8 @@ class DedupResult:
     kept: int
     seconds: float
     search: str = ""
+    space: str = "raw cosine"
+    whitening: str = ""
     against: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -65,13 +69,19 @@ class _Inputs:
     main_dirs: list[EmbeddingDir]
     other_dirs: list[EmbeddingDir]
     main_rows: int
+    whitening: Whitening | None = None  # applied to every block and sample once set
+
+    @property
+    def dim(self) -> int:
+        """Width of the vectors the blocks yield (the whitened width once whitening is set)."""
+        return self.whitening.dims if self.whitening is not None else self.catalog.dim
 
     def blocks(self, which: str, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
         """Vector blocks with catalog row numbers: ``main``, ``other`` or ``all`` rows."""
         dirs = {"main": self.main_dirs, "other": self.other_dirs, "all": self.main_dirs + self.other_dirs}[which]
         offset = self.main_rows if which == "other" else 0
         for first, vectors in iter_vector_blocks(dirs, block_rows):
-            yield first + offset, vectors
+            yield first + offset, (self.whitening(vectors) if self.whitening is not None else vectors)
 
     def sample(self, which: str, m: int, block_rows: int, seed: int = 0) -> np.ndarray:
         """About ``m`` vectors drawn uniformly from ``which`` rows in one streaming pass."""
@@ -96,15 +106,45 @@ def _open_inputs(path: str | Path, against: str | Path | None) -> _Inputs:
     return _Inputs(catalog, main_dirs, other_dirs, main_rows)
 
 
-def calibrated_threshold(inputs: _Inputs, block_rows: int, seed: int = 0) -> tuple[float, str]:
-    """The default threshold (:mod:`embedsearch.dedup.threshold`) for these inputs."""
-    n_total = len(inputs.catalog)
-    sample = inputs.sample("all", thresholds.sample_rows(n_total), block_rows, seed=seed)
+def _self_copies(inputs: _Inputs, recipes: tuple[str, ...], seed: int = 0) -> thresholds.SelfCopies | None:
+    """Copies of ``CALIBRATION_IMAGES`` random images of the main set, embedded with its model (or None)."""
     rng = np.random.default_rng(seed)
     rows = rng.choice(inputs.main_rows, min(thresholds.CALIBRATION_IMAGES, inputs.main_rows), replace=False)
     sources = inputs.catalog.source_of(np.sort(rows)).to_pylist()
-    copies = thresholds.copy_scores(inputs.main_dirs[0], sources, seed=seed)
-    return thresholds.default_threshold(sample, n_total, copies)
+    return thresholds.self_copies(inputs.main_dirs[0], sources, seed=seed, recipes=recipes)
+
+
+def calibrated_threshold(inputs: _Inputs, block_rows: int, seed: int = 0) -> tuple[float, str]:
+    """The default threshold (:mod:`embedsearch.dedup.threshold`) for these inputs, in raw cosines."""
+    n_total = len(inputs.catalog)
+    sample = inputs.sample("all", thresholds.sample_rows(n_total), block_rows, seed=seed)
+    copies = _self_copies(inputs, ("mild",), seed)
+    return thresholds.default_threshold(sample, n_total, copies.scores("mild") if copies else None)
+
+
+def _space_and_threshold(inputs: _Inputs, threshold: float | None, whiten: bool | None,
+                         block_rows: int) -> tuple[float, str, str]:
+    """Decide whether to whiten (:mod:`embedsearch.dedup.whitening`) and, unless given, the threshold.
+
+    Sets ``inputs.whitening``; returns ``(threshold, threshold rule, whitening decision)``.
+    """
+    n_total = len(inputs.catalog)
+    if whiten is False and threshold is not None:
+        return threshold, "given", "raw cosine: whitening turned off"
+    raw = inputs.sample("all", thresholds.sample_rows(n_total), block_rows)
+    deciding = whiten is None and len(raw) >= WHITEN_MIN_ROWS
+    copies = _self_copies(inputs, ("mild", "strong") if deciding else ("mild",)) \
+        if deciding or threshold is None else None
+    whitening, decision = choose_whitening(raw, n_total, copies, whiten)
+    if whiten and whitening is None:
+        raise InputError(f"--whiten needs at least {WHITEN_MIN_ROWS} rows to fit on; this input has {len(raw)}")
+    inputs.whitening = whitening
+    if threshold is not None:
+        return threshold, "given", decision
+    sample = whitening(raw) if whitening is not None else raw
+    mild = copies.scores("mild", whitening) if copies is not None else None
+    threshold, rule = thresholds.default_threshold(sample, n_total, mild, whitened=whitening is not None)
+    return threshold, rule, decision
 
 
 def _sizes(catalog: Catalog) -> Any:
@@ -133,12 +173,17 @@ def find_duplicates(
     k: int = DEFAULT_K,
     nprobe: int = DEFAULT_NPROBE,
     block_rows: int = 16_384,
+    whiten: bool | None = None,
     progress: Progress | None = None,
 ) -> DedupResult:
     """Find exact and near duplicates in ``path`` (embedding or index dir) and write them to ``out``.
 
     ``threshold``: cosine similarity at or above which two items are near duplicates
-    (default: chosen from the data, see :mod:`embedsearch.dedup.threshold`).
+    (default: chosen from the data, see :mod:`embedsearch.dedup.threshold`); a cosine of the
+    whitened vectors when they are whitened.
+    ``whiten``: PCA-whiten the vectors (fit on a sample of the inputs) before searching;
+    None (default) whitens when that lets more of the corpus's own strong self-copies pass the
+    default threshold, as :mod:`embedsearch.dedup.whitening` explains. ``method="knn"`` only.
     ``against``: another embedding/index dir; only pairs across the two are reported
     and ``remove.txt`` lists the rows of ``path`` that leak from it.
     ``keep``: ``first``, ``largest`` or ``centroid`` survivor of each group.
@@ -152,6 +197,8 @@ def find_duplicates(
     """
     started = time.perf_counter()
     _check_arguments(threshold, keep, method, clusters, eps, against, k)
+    if method == "semdedup" and whiten:
+        raise InputError("--whiten works with --method knn only (SemDeDup prunes by raw cosine to the cluster centroid)")
     progress = progress or NullProgress()
     inputs = _open_inputs(path, against)
     out = Path(out)
@@ -162,7 +209,7 @@ def find_duplicates(
 
             found = semdedup(inputs, clusters=clusters, eps=eps, block_rows=block_rows, progress=progress)
         else:
-            found = _knn(inputs, threshold, k, nprobe, block_rows, progress)
+            found = _knn(inputs, threshold, k, nprobe, block_rows, whiten, progress)
         if method == "knn" and keep != "first" and against is None:
             found.groups.keep = _survivors(found, inputs, keep)
         found.vectors = None  # its closure holds the search index (the vectors): free it before writing
@@ -215,18 +262,18 @@ class Found:
     rule: str
     search: str
     vectors: Any = None  # rows -> vectors, for keep=centroid
+    space: str = "raw cosine"  # what the scores are: cosines of raw or whitened vectors
+    whitening: str = ""  # why (the decision of embedsearch.dedup.whitening.choose_whitening)
 
 
 def _knn(inputs: _Inputs, threshold: float | None, k: int, nprobe: int, block_rows: int,
-         progress: Progress) -> Found:
+         whiten: bool | None, progress: Progress) -> Found:
     catalog, against = inputs.catalog, bool(inputs.other_dirs)
     indexed = "other" if against else "all"
     n_indexed = len(catalog) - inputs.main_rows if against else len(catalog)
-    rule = "given"
-    if threshold is None:
-        threshold, rule = calibrated_threshold(inputs, block_rows)
+    threshold, rule, decision = _space_and_threshold(inputs, threshold, whiten, block_rows)
     index = build_search_index(
-        catalog.dim, n_indexed, lambda: inputs.blocks(indexed, block_rows),
+        inputs.dim, n_indexed, lambda: inputs.blocks(indexed, block_rows),
         lambda m: inputs.sample(indexed, m, block_rows), nprobe=nprobe, progress=progress,
     )
     offset = inputs.main_rows if against else 0
@@ -244,7 +291,8 @@ def _knn(inputs: _Inputs, threshold: float | None, k: int, nprobe: int, block_ro
             index.make_direct_map()
         return index.reconstruct_batch(np.asarray(rows - offset, dtype=np.int64))
 
-    return Found(a, b, score, exact, groups, near.best, float(threshold), rule, search, vectors)
+    space = inputs.whitening.describe() if inputs.whitening is not None else "raw cosine"
+    return Found(a, b, score, exact, groups, near.best, float(threshold), rule, search, vectors, space, decision)
 
 
 def _merge(ea: np.ndarray, eb: np.ndarray, na: np.ndarray, nb: np.ndarray, ns: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -287,17 +335,17 @@ def _write(staging: Path, out: Path, inputs: _Inputs, found: Found, method: str,
     groups = found.groups
     removed = np.unique(groups.rows[~groups.keep]) if not inputs.other_dirs else np.unique(found.a)
     kept = outputs.write_lists(staging, catalog, removed, inputs.main_rows)
-    (staging / "histogram.txt").write_text(histogram_text(found.best, found.threshold, found.rule))
-    write_histogram_png(found.best, found.threshold, found.rule, staging / "histogram.png")
+    (staging / "histogram.txt").write_text(histogram_text(found.best, found.threshold, found.rule, found.space))
+    write_histogram_png(found.best, found.threshold, found.rule, staging / "histogram.png", found.space)
     result = DedupResult(
         out=out, method=method, threshold=found.threshold, threshold_rule=found.rule, rows=len(catalog),
         pairs=len(found.a), exact_pairs=int(found.exact.sum()), groups=groups.count, to_remove=len(removed),
-        kept=kept, seconds=0.0, search=found.search,
+        kept=kept, seconds=0.0, search=found.search, space=found.space, whitening=found.whitening,
     )
     result.seconds = time.perf_counter() - started
     outputs.write_summary(staging, {
         "method": method, "keep": keep, "threshold": result.threshold, "threshold_rule": result.threshold_rule,
-        "search": result.search, "rows": result.rows, "main_rows": inputs.main_rows, "pairs": result.pairs,
+        "search": result.search, "scores": result.space, "whitening": result.whitening, "rows": result.rows, "main_rows": inputs.main_rows, "pairs": result.pairs,
         "exact_pairs": result.exact_pairs, "groups": result.groups, "to_remove": result.to_remove,
         "kept": kept, "seconds": round(result.seconds, 3),
         "inputs": [str(d.path) for d in inputs.main_dirs], "against": [str(d.path) for d in inputs.other_dirs],

@@ -13,7 +13,7 @@ import numpy as np
 BINS = 50
 
 
-def histogram_text(best: np.ndarray, threshold: float, rule: str) -> str:
+def histogram_text(best: np.ndarray, threshold: float, rule: str, space: str = "raw cosine") -> str:
     """Quantiles of nearest-neighbour scores and how many rows pass candidate thresholds.
 
     Example:
@@ -21,7 +21,7 @@ def histogram_text(best: np.ndarray, threshold: float, rule: str) -> str:
         nearest-neighbour score of 3 rows (threshold 0.9000: given)
     """
     best = best[np.isfinite(best)]
-    lines = [f"nearest-neighbour score of {len(best)} rows (threshold {threshold:.4f}: {rule})"]
+    lines = [f"nearest-neighbour score of {len(best)} rows (threshold {threshold:.4f}: {rule})", f"scores: {space}"]
     if len(best) == 0:
         return "\n".join(lines) + "\n"
     quantiles = [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0]
@@ -39,7 +39,7 @@ def histogram_text(best: np.ndarray, threshold: float, rule: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_histogram_png(best: np.ndarray, threshold: float, rule: str, path: Path) -> None:
+def write_histogram_png(best: np.ndarray, threshold: float, rule: str, path: Path, space: str = "raw cosine") -> None:
     """Histogram of nearest-neighbour scores with the threshold marked (log counts)."""
     import matplotlib
 
@@ -51,7 +51,7 @@ def write_histogram_png(best: np.ndarray, threshold: float, rule: str, path: Pat
     if len(best):
         ax.hist(best, bins=BINS, color="#4477aa", log=True)
     ax.axvline(threshold, color="#cc3311", linestyle="--", label=f"threshold {threshold:.4f} ({rule})")
-    ax.set_xlabel("cosine similarity to the nearest other item")
+    ax.set_xlabel(f"similarity to the nearest other item ({space})")
     ax.set_ylabel("items (log)")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()

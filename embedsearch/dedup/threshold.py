@@ -2,32 +2,37 @@
 
 Models put duplicates and unrelated items at very different cosines (a random-init
 ResNet puts everything above 0.95, a contrastively trained encoder puts unrelated
-items near 0), so no fixed number fits them all. Two measurements fix the scale:
+items near 0), so no fixed number fits them all. The scale comes from the data:
 
-- **what a copy scores** (image corpora whose files and model are still available):
-  ``CALIBRATION_IMAGES`` images of the corpus, drawn at random, are copied with the
-  *mild* recipe of :mod:`embedsearch.data.copies` (re-crop keeping >= 88 % of the area,
-  brightness/contrast +-10 %, JPEG 40-80) and embedded with the same model; the copy
-  bound is the ``COPY_QUANTILE`` quantile of the original-copy scores, so about 95 % of
-  such copies pass;
 - **what unrelated items score**: all pairs of a uniform sample of rows, less each row's
   best match (a random pair is almost never a duplicate, and leaving out best matches
   removes the few that are); the null bound is the score that a share
   ``2 * FALSE_PAIRS_PER_ROW / (N - 1)`` of them exceed, so about ``0.05 * N`` unrelated
   pairs of the whole corpus pass it. The sample grows with N (``20 * sqrt(N)`` rows, at
   least ``SAMPLE_ROWS``) so that at least 20 sample pairs lie above the bound.
+- **what a copy scores** (image corpora whose files and model are still available):
+  ``CALIBRATION_IMAGES`` images of the corpus, drawn at random, are copied with the
+  *mild* recipe of :mod:`embedsearch.data.copies` (re-crop keeping >= 88 % of the area,
+  brightness/contrast +-10 %, JPEG 40-80) and embedded with the same model (and the same
+  whitening); the rule text reports the share of them that pass the threshold.
 
-    threshold = max(copy bound, null bound)
+    threshold = null bound
 
-Without a copy bound (text corpora, moved files, a model that cannot be loaded or whose
-fingerprint changed) the rule is ``max(FALLBACK_FLOOR, null bound)``. The threshold is
+The null bound is the lowest threshold that keeps false pairs near ``0.05 * N``, which is
+what lets harder copies through: an earlier rule, ``max(q0.05 of the mild copies' scores,
+null)``, sat at the mild copies' level and found 15 % of strong copies where the null bound
+finds about 70 % (``benchmarks/RESULTS.md``, issue 6), at the same F1 on mild copies.
+Without whitening *and* without copies to check against (text corpora, moved files, a model
+that cannot be loaded or whose fingerprint changed) nothing confirms that the raw cosines
+mean what they seem, and the rule is ``max(FALLBACK_FLOOR, null bound)``. The threshold is
 rounded to 4 decimals; the rule actually used is written into ``dedup.json`` and the histogram.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,7 +42,6 @@ from embedsearch.store.embedding_dir import EmbeddingDir
 SAMPLE_ROWS = 2_000
 CALIBRATION_IMAGES = 200
 MIN_CALIBRATION_IMAGES = 20
-COPY_QUANTILE = 0.05
 FALSE_PAIRS_PER_ROW = 0.05
 FALLBACK_FLOOR = 0.95
 
@@ -91,8 +95,30 @@ def _masked_scores(sample: np.ndarray, start: int, block: int) -> np.ndarray:
     return scores
 
 
-def copy_scores(emb_dir: EmbeddingDir, sources: Sequence[str], seed: int = 0) -> np.ndarray | None:
-    """Cosines between images of ``sources`` and their mild copies, embedded by ``emb_dir``'s model.
+@dataclass
+class SelfCopies:
+    """Vectors of corpus images and of copies made of them (mild and strong recipes), as the model gives them.
+
+    Example:
+        >>> c = SelfCopies(np.eye(2, dtype=np.float32), {"mild": np.eye(2, dtype=np.float32)})
+        >>> c.scores("mild").tolist()
+        [1.0, 1.0]
+    """
+
+    originals: np.ndarray
+    copies: dict[str, np.ndarray]
+
+    def scores(self, recipe: str, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """Original-copy cosines for one recipe, after ``transform`` (the whitening) when given."""
+        a, b = self.originals, self.copies[recipe]
+        if transform is not None:
+            a, b = transform(a), transform(b)
+        return np.einsum("ij,ij->i", a, b)
+
+
+def self_copies(emb_dir: EmbeddingDir, sources: Sequence[str], seed: int = 0,
+                recipes: Sequence[str] = ("mild", "strong")) -> SelfCopies | None:
+    """Embed images of ``sources`` and copies of them (:mod:`embedsearch.data.copies` recipes) with ``emb_dir``'s model.
 
     None when this cannot be measured: not an image dir, model not loadable or changed
     (another fingerprint), or fewer than ``MIN_CALIBRATION_IMAGES`` readable files.
@@ -110,44 +136,59 @@ def copy_scores(emb_dir: EmbeddingDir, sources: Sequence[str], seed: int = 0) ->
         return None
     if encoder.fingerprint != emb_dir.fingerprint:
         return None
-    return _embed_copies(encoder.to("cpu"), paths, seed)
+    return _embed_copies(encoder.to("cpu"), paths, seed, recipes)
 
 
-def _embed_copies(encoder, paths: Sequence[str], seed: int) -> np.ndarray | None:
+def copy_scores(emb_dir: EmbeddingDir, sources: Sequence[str], seed: int = 0) -> np.ndarray | None:
+    """Cosines between images of ``sources`` and their mild copies (None as for :func:`self_copies`)."""
+    copies = self_copies(emb_dir, sources, seed, recipes=("mild",))
+    return copies.scores("mild") if copies is not None else None
+
+
+def _embed_copies(encoder, paths: Sequence[str], seed: int, recipes: Sequence[str]) -> SelfCopies | None:
     import torch
 
-    from embedsearch.data.copies import make_copy
+    from embedsearch.data.copies import STRENGTHS, make_copy
     from embedsearch.data.decode import DecodeError, load_image
 
-    rng = np.random.default_rng(seed)
-    originals, copies = [], []
+    # One stream a recipe, so the mild copies are the same whether or not strong ones are made too.
+    rngs = {recipe: np.random.default_rng([seed, sorted(STRENGTHS).index(recipe)]) for recipe in recipes}
+    originals: list = []
+    copies: dict[str, list] = {recipe: [] for recipe in recipes}
     for path in paths:
         try:
             image = load_image(path)
         except DecodeError:
             continue
         originals.append(encoder.preprocess(image))
-        copies.append(encoder.preprocess(make_copy(np.asarray(image), min(image.size), "mild", rng)))
+        for recipe in recipes:
+            copies[recipe].append(encoder.preprocess(make_copy(np.asarray(image), min(image.size), recipe, rngs[recipe])))
     if len(originals) < MIN_CALIBRATION_IMAGES:
         return None
-    a = encoder.embed_images(torch.stack(originals))
-    b = encoder.embed_images(torch.stack(copies))
-    return np.einsum("ij,ij->i", a, b)
+    return SelfCopies(encoder.embed_images(torch.stack(originals)),
+                      {recipe: encoder.embed_images(torch.stack(views)) for recipe, views in copies.items()})
 
 
-def default_threshold(sample: np.ndarray, n_total: int, copies: np.ndarray | None) -> tuple[float, str]:
+def default_threshold(sample: np.ndarray, n_total: int, copies: np.ndarray | None,
+                      whitened: bool = False) -> tuple[float, str]:
     """``(threshold, rule)`` from a random sample of vectors, the corpus size and (optionally) copy scores.
+
+    ``whitened``: the vectors are whitened (:mod:`embedsearch.dedup.whitening`), whose cosines
+    need no raw-cosine floor.
 
     Example:
         >>> x = np.eye(8, dtype=np.float32)
-        >>> default_threshold(x, 8, np.linspace(0.8, 1.0, 21))[0]
-        0.81
+        >>> default_threshold(x, 8, np.linspace(0.8, 1.0, 21))
+        (0.0, 'null 0.0000 (~0.05 x N unrelated pairs above, from 8 rows); 100% of 21 mild self-copies pass')
         >>> default_threshold(x, 8, None)[0]
         0.95
     """
     null = null_bound(sample, n_total)
     null_text = f"null {null:.4f} (~{FALSE_PAIRS_PER_ROW:g} x N unrelated pairs above, from {len(sample)} rows)"
-    if copies is None:
+    if copies is None and not whitened:
         return round(max(FALLBACK_FLOOR, null), 4), f"no copy calibration; max({FALLBACK_FLOOR}, {null_text})"
-    copy = float(np.quantile(copies, COPY_QUANTILE))
-    return round(max(copy, null), 4), f"max(q{COPY_QUANTILE} of {len(copies)} mild self-copies {copy:.4f}, {null_text})"
+    threshold = round(null, 4)
+    if copies is None:
+        return threshold, f"{null_text}; no copy check"
+    passing = float(np.mean(copies >= threshold))
+    return threshold, f"{null_text}; {passing:.0%} of {len(copies)} mild self-copies pass"

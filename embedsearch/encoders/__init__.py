@@ -59,10 +59,11 @@ def _load_openclip(target: str, spec: str, image_size: int | None):
     return load_openclip(target, spec)
 
 
-def load_encoder(spec: str, image_size: int | None = None):
+def load_encoder(spec: str, image_size: int | None = None, flip_average: bool = False):
     """Parse ``spec`` and load the encoder it names (see the module docstring for forms).
 
     ``image_size`` sets the input size of backbones without a fixed size (SimCLR specs).
+    ``flip_average`` makes image vectors mirror-invariant (:meth:`Encoder.use_flip_average`).
     Raises :class:`~embedsearch.errors.ModelError` with a readable message otherwise.
     """
     spec = str(spec).strip()
@@ -76,7 +77,7 @@ def load_encoder(spec: str, image_size: int | None = None):
             raise ModelError(f"{path} is a folder but not a run dir (needs config.json and model.safetensors)")
         if image_size is not None:
             raise ModelError("--image-size does not apply to a run dir: it has its own")
-        return load_run_dir(path, spec)
+        return _flipped(load_run_dir(path, spec), flip_average)
     full = ALIASES.get(spec, spec)
     prefix, sep, target = full.partition(":")
     if not sep or prefix not in _FAMILIES:
@@ -84,4 +85,8 @@ def load_encoder(spec: str, image_size: int | None = None):
             f"unknown model {spec!r}: use simclr:resnet18|resnet34|resnet50, openclip:ARCH[/PRETRAINED], "
             f"{', '.join(ALIASES)} or a run dir path"
         )
-    return _FAMILIES[prefix](target, spec, image_size)
+    return _flipped(_FAMILIES[prefix](target, spec, image_size), flip_average)
+
+
+def _flipped(encoder, flip_average: bool):
+    return encoder.use_flip_average() if flip_average else encoder

@@ -89,6 +89,8 @@ class Encoder:
         modalities: ``{"image"}`` or ``{"image", "text"}``.
         preprocess: image preprocessing (size, normalisation).
         config: the architecture description written to run dirs and hashed into the fingerprint.
+        flip_average: embed each image and its mirror image and average the two (unit) vectors,
+            so a mirrored copy gets the same vector; twice the model work (see :meth:`use_flip_average`).
 
     Example:
         >>> enc = load_encoder("simclr:resnet18", image_size=32)   # doctest: +SKIP
@@ -105,14 +107,37 @@ class Encoder:
     model: torch.nn.Module
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
+    flip_average: bool = False
     _fingerprint: str | None = None
 
     @property
     def fingerprint(self) -> str:
-        """Hash of config + weights (computed once, on first use)."""
+        """Hash of config + weights (+ flip averaging: it changes every vector), computed once."""
         if self._fingerprint is None:
-            self._fingerprint = fingerprint_of(self.config, self.model.state_dict())
+            config = {**self.config, "flip_average": True} if self.flip_average else self.config
+            self._fingerprint = fingerprint_of(config, self.model.state_dict())
         return self._fingerprint
+
+    def use_flip_average(self) -> Encoder:
+        """Make image vectors mirror-invariant: the normalised mean of the image's and its mirror's vector.
+
+        Copies of photos are often mirrored, and even SimCLR (trained with random flips) places an
+        image and its mirror apart; on the strong-copy benchmark averaging the two raised copy
+        detection F1 (``benchmarks/RESULTS.md``). Recorded in ``options``, so the embedding dir's
+        queries and dedup calibration embed the same way. Text vectors are unchanged.
+
+        Example:
+            >>> enc = load_encoder("simclr:resnet18", image_size=32).use_flip_average()   # doctest: +SKIP
+            >>> enc.options["flip_average"]                                              # doctest: +SKIP
+            True
+        """
+        if "image" not in self.modalities:
+            raise ModelError(f"model {self.spec} has no image tower: flip averaging applies to images")
+        if self._fingerprint is not None and not self.flip_average:
+            self._fingerprint = None  # the vectors change, so does the fingerprint
+        self.flip_average = True
+        self.options = {**self.options, "flip_average": True}
+        return self
 
     def to(self, device: str = "auto", precision: str = "fp32") -> Encoder:
         """Move to ``device`` (auto/cpu/cuda) and use ``precision`` (fp32/bf16/fp16) autocast."""
@@ -141,6 +166,11 @@ class Encoder:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             features = self._forward_images(pixels)
+            if self.flip_average:
+                # Each view normalised first, so neither dominates the mean by its norm.
+                mirrored = self._forward_images(pixels.flip(-1))
+                features = torch.nn.functional.normalize(features.float(), dim=-1) + torch.nn.functional.normalize(
+                    mirrored.float(), dim=-1)
         return _normalise(features)
 
     @torch.inference_mode()

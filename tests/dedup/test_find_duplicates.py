@@ -102,7 +102,8 @@ def test_ivf_path_matches_brute_force(tmp_path, monkeypatch, gen) -> None:
         x[2000 + i] = gen.near_copy(x[i], 0.95, seed=10 + i)
     emb = gen.write_dir(tmp_path / "emb", x, shard_rows=1000)
     monkeypatch.setattr(near, "EXACT_LIMIT", 1000)
-    result = find_duplicates(emb, out=tmp_path / "out", threshold=0.9, nprobe=8, block_rows=700)
+    # Raw cosines, so the pairs can be checked against brute force on the same vectors.
+    result = find_duplicates(emb, out=tmp_path / "out", threshold=0.9, nprobe=8, block_rows=700, whiten=False)
     assert result.search.startswith("IVF")
     pairs = pd.read_parquet(result.out / "pairs.parquet")
     sims = x @ x.T
