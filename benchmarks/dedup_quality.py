@@ -111,7 +111,8 @@ def encoder_rows(label: str, model: str, folder: Path, work: Path, truth: set, i
     if result.space != "raw cosine":
         x = fit_whitening(x)(x)  # the same fit dedup made: the whole set is its sample here
     oracle, at = best_f1(names, x @ x.T, truth, higher_is_closer=True)
-    return [label, f"{result.threshold:.4f}", *(f"{v:.3f}" for v in (p, r, f, oracle)), f"{at:.4f}", seconds]
+    space = "whitened" if result.space != "raw cosine" else "raw"
+    return [label, space, f"{result.threshold:.4f}", *(f"{v:.3f}" for v in (p, r, f, oracle)), f"{at:.4f}", seconds]
 
 
 def pretrain_on(folder: Path, out: Path, args: argparse.Namespace) -> Path:
@@ -143,7 +144,7 @@ def phash_rows(python: str, folder: Path, truth: set) -> list[list]:
     for label, t in (("(c) PHash, default 10", 10), (f"(c) PHash, best {int(at)}", int(at))):
         i, j = np.nonzero(np.triu(dist <= t, 1))
         p, r, f = prf({frozenset((names[a], names[b])) for a, b in zip(i, j)}, truth)
-        rows.append([label, str(t), *(f"{v:.3f}" for v in (p, r, f, oracle)), str(int(at)), "-"])
+        rows.append([label, "hash", str(t), *(f"{v:.3f}" for v in (p, r, f, oracle)), str(int(at)), "-"])
     return rows
 
 
@@ -162,7 +163,7 @@ def main() -> None:
 
     torch.set_num_threads(2)
     print(f"machine: {machine()}")
-    headers = ["method", "threshold", "precision", "recall", "F1", "best F1", "at", "dedup s"]
+    headers = ["method", "scores", "threshold", "precision", "recall", "F1", "best F1", "at", "dedup s"]
     for strength in ("mild", "strong"):
         work = Path(tempfile.mkdtemp(prefix=f"dedup-quality-{strength}-"))
         folder = work / "images"

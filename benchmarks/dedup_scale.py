@@ -210,7 +210,7 @@ def main() -> None:
         out_dir = args.work / f"out-full-{mode}"
         result, wall, rss, status = run_measured([sys.executable, "-c", OURS, str(emb), str(out_dir),
                                                   str(args.threshold), mode], 2 * cap)
-        label = "embedsearch" + (" (default: whitened)" if mode == "auto" else " --no-whiten")
+        label = "embedsearch" + (" (default, whiten auto)" if mode == "auto" else " --no-whiten")
         rows.append([label, f"{args.n:,}", wall, rss / 2**20, (result or {}).get("pairs", "-"), status])
         summaries.append((label, out_dir, result, wall, rss))
     print_table(["tool", "N", "wall s", "peak RSS MiB", "pairs", "status"], rows)

@@ -88,7 +88,7 @@ def test_whitening_finds_copies_that_raw_cosine_misses(tmp_path, gen) -> None:
 
 
 def test_whitened_scores_are_cosines_of_the_whitened_vectors(tmp_path, gen) -> None:
-    x, truth = styled_corpus(seed=1)
+    x, _ = styled_corpus(seed=1)
     emb = gen.write_dir(tmp_path / "emb", x)
     result = find_duplicates(emb, out=tmp_path / "out", threshold=0.5, whiten=True)
     sample = x  # 800 rows < the threshold sample size: the whitening is fit on every row
