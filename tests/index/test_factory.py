@@ -26,9 +26,10 @@ MB, GB = 2**20, 2**30
     (200_000, 128, 90 * MB, "ivfsq", "IVF1024,SQ8"),            # they do not
     (200_000, 128, 30 * MB, "ivfsq", "IVF1024,SQ8"),
     (200_000, 128, 25 * MB, "ivfsq", "IVF1024,SQ6"),
-    (1_000_000, 128, 100 * MB, "ivfpq", "OPQ88_176,IVF8192,PQ88x8np"),   # most of the budget in codes, 4x lists
-    (200_000, 512, 30 * MB, "ivfpq", "OPQ132_264,IVF2048,PQ132x8np"),    # 4x the lists of OPQ140 for 6 % fewer bytes
-    (20_000, 128, 1 * MB, "ivfpq", "OPQ36_72,IVF128,PQ36x8np"),
+    (1_000_000, 128, 100 * MB, "ivfpq", "OPQ72_144,IVF8192,PQ72x10np"),  # most of the budget in codes, 4x lists
+    (1_000_000, 128, 30 * MB, "ivfpq", "OPQ16_32,IVF8192,PQ16x10np"),
+    (200_000, 512, 30 * MB, "ivfpq", "OPQ104_208,IVF2048,PQ104x10np"),   # 4x the lists for 7 % fewer bytes
+    (20_000, 128, 1 * MB, "ivfpq", "OPQ36_72,IVF128,PQ36x8np"),          # too few rows for 1,024 centroids
     (5_000, 512, 1 * MB, "ivfpq", "IVF128,PQ128x6np"),                   # too few rows for OPQ's 8 bits
 ])
 def test_auto_picks_the_most_accurate_index_that_fits(n, dim, budget, kind, factory) -> None:
@@ -71,6 +72,10 @@ def test_every_list_gets_enough_training_points(n) -> None:
 
 def test_compressed_candidates_rotate_pq_codes_with_opq() -> None:
     pq = [c for c in _codecs(128, 1_000_000) if c.suffix.startswith("PQ")]
-    assert pq and all(c.prefix == f"OPQ{c.code_bytes}_{2 * c.code_bytes}," for c in pq)
-    assert [c.code_bytes for c in pq][:3] == [92, 88, 84]  # every size in steps of 4 bytes, largest first
+    m = [int(c.suffix[2:].split("x")[0]) for c in pq]
+    assert pq and all(c.prefix == f"OPQ{k}_{2 * k}," and c.suffix == f"PQ{k}x10np" for c, k in zip(pq, m))
+    assert m[:3] == [72, 68, 64] and [c.code_bytes for c in pq][:3] == [90, 85, 80]  # 10 bits a code
+    assert max(c.code_bytes for c in pq) < 128 * 3 / 4  # below SQ6's bytes
+    eight = [c for c in _codecs(128, 20_000) if c.suffix.startswith("PQ")]  # < 39 rows a centroid of 1,024
+    assert eight[0].suffix == "PQ92x8np" and eight[0].code_bytes == 92 and eight[1].code_bytes == 88
     assert not any(c.prefix for c in _codecs(128, 5_000))  # OPQ trains 8-bit codebooks: not on 5k rows

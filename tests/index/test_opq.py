@@ -10,8 +10,10 @@ from embedsearch.index.factory import (
     IndexPlan,
     choose_index,
     ivf_of,
+    pq_bits,
     search_param_grid,
     set_search_params,
+    training_rows,
 )
 from embedsearch.index.opq import pca_start
 from embedsearch.index.sources import Sample
@@ -61,3 +63,20 @@ def test_pca_start_is_orthonormal_and_keeps_a_low_rank_signal(vectors) -> None:
     kept = np.linalg.norm(centred @ start.T) ** 2 / np.linalg.norm(centred) ** 2
     assert kept > 0.9  # a random 16-of-64 rotation would keep about a quarter
     assert pca_start(x[:5], 16).shape == (16, 64)  # fewer rows than output dims: basis completed
+
+
+def test_ten_bit_codebooks_beat_eight_bit_ones_of_the_same_bytes(vectors) -> None:
+    n, dim = 50_000, 32  # rows enough for 1,024 centroids a codebook (>= 39 each)
+    corpus, queries = vectors(n, dim, 0), vectors(300, dim, 1)
+    plan = choose_index(n, dim, 20 * n)  # ~20 bytes a vector: PQ codes
+    assert pq_bits(plan.factory) == 10 and plan.factory.endswith("x10np"), plan.factory
+    assert training_rows(plan, n, dim) == min(n, 50 * 1024)  # 50 points a centroid
+    exact = ExactTopK(queries, np.full(len(queries), -1), 10)
+    exact.add(corpus, np.arange(n))
+    truth = exact.keys()
+    # 10 bytes of codes both ways: 8 sub-quantizers of 10 bits against 10 of 8 bits.
+    ten = _built(IndexPlan("ivfpq", f"OPQ8_16,IVF{plan.nlist},PQ8x10np", plan.nlist, 0, True, ""), corpus)
+    eight = _built(IndexPlan("ivfpq", f"OPQ10_20,IVF{plan.nlist},PQ10x8np", plan.nlist, 0, True, ""), corpus)
+    assert ivf_of(ten).code_size == ivf_of(eight).code_size == 10
+    recall_ten, recall_eight = _best_recall(ten, queries, truth), _best_recall(eight, queries, truth)
+    assert recall_ten >= recall_eight + 0.02, (recall_ten, recall_eight)
