@@ -129,18 +129,23 @@ def _space_and_threshold(inputs: _Inputs, threshold: float | None, whiten: bool 
     Sets ``inputs.whitening``; returns ``(threshold, threshold rule, whitening decision)``.
     """
     n_total = len(inputs.catalog)
-    if whiten is False and threshold is not None:
-        return threshold, "given", "raw cosine: whitening turned off"
-    raw = inputs.sample("all", thresholds.sample_rows(n_total), block_rows)
-    deciding = whiten is None and len(raw) >= WHITEN_MIN_ROWS
+    drawn: list[np.ndarray] = []
+
+    def raw_sample() -> np.ndarray:  # read once, and only when needed
+        if not drawn:
+            drawn.append(inputs.sample("all", thresholds.sample_rows(n_total), block_rows))
+        return drawn[0]
+
+    deciding = whiten is None and n_total >= WHITEN_MIN_ROWS
     copies = _self_copies(inputs, ("mild", "strong") if deciding else ("mild",)) \
         if deciding or threshold is None else None
-    whitening, decision = choose_whitening(raw, n_total, copies, whiten)
+    whitening, decision = choose_whitening(raw_sample, n_total, copies, whiten)
     if whiten and whitening is None:
-        raise InputError(f"--whiten needs at least {WHITEN_MIN_ROWS} rows to fit on; this input has {len(raw)}")
+        raise InputError(f"--whiten needs at least {WHITEN_MIN_ROWS} rows to fit on; this input has {n_total}")
     inputs.whitening = whitening
     if threshold is not None:
         return threshold, "given", decision
+    raw = raw_sample()
     sample = whitening(raw) if whitening is not None else raw
     mild = copies.scores("mild", whitening) if copies is not None else None
     threshold, rule = thresholds.default_threshold(sample, n_total, mild, whitened=whitening is not None)

@@ -26,6 +26,7 @@ whitened vectors. Exact duplicates are found by content hash and are unaffected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,28 +91,32 @@ def fit_whitening(sample: np.ndarray, max_dims: int = MAX_DIMS) -> Whitening | N
     return Whitening(mean.astype(np.float32), projection.astype(np.float32), rows)
 
 
-def choose_whitening(raw_sample: np.ndarray, n_total: int, copies: SelfCopies | None,
+def choose_whitening(raw_sample: Callable[[], np.ndarray], n_total: int, copies: SelfCopies | None,
                      whiten: bool | None) -> tuple[Whitening | None, str]:
     """``(whitening or None, why)``: the rule of this module's docstring.
 
-    ``raw_sample``: uniformly sampled rows of the corpus (as for the threshold's null bound).
+    ``raw_sample``: returns uniformly sampled rows of the corpus (as for the threshold's null
+    bound); called only when the decision needs them, so a corpus without images is not read.
     ``copies``: the corpus's own images and strong copies of them, embedded (None when not possible).
 
     Example:
-        >>> choose_whitening(np.zeros((10, 4), np.float32), 10, None, None)
+        >>> choose_whitening(lambda: np.zeros((10, 4), np.float32), 10, None, None)
         (None, 'raw cosine: 10 rows, whitening needs 500')
     """
     if whiten is False:
         return None, "raw cosine: whitening turned off"
-    whitening = fit_whitening(raw_sample)
+    if n_total < MIN_ROWS:
+        return None, f"raw cosine: {n_total} rows, whitening needs {MIN_ROWS}"
+    if whiten is None and (copies is None or "strong" not in copies.copies):
+        return None, "raw cosine: no images of the corpus to test whitening on"
+    sample = raw_sample()
+    whitening = fit_whitening(sample)
     if whitening is None:
-        return None, f"raw cosine: {len(raw_sample)} rows, whitening needs {MIN_ROWS}"
+        return None, f"raw cosine: the {len(sample)} sampled rows cannot be whitened"
     if whiten:
         return whitening, "whitened: asked for"
-    if copies is None or "strong" not in copies.copies:
-        return None, "raw cosine: no images of the corpus to test whitening on"
-    raw_pass = float(np.mean(copies.scores("strong") >= null_bound(raw_sample, n_total)))
-    white_pass = float(np.mean(copies.scores("strong", whitening) >= null_bound(whitening(raw_sample), n_total)))
+    raw_pass = float(np.mean(copies.scores("strong") >= null_bound(sample, n_total)))
+    white_pass = float(np.mean(copies.scores("strong", whitening) >= null_bound(whitening(sample), n_total)))
     verdict = f"{white_pass:.0%} of {len(copies.originals)} strong self-copies pass whitened, {raw_pass:.0%} raw"
     if white_pass > raw_pass:
         return whitening, f"whitened: {verdict}"

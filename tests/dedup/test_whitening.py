@@ -117,7 +117,7 @@ def self_copies_of(x: np.ndarray) -> SelfCopies:
 @pytest.mark.parametrize("noise, expect_whitened", [("style", True), ("isotropic", False)])
 def test_default_whitens_only_when_it_helps_the_corpus_own_copies(noise, expect_whitened) -> None:
     x, truth = styled_corpus(noise=noise)
-    whitening, why = choose_whitening(x, len(x), self_copies_of(x), whiten=None)
+    whitening, why = choose_whitening(lambda: x, len(x), self_copies_of(x), whiten=None)
     assert (whitening is not None) == expect_whitened, why
     assert why.startswith("whitened: " if expect_whitened else "raw cosine: ") and "strong self-copies" in why
     # ... and that choice is the one with more of the true pairs above the null bound.
@@ -130,10 +130,16 @@ def test_default_whitens_only_when_it_helps_the_corpus_own_copies(noise, expect_
     assert (passing(w(x)) > passing(x)) == expect_whitened
 
 
-def test_default_compares_raw_cosines_without_images_to_test_on(tmp_path, gen) -> None:
+def test_default_compares_raw_cosines_without_images_to_test_on(tmp_path, gen, monkeypatch) -> None:
+    from embedsearch.dedup import api
+
+    samples = []
+    original = api._Inputs.sample
+    monkeypatch.setattr(api._Inputs, "sample", lambda self, *a, **k: samples.append(a) or original(self, *a, **k))
     x, _ = styled_corpus()
     result = find_duplicates(gen.write_dir(tmp_path / "emb", x), out=tmp_path / "out", threshold=0.9)
     assert result.space == "raw cosine" and result.whitening == "raw cosine: no images of the corpus to test whitening on"
+    assert samples == []  # nothing to decide and a threshold given: no extra pass over the vectors
 
 
 def test_cli_no_whiten_flag(tmp_path, gen, run_cli) -> None:
