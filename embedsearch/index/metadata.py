@@ -25,14 +25,26 @@ import pyarrow as pa
 from embedsearch.errors import FormatError
 
 SKIPPED_COLUMNS = ("embedding",)
+KEY_COLUMNS = ("key", "dir", "id")  # what a faiss key encodes
 
 
 class MetadataWriter:
-    """Streams record batches of one embedding dir into one ``meta-NNNNN.arrow``."""
+    """Streams record batches of one embedding dir into one ``meta-NNNNN.arrow``.
 
-    def __init__(self, path: Path) -> None:
+    Rows are gathered into large record batches (up to ``batch_rows`` rows or ``batch_bytes``)
+    before they are written: a lookup gathers each column across the file's batches, and pyarrow
+    takes from a one-batch column ~7x faster than from one split into 64k-row pieces (0.06 vs
+    0.45 ms for 10,000 rows of 1M). The buffer stays bounded, so the build still streams.
+    """
+
+    def __init__(self, path: Path, batch_rows: int = 1 << 20, batch_bytes: int = 64 << 20) -> None:
         self.path = path
         self.rows = 0
+        self.batch_rows = batch_rows
+        self.batch_bytes = batch_bytes
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._pending_bytes = 0
         self._sink: pa.OSFile | None = None
         self._writer: pa.ipc.RecordBatchFileWriter | None = None
         self._schema: pa.Schema | None = None
@@ -44,17 +56,30 @@ class MetadataWriter:
             if name not in SKIPPED_COLUMNS:
                 columns[name] = batch.column(name)
         table = pa.table(columns)
-        if self._writer is None:
+        if self._schema is None:
             self._schema = table.schema
-            self._sink = pa.OSFile(str(self.path), "wb")
-            self._writer = pa.ipc.new_file(self._sink, self._schema)
         elif not table.schema.equals(self._schema):
             table = table.select(self._schema.names).cast(self._schema)
-        self._writer.write_table(table)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self._pending_bytes += table.nbytes
         self.rows += len(keys)
+        if self._pending_rows >= self.batch_rows or self._pending_bytes >= self.batch_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        if self._writer is None:
+            self._sink = pa.OSFile(str(self.path), "wb")
+            self._writer = pa.ipc.new_file(self._sink, self._schema)
+        merged = pa.concat_tables(self._pending).combine_chunks()
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
+        self._writer.write_table(merged, max_chunksize=max(merged.num_rows, 1))
 
     def close(self) -> None:
         """Finish the file (nothing is written when no row came)."""
+        self._flush()
         if self._writer is not None:
             self._writer.close()
             self._sink.close()
@@ -86,6 +111,9 @@ class MetadataStore:
         # which saves two binary searches over N keys per lookup.
         self._dense = bool(len(self._sorted)) and int(self._sorted[-1] - self._sorted[0]) == len(self._sorted) - 1 \
             and bool((np.diff(self._sorted) == 1).all())
+        # ...and stored in key order in one file (an index built in one go): the sorted position
+        # is the row, which saves two gathers over N-row arrays per lookup
+        self._in_order = len(self.tables) == 1 and bool((np.diff(self.keys) > 0).all())
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -113,20 +141,40 @@ class MetadataStore:
         ids, _ = split_keys(self.keys)
         return np.sort(self.keys[ids == embedding_id])
 
-    def lookup_columns(self, keys: np.ndarray) -> tuple[np.ndarray, dict[str, list[Any]]] | None:
-        """Fast path for one metadata file: (found mask, column -> values of the found keys, in order;
-        every stored column but ``key``).
+    def gather(self, keys: np.ndarray) -> tuple[np.ndarray, pa.Table]:
+        """(found mask, Arrow table of the found keys' rows, in the order of ``keys``) with every
+        stored column but ``key``, ``dir`` and ``id``, which the keys themselves carry
+        (:func:`embedsearch.index.layout.split_keys`). With several files, a column that one
+        file lacks is null in its rows."""
+        found, positions = self._positions(np.asarray(keys, np.int64))
+        if len(self.tables) == 1:
+            rows = positions if self._in_order else self._where[self._order[positions], 1]
+            return found, _payload(self.tables[0]).take(pa.array(rows))
+        where = self._where[self._order[positions]]
+        parts, picked = [], []
+        for file_no, table in enumerate(self.tables):
+            mine = np.flatnonzero(where[:, 0] == file_no)
+            if len(mine):
+                parts.append(_payload(table).take(pa.array(where[mine, 1])))
+                picked.append(mine)
+        if not parts:
+            return found, pa.concat_tables([_payload(t).slice(0, 0) for t in self.tables], promote_options="default")
+        merged = pa.concat_tables(parts, promote_options="default")
+        order = np.empty(len(positions), np.int64)  # i-th found key -> its row in `merged`
+        order[np.concatenate(picked)] = np.arange(len(positions))
+        return found, merged.take(pa.array(order))
 
-        None when the store has several files (their columns may differ): use :meth:`lookup`.
+    def payload_columns(self, keys: np.ndarray) -> tuple[np.ndarray, dict[str, list[Any]]] | None:
+        """Fast path for one metadata file: :meth:`gather` as Python lists, column -> values.
+
+        None when the store has several files (their columns may differ, and a hit should not
+        show another dir's columns as nulls): use :meth:`lookup`.
         """
         if len(self.tables) != 1:
             return None
-        found, positions = self._positions(np.asarray(keys, np.int64))
-        rows = self._where[self._order[positions], 1]
-        table = self.tables[0]
-        if "key" in table.column_names:  # the caller already has the keys
-            table = table.drop_columns(["key"])
-        return found, table.take(pa.array(rows)).to_pydict()
+        found, table = self.gather(keys)
+        # column by column: only the columns a hit needs are gathered and converted
+        return found, {name: table.column(name).to_pylist() for name in table.column_names}
 
     def lookup(self, keys: Sequence[int] | np.ndarray) -> list[dict[str, Any] | None]:
         """Rows (dicts of all stored columns) for ``keys``; None for keys not stored."""
@@ -145,3 +193,8 @@ class MetadataStore:
             for out, values in zip(outs[mine].tolist(), zip(*columns.values())):
                 rows[out] = dict(zip(names, values))
         return rows
+
+
+def _payload(table: pa.Table) -> pa.Table:
+    """``table`` without the columns a key encodes."""
+    return table.drop_columns([name for name in KEY_COLUMNS if name in table.column_names])

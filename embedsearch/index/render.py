@@ -2,7 +2,8 @@
 
 JSON schema (``--format json``): ``[{"type", "query", "hits": [{"rank", "id", "score",
 "source", "dir", <metadata columns>...}]}]``. ``jsonl`` and ``csv`` have one line per
-hit with ``query_index``, ``query_type`` and ``query`` in front of the hit fields.
+hit with ``query_index``, ``query_type`` and ``query`` in front of the hit fields. A metadata
+column named like one of those fields is written as ``input_<name>``.
 
 Example:
     >>> import io; buf = io.StringIO()

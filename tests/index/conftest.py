@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,15 +28,18 @@ def clustered_vectors(n: int, dim: int, seed: int, latent: int = 8, clusters: in
 
 
 def write_emb_dir(path: Path, vectors: np.ndarray, *, start_id: int = 0, fingerprint: str = "fp-test",
-                  model: str = "simclr:resnet18", prefix: str = "img", shard_rows: int = 1500) -> np.ndarray:
-    """Append ``vectors`` to the embedding dir at ``path`` with ids from ``start_id``; returns the ids."""
+                  model: str = "simclr:resnet18", prefix: str = "img", shard_rows: int = 1500,
+                  columns: dict[str, Callable[[int], Any]] | None = None) -> np.ndarray:
+    """Append ``vectors`` to the embedding dir at ``path`` with ids from ``start_id``; returns the ids.
+    Metadata: ``label`` = id % 5, plus ``columns`` (name -> value of an id)."""
     d = EmbeddingDir.create_or_open(path, model=model, model_options={"image_size": 32}, fingerprint=fingerprint,
                                     modality="image", dim=vectors.shape[1], source="synthetic")
     ids = np.arange(start_id, start_id + len(vectors), dtype=np.int64)
     writer = ShardWriter(d, reserve_next_id=int(ids[-1]) + 1 if len(ids) else start_id, shard_rows=shard_rows)
     if len(ids):
         writer.add(ids, [f"{prefix}/{i}.png" for i in ids], [f"h{i}" for i in ids], vectors,
-                   {"label": [int(i % 5) for i in ids]})
+                   {"label": [int(i % 5) for i in ids],
+                    **{name: [value(int(i)) for i in ids] for name, value in (columns or {}).items()}})
     writer.close()
     return ids
 

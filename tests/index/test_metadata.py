@@ -28,9 +28,10 @@ def test_lookup_finds_stored_keys_and_skips_others(tmp_path, keys) -> None:
     wanted = np.array([-1, 12, 9, 19, 20, 13, 12], np.int64)
     expected_found = np.isin(wanted, keys)
     np.testing.assert_array_equal(store.contains(wanted), expected_found)
-    found, columns = store.lookup_columns(wanted)
+    found, columns = store.payload_columns(wanted)
     np.testing.assert_array_equal(found, expected_found)
     assert columns["source"] == [f"src{k}" for k in wanted[expected_found]]
+    assert set(columns) == {"source"}  # key, dir and id come from the keys themselves
     rows = store.lookup(wanted)
     assert [r["source"] if r else None for r in rows] == [f"src{k}" if ok else None
                                                          for k, ok in zip(wanted, expected_found)]
@@ -38,5 +39,43 @@ def test_lookup_finds_stored_keys_and_skips_others(tmp_path, keys) -> None:
 
 def test_several_files_use_the_general_lookup(tmp_path) -> None:
     store = _store(tmp_path, list(range(6)), files=2)
-    assert store.lookup_columns(np.array([1])) is None
+    assert store.payload_columns(np.array([1])) is None
     assert [r["source"] for r in store.lookup(np.array([5, 0, 3]))] == ["src5", "src0", "src3"]
+
+
+@pytest.mark.parametrize("batch_rows, expected_batches", [(1 << 20, 1), (25, 4)])
+def test_writer_gathers_small_batches_into_few_large_ones(tmp_path, batch_rows, expected_batches) -> None:
+    writer = MetadataWriter(tmp_path / "meta-00000.arrow", batch_rows=batch_rows)
+    for start in range(0, 100, 10):  # ten batches of ten rows, as an embedding dir streams them
+        part = np.arange(start, start + 10, dtype=np.int64)
+        writer.write(part, 0, pa.record_batch({"id": pa.array(part), "source": pa.array([f"src{k}" for k in part])}))
+    writer.close()
+    reader = pa.ipc.open_file(tmp_path / "meta-00000.arrow")
+    assert reader.num_record_batches == expected_batches  # lookups take from few, large pieces
+    table = reader.read_all()
+    assert table.column("key").to_pylist() == list(range(100))
+    assert table.column("source").to_pylist() == [f"src{k}" for k in range(100)]
+    store = MetadataStore(tmp_path, ["meta-00000.arrow"])
+    found, columns = store.payload_columns(np.array([99, 3, 250, 40]))
+    assert found.tolist() == [True, True, False, True]
+    assert columns["source"] == ["src99", "src3", "src40"]
+
+
+def test_gather_across_files_keeps_the_key_order_and_nulls_missing_columns(tmp_path) -> None:
+    names = []
+    for number, (part, extra) in enumerate([(np.arange(0, 5), None), (np.arange(5, 9), "caption")]):
+        columns = {"id": pa.array(part), "source": pa.array([f"src{k}" for k in part])}
+        if extra:
+            columns[extra] = pa.array([f"cap{k}" for k in part])
+        writer = MetadataWriter(tmp_path / f"meta-{number:05d}.arrow")
+        writer.write(part, 0, pa.record_batch(columns))
+        writer.close()
+        names.append(f"meta-{number:05d}.arrow")
+    store = MetadataStore(tmp_path, names)
+    found, table = store.gather(np.array([7, 2, 42, 5, 0, 8]))
+    assert found.tolist() == [True, True, False, True, True, True]
+    assert table.column_names == ["source", "caption"]
+    assert table.column("source").to_pylist() == ["src7", "src2", "src5", "src0", "src8"]
+    assert table.column("caption").to_pylist() == ["cap7", None, "cap5", None, "cap8"]
+    found, table = store.gather(np.array([-1, 99]))
+    assert not found.any() and table.num_rows == 0

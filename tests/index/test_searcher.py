@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from embedsearch.errors import FormatError, InputError
-from embedsearch.index import Hit, Searcher, build_index
+from embedsearch.index import Hit, Searcher, build_index, layout
 
 
 @pytest.fixture
@@ -63,6 +63,23 @@ def test_fewer_rows_than_k_give_only_the_real_hits(tmp_path, vectors, write_emb)
     assert all(h.source == f"t/{h.id}.png" and h.metadata["label"] == h.id % 5 for hits in batch for h in hits)
 
 
+@pytest.mark.parametrize("dirs", [1, 2], ids=["one-metadata-file", "several-files"])
+def test_missing_keys_anywhere_are_skipped_and_ranks_close_up(two_dirs, tmp_path, dirs) -> None:
+    """Both lookup paths (one metadata file: column gathers; several: row dicts) skip -1 and
+    unknown keys wherever they sit, and give id, dir, source and metadata of the right row."""
+    build_index(list(two_dirs[:dirs]), tmp_path / "idx", kind="flat")
+    s = Searcher.open(tmp_path / "idx")
+    last = layout.make_keys(np.array([5]), dirs - 1)[0]  # a row of the last dir
+    keys = np.array([[7, -1, last], [123456, 2, -1]], np.int64)
+    scores = np.array([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4]], np.float32)
+    hits = s._hits(scores, keys)
+    assert [[(h.rank, h.id, h.dir, h.score) for h in q] for q in hits] == [
+        [(1, 7, 0, pytest.approx(0.9)), (2, 5, dirs - 1, pytest.approx(0.7))], [(1, 2, 0, pytest.approx(0.5))]]
+    prefix = "ab"[dirs - 1]
+    assert [h.source for h in hits[0]] == ["a/7.png", f"{prefix}/5.png"]
+    assert hits[0][1].metadata == {"content_hash": f"h{5}", "label": 0}
+
+
 def rows_of(corpus: np.ndarray, row: int) -> int:
     """Nearest other row of ``corpus[row]``."""
     scores = corpus @ corpus[row]
@@ -100,3 +117,44 @@ def test_bad_queries_and_dirs_are_one_line_errors(two_dirs, tmp_path) -> None:
         Searcher.open(dir_a)
     with pytest.raises(FormatError, match="does not exist"):
         Searcher.open(tmp_path / "nope")
+
+
+def test_search_leaves_the_garbage_collector_as_it_found_it(two_dirs, tmp_path) -> None:
+    import gc
+
+    dir_a, _, a, _ = two_dirs
+    build_index([dir_a], tmp_path / "idx", kind="flat")
+    s = Searcher.open(tmp_path / "idx")
+    assert gc.isenabled()
+    s.search_vectors(a[:3], k=2)
+    assert gc.isenabled()  # paused only while the hits are made
+    gc.disable()
+    try:
+        s.search_vectors(a[:3], k=2)
+        assert not gc.isenabled()  # a caller that turned it off keeps it off
+    finally:
+        gc.enable()
+
+
+def test_search_table_holds_the_same_hits_as_search_vectors(tmp_path, vectors, write_emb) -> None:
+    """Two dirs with different metadata columns; b's ``score`` column must not shadow the hit's score."""
+    a, b = vectors(600, 32, 1), vectors(600, 32, 2)
+    write_emb(tmp_path / "a", a, prefix="a")
+    write_emb(tmp_path / "b", b, prefix="b", columns={"score": lambda i: f"s{i}", "caption": lambda i: f"c{i}"})
+    build_index([tmp_path / "a", tmp_path / "b"], tmp_path / "idx", kind="flat")
+    s = Searcher.open(tmp_path / "idx")
+    queries = np.concatenate([a[:3], b[:3]]) + 0.02
+    table = s.search_table(queries, k=4)
+    hits = s.search_vectors(queries, k=4)
+    assert table.num_rows == 24
+    assert table.column_names[:6] == ["query", "rank", "id", "dir", "score", "source"]
+    rows = table.to_pylist()
+    expected = [h.to_dict() | {"query": q} for q, hs in enumerate(hits) for h in hs]
+    for row, want in zip(rows, expected):
+        assert {k: row[k] for k in ("query", "rank", "id", "dir", "source", "label")} == \
+            {k: want[k] for k in ("query", "rank", "id", "dir", "source", "label")}
+        assert row["score"] == pytest.approx(want["score"], abs=1e-6)
+        # the metadata "score" of dir b is renamed, in both forms; dir a's rows have none
+        assert row["input_score"] == want.get("input_score") == (f"s{row['id']}" if row["dir"] == 1 else None)
+        assert row["caption"] == (f"c{row['id']}" if row["dir"] == 1 else None)
+    assert [(r["id"], r["dir"]) for r in rows if r["rank"] == 1] == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)]
