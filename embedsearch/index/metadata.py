@@ -65,9 +65,11 @@ class MetadataWriter:
         self._pending_bytes += table.nbytes
         self.rows += len(keys)
         if self._pending_rows >= self.batch_rows or self._pending_bytes >= self.batch_bytes:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the gathered rows as one record batch (call it when no more rows are coming for a
+        while, so that several open writers do not all hold a buffer)."""
         if not self._pending:
             return
         if self._writer is None:
@@ -79,7 +81,7 @@ class MetadataWriter:
 
     def close(self) -> None:
         """Finish the file (nothing is written when no row came)."""
-        self._flush()
+        self.flush()
         if self._writer is not None:
             self._writer.close()
             self._sink.close()

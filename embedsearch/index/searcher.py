@@ -122,8 +122,9 @@ class Searcher:
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """One hit list per row of ``vectors`` (n, dim)."""
         scores, keys = self.search_raw(vectors, k)
-        # Hits form no reference cycles, yet the ~11,000 tracked objects of a 1000-query batch
-        # would set off ~15 young-generation collections while they are made: pause the collector.
+        # Hits form no reference cycles, yet the ~21,000 container allocations of a 1000-query
+        # batch (Hits, metadata dicts, lists) would set off ~30 young-generation collections
+        # while they are made (~0.7 ms of ~4): pause the collector.
         collecting = gc.isenabled()
         gc.disable()
         try:

@@ -98,6 +98,9 @@ def add_rows(parts: IndexParts, dirs: Sequence[EmbeddingDir], numbers: Sequence[
     next_file = len(parts.info["metadata_files"])
     progress.start("adding", sum(d.live_rows for d in dirs))
     for number, batch, vectors in iter_rows(dirs, None, numbers):
+        for other, writer in writers.items():
+            if other != number:  # dirs come one after another: a finished dir's rows go to disk now
+                writer.flush()
         keys = layout.make_keys(batch.column("id").to_numpy(zero_copy_only=False), number)
         for truth in truths:
             truth.add(vectors, keys)

@@ -79,3 +79,15 @@ def test_gather_across_files_keeps_the_key_order_and_nulls_missing_columns(tmp_p
     assert table.column("caption").to_pylist() == ["cap7", None, "cap5", None, "cap8"]
     found, table = store.gather(np.array([-1, 99]))
     assert not found.any() and table.num_rows == 0
+
+
+def test_flush_writes_the_gathered_rows_now(tmp_path) -> None:
+    writer = MetadataWriter(tmp_path / "meta-00000.arrow")
+    first, second = np.arange(0, 10, dtype=np.int64), np.arange(10, 15, dtype=np.int64)
+    writer.write(first, 0, pa.record_batch({"id": pa.array(first), "source": pa.array([f"s{k}" for k in first])}))
+    writer.flush()  # what the build does when the next embedding dir starts
+    assert not writer._pending
+    writer.write(second, 0, pa.record_batch({"id": pa.array(second), "source": pa.array([f"s{k}" for k in second])}))
+    writer.close()
+    reader = pa.ipc.open_file(tmp_path / "meta-00000.arrow")
+    assert [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)] == [10, 5]
