@@ -114,15 +114,7 @@ def _self_copies(inputs: _Inputs, recipes: tuple[str, ...], seed: int = 0) -> th
     return thresholds.self_copies(inputs.main_dirs[0], sources, seed=seed, recipes=recipes)
 
 
-def calibrated_threshold(inputs: _Inputs, block_rows: int, seed: int = 0) -> tuple[float, str]:
-    """The default threshold (:mod:`embedsearch.dedup.threshold`) for these inputs, in raw cosines."""
-    n_total = len(inputs.catalog)
-    sample = inputs.sample("all", thresholds.sample_rows(n_total), block_rows, seed=seed)
-    copies = _self_copies(inputs, ("mild",), seed)
-    return thresholds.default_threshold(sample, n_total, copies.scores("mild") if copies else None)
-
-
-def _space_and_threshold(inputs: _Inputs, threshold: float | None, whiten: bool | None,
+def space_and_threshold(inputs: _Inputs, threshold: float | None, whiten: bool | None,
                          block_rows: int) -> tuple[float, str, str]:
     """Decide whether to whiten (:mod:`embedsearch.dedup.whitening`) and, unless given, the threshold.
 
@@ -276,7 +268,7 @@ def _knn(inputs: _Inputs, threshold: float | None, k: int, nprobe: int, block_ro
     catalog, against = inputs.catalog, bool(inputs.other_dirs)
     indexed = "other" if against else "all"
     n_indexed = len(catalog) - inputs.main_rows if against else len(catalog)
-    threshold, rule, decision = _space_and_threshold(inputs, threshold, whiten, block_rows)
+    threshold, rule, decision = space_and_threshold(inputs, threshold, whiten, block_rows)
     index = build_search_index(
         inputs.dim, n_indexed, lambda: inputs.blocks(indexed, block_rows),
         lambda m: inputs.sample(indexed, m, block_rows), nprobe=nprobe, progress=progress,

@@ -78,11 +78,11 @@ def semdedup(inputs: Any, *, clusters: int | None, eps: float | None, block_rows
     """Run SemDeDup over ``inputs`` (see :func:`embedsearch.dedup.api.find_duplicates`)."""
     import faiss
 
-    from embedsearch.dedup.api import Found, calibrated_threshold
+    from embedsearch.dedup.api import Found, space_and_threshold
 
     catalog, n, dim = inputs.catalog, len(inputs.catalog), inputs.catalog.dim
     if eps is None:
-        threshold, rule = calibrated_threshold(inputs, block_rows)
+        threshold, rule, _ = space_and_threshold(inputs, None, False, block_rows)  # raw cosines
         rule = f"eps = 1 - default threshold; {rule}"
     else:
         threshold, rule = 1.0 - eps, f"1 - eps (eps {eps:g})"

@@ -140,12 +140,6 @@ def self_copies(emb_dir: EmbeddingDir, sources: Sequence[str], seed: int = 0,
     return _embed_copies(encoder.to("cpu"), paths, seed, recipes)
 
 
-def copy_scores(emb_dir: EmbeddingDir, sources: Sequence[str], seed: int = 0) -> np.ndarray | None:
-    """Cosines between images of ``sources`` and their mild copies (None as for :func:`self_copies`)."""
-    copies = self_copies(emb_dir, sources, seed, recipes=("mild",))
-    return copies.scores("mild") if copies is not None else None
-
-
 def _embed_copies(encoder, paths: Sequence[str], seed: int, recipes: Sequence[str]) -> SelfCopies | None:
     import torch
 

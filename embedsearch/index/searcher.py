@@ -27,9 +27,9 @@ import pyarrow as pa
 from embedsearch.errors import InputError, MismatchError
 from embedsearch.index import layout
 from embedsearch.index.append import set_search_params_safe
-from embedsearch.index.metadata import MetadataStore
+from embedsearch.index.metadata import KEY_COLUMNS, MetadataStore
 
-_FIXED = ("key", "dir", "id", "source")
+_FIXED = (*KEY_COLUMNS, "source")  # stored columns that are not metadata
 # what a hit row holds besides its metadata (``query*``: the CLI's jsonl/csv rows and search_table)
 HIT_FIELDS = frozenset({"query", "query_index", "query_type", "rank", "id", "score", "source", "dir"})
 

@@ -84,7 +84,7 @@ def test_default_threshold_is_calibrated_on_self_made_copies_of_the_corpus(tmp_p
     sources = sorted(str(p) for p in folder.iterdir())  # 30 < CALIBRATION_IMAGES: every image
     from embedsearch.store.embedding_dir import EmbeddingDir
 
-    copies = threshold.copy_scores(EmbeddingDir.open(tmp_path / "emb"), sources)
+    copies = threshold.self_copies(EmbeddingDir.open(tmp_path / "emb"), sources, recipes=("mild",)).scores("mild")
     assert copies is not None and len(copies) == 30
     expected = threshold.null_bound(x, len(x))  # copies are checked against it, they do not move it
     assert result.threshold == pytest.approx(expected, abs=1e-4)
