@@ -58,3 +58,20 @@ def test_semdedup_options_are_checked(tmp_path, gen) -> None:
         find_duplicates(emb, out=tmp_path / "o", method="semdedup", keep="largest")
     with pytest.raises(InputError, match="--against"):
         find_duplicates(emb, out=tmp_path / "o", method="semdedup", against=emb)
+
+
+def test_semdedup_default_eps_comes_from_the_raw_cosine_default_threshold(tmp_path, gen) -> None:
+    """Without --eps, SemDeDup prunes at the knn method's default threshold in raw cosines
+    (600 rows would allow whitening, but semdedup never whitens)."""
+    from embedsearch.dedup import threshold as thresholds
+    from embedsearch.store.reader import iter_vectors
+
+    x = gen.random_unit(600, 16, seed=12)
+    emb = gen.write_dir(tmp_path / "emb", x)
+    sem = find_duplicates(emb, out=tmp_path / "sem", method="semdedup", clusters=8)
+    knn = find_duplicates(emb, out=tmp_path / "knn", whiten=False)
+    vectors = np.concatenate([v for _, v in iter_vectors(emb)])
+    expected = max(thresholds.FALLBACK_FLOOR, thresholds.null_bound(vectors, len(vectors)))
+    assert sem.threshold == knn.threshold == pytest.approx(expected, abs=1e-4)
+    assert sem.threshold_rule.startswith("eps = 1 - default threshold; no copy calibration")
+    assert sem.space == "raw cosine"
