@@ -23,13 +23,18 @@ def measure(index, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> dict:
     start = time.perf_counter()
     _, found = index.search(queries, k)
     batch = time.perf_counter() - start
-    recall = float(np.mean([len(np.intersect1d(a, b[:k])) / k for a, b in zip(found, truth)]))
+    recall = float(np.mean([len(np.intersect1d(a, b[:k])) / k for a, b in zip(found, truth, strict=False)]))
     singles = []
     for row in queries[:200]:
         t = time.perf_counter()
         index.search(row[None, :], k)
         singles.append((time.perf_counter() - t) * 1000)
-    return {"recall": recall, "batch_s": batch, "qps": len(queries) / batch, "p50_ms": float(np.median(singles))}
+    return {
+        "recall": recall,
+        "batch_s": batch,
+        "qps": len(queries) / batch,
+        "p50_ms": float(np.median(singles)),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -54,7 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--npy-dir", required=True)
     parser.add_argument("--index", required=True)
-    parser.add_argument("--budget", required=True, help="autofaiss max_index_memory_usage, e.g. 30MB")
+    parser.add_argument(
+        "--budget", required=True, help="autofaiss max_index_memory_usage, e.g. 30MB"
+    )
     parser.add_argument("--queries", required=True)
     parser.add_argument("--truth", required=True)
     args = parser.parse_args()
@@ -62,16 +69,27 @@ def main() -> None:
 
     start = time.perf_counter()
     index, infos = build_index(
-        embeddings=args.npy_dir, index_path=args.index, index_infos_path=args.index + ".json",
-        max_index_memory_usage=args.budget, current_memory_available="16G", metric_type="ip",
-        nb_cores=2, save_on_disk=True, verbose=40,
+        embeddings=args.npy_dir,
+        index_path=args.index,
+        index_infos_path=args.index + ".json",
+        max_index_memory_usage=args.budget,
+        current_memory_available="16G",
+        metric_type="ip",
+        nb_cores=2,
+        save_on_disk=True,
+        verbose=40,
     )
     build = time.perf_counter() - start
     result = measure(index, np.load(args.queries), np.load(args.truth))
     import os
 
-    result.update(peak_rss_mb=peak_rss_mb(), build_s=build, factory=str(infos.get("index_key")), params=str(infos.get("index_param")),
-                  index_bytes=os.path.getsize(args.index))
+    result.update(
+        peak_rss_mb=peak_rss_mb(),
+        build_s=build,
+        factory=str(infos.get("index_key")),
+        params=str(infos.get("index_param")),
+        index_bytes=os.path.getsize(args.index),
+    )
     print("RESULT " + json.dumps(result))
     sys.stdout.flush()
 

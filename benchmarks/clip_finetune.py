@@ -34,13 +34,17 @@ from embedsearch.train.metrics import read_metrics
 
 def relative_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     """||a - b|| / ||b|| over all floating-point tensors."""
-    num = sum(float((a[k].float() - b[k].float()).norm() ** 2) for k in b if b[k].is_floating_point())
+    num = sum(
+        float((a[k].float() - b[k].float()).norm() ** 2) for k in b if b[k].is_floating_point()
+    )
     den = sum(float(b[k].float().norm() ** 2) for k in b if b[k].is_floating_point())
     return (num / den) ** 0.5
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="ViT-B-32")
     parser.add_argument("-n", type=int, default=48, help="pairs (25%% held out)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -56,15 +60,35 @@ def main() -> None:
             stand_in = open_clip.create_model(args.model).state_dict()
         torch.save(stand_in, tmp / "weights.pt")
         tic = time.perf_counter()
-        command = [sys.executable, "-m", "embedsearch", "pretrain", "clip", str(pairs), "--out",
-                   str(tmp / "run"), "--model", args.model, "--pretrained", str(tmp / "weights.pt"),
-                   "--epochs", "1", "--batch-size", str(args.batch_size), "--val-fraction", "0.25"]
+        command = [
+            sys.executable,
+            "-m",
+            "embedsearch",
+            "pretrain",
+            "clip",
+            str(pairs),
+            "--out",
+            str(tmp / "run"),
+            "--model",
+            args.model,
+            "--pretrained",
+            str(tmp / "weights.pt"),
+            "--epochs",
+            "1",
+            "--batch-size",
+            str(args.batch_size),
+            "--val-fraction",
+            "0.25",
+        ]
         print("$", " ".join(command[1:]), flush=True)
         subprocess.run(command, check=True)
         seconds = time.perf_counter() - tic
         tuned = load_weights_file(tmp / "run" / "model.safetensors")
         changed = sum(not torch.equal(tuned[k], stand_in[k]) for k in stand_in)
-        to_file, to_default = relative_distance(tuned, stand_in), relative_distance(tuned, default_init)
+        to_file, to_default = (
+            relative_distance(tuned, stand_in),
+            relative_distance(tuned, default_init),
+        )
         metrics = read_metrics(tmp / "run")[-1]
         encoder = load_encoder(str(tmp / "run"))
         vectors = encoder.embed_texts(["a red circle", "a blue star"])

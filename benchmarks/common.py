@@ -16,8 +16,10 @@ def machine() -> str:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{platform.processor() or platform.machine()}, {cores} cores, {gpu}, torch {torch.__version__}, "
-            f"torch threads {torch.get_num_threads()}, {time.strftime('%Y-%m-%d')}")
+    return (
+        f"{platform.processor() or platform.machine()}, {cores} cores, {gpu}, torch {torch.__version__}, "
+        f"torch threads {torch.get_num_threads()}, {time.strftime('%Y-%m-%d')}"
+    )
 
 
 def make_jpeg_folder(folder: Path, n: int, size: int = 256, seed: int = 0) -> Path:
@@ -30,7 +32,9 @@ def make_jpeg_folder(folder: Path, n: int, size: int = 256, seed: int = 0) -> Pa
     rng = np.random.default_rng(seed)
     for i in range(n):
         base = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
-        Image.fromarray(base).resize((size, size), Image.Resampling.BICUBIC).save(folder / f"{i:06d}.jpg", quality=90)
+        Image.fromarray(base).resize((size, size), Image.Resampling.BICUBIC).save(
+            folder / f"{i:06d}.jpg", quality=90
+        )
     return folder
 
 
@@ -38,7 +42,7 @@ def print_table(headers: list[str], rows: list[list], flush: bool = False) -> No
     """A plain fixed-width table on stdout (copied into RESULTS.md as is)."""
     cells = [[f"{c:,.2f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells:
-        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |", flush=flush)
+        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)) + " |", flush=flush)

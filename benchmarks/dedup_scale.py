@@ -76,26 +76,39 @@ def generate(out: Path, n: int, dim: int, seed: int = 0) -> Path:
         return out
     rng = np.random.default_rng(seed)
     mixing = rng.normal(size=(LATENT, dim)).astype(np.float32)
-    d = EmbeddingDir.create_or_open(out, model="synthetic", model_options={}, fingerprint="synthetic-128",
-                                    modality="image", dim=dim, source="generated")
+    d = EmbeddingDir.create_or_open(
+        out,
+        model="synthetic",
+        model_options={},
+        fingerprint="synthetic-128",
+        modality="image",
+        dim=dim,
+        source="generated",
+    )
     writer = ShardWriter(d, reserve_next_id=n, shard_rows=100_000)
     chunk = 100_000
     planted: dict[str, list[np.ndarray]] = {"near": [], "exact": []}
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        x = rng.normal(size=(m, LATENT)).astype(np.float32) @ mixing + 0.3 * rng.normal(size=(m, dim)).astype(np.float32)
+        x = rng.normal(size=(m, LATENT)).astype(np.float32) @ mixing + 0.3 * rng.normal(
+            size=(m, dim)
+        ).astype(np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         hashes = [f"{start + i:032x}" for i in range(m)]
         # Planted copies of rows earlier in the same chunk: near (perturbed) and exact (same hash).
         near = rng.choice(np.arange(m // 2, m), int(NEAR_SHARE * m), replace=False)
-        exact = rng.choice(np.setdiff1d(np.arange(m // 2, m), near), int(EXACT_SHARE * m), replace=False)
+        exact = rng.choice(
+            np.setdiff1d(np.arange(m // 2, m), near), int(EXACT_SHARE * m), replace=False
+        )
         for kind, rows, noise in (("near", near, 0.25), ("exact", exact, 0.0)):
             origin = rng.integers(0, m // 2, len(rows))
             planted[kind].append(np.stack([start + origin, start + rows], axis=1))
-            y = x[origin] + noise * rng.normal(size=(len(rows), dim)).astype(np.float32) / np.sqrt(dim)
+            y = x[origin] + noise * rng.normal(size=(len(rows), dim)).astype(np.float32) / np.sqrt(
+                dim
+            )
             x[rows] = y / np.linalg.norm(y, axis=1, keepdims=True)
             if noise == 0.0:
-                for r, o in zip(rows, origin):
+                for r, o in zip(rows, origin, strict=False):
                     hashes[r] = hashes[o]
         ids = np.arange(start, start + m)
         writer.add(ids, [f"img/{i:07d}.jpg" for i in ids], hashes, x)
@@ -110,7 +123,7 @@ def planted_recall(work: Path, result_dir: Path) -> dict[str, float]:
 
     table = pq.read_table(result_dir / "pairs.parquet", columns=["id_a", "id_b"])
     a, b = table.column("id_a").to_numpy(), table.column("id_b").to_numpy()
-    found = set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
+    found = set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), strict=False))
     planted = np.load(work / "planted.npz")
     out = {}
     for kind in ("near", "exact"):
@@ -142,7 +155,12 @@ def run_measured(cmd: list[str], rss_cap: int) -> tuple[dict | None, float, int,
     wall = time.perf_counter() - started
     if status == "ok" and proc.returncode != 0:
         status = f"failed: {(err.strip().splitlines() or ['?'])[-1][:80]}"
-    return (json.loads(out.strip().splitlines()[-1]) if status == "ok" else None), wall, peak, status
+    return (
+        (json.loads(out.strip().splitlines()[-1]) if status == "ok" else None),
+        wall,
+        peak,
+        status,
+    )
 
 
 def subset_dir(src: Path, n: int, root: Path) -> Path:
@@ -154,14 +172,27 @@ def subset_dir(src: Path, n: int, root: Path) -> Path:
     out = root / f"emb-{n}"
     if EmbeddingDir.is_embedding_dir(out):
         return out
-    d = EmbeddingDir.create_or_open(out, model="synthetic", model_options={}, fingerprint="synthetic-128",
-                                    modality="image", dim=128, source="generated")
+    d = EmbeddingDir.create_or_open(
+        out,
+        model="synthetic",
+        model_options={},
+        fingerprint="synthetic-128",
+        modality="image",
+        dim=128,
+        source="generated",
+    )
     writer = ShardWriter(d, reserve_next_id=n, shard_rows=100_000)
     taken = 0
-    for batch in iter_batches(src, ["id", "source", "content_hash", "embedding"], batch_rows=min(n, 65_536)):
+    for batch in iter_batches(
+        src, ["id", "source", "content_hash", "embedding"], batch_rows=min(n, 65_536)
+    ):
         batch = batch.slice(0, n - taken)
-        writer.add(batch.column("id").to_numpy(), batch.column("source").to_pylist(),
-                   batch.column("content_hash").to_pylist(), embedding_matrix(batch.column("embedding"), 128))
+        writer.add(
+            batch.column("id").to_numpy(),
+            batch.column("source").to_pylist(),
+            batch.column("content_hash").to_pylist(),
+            embedding_matrix(batch.column("embedding"), 128),
+        )
         taken += batch.num_rows
         if taken >= n:
             break
@@ -170,59 +201,102 @@ def subset_dir(src: Path, n: int, root: Path) -> Path:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--work", type=Path, default=Path("/tmp/dedup-scale"))
     p.add_argument("--imagededup-python", default="/root/venv-imagededup/bin/python")
     p.add_argument("--imagededup-n", default="10000,20000,40000")
     p.add_argument("--rss-cap-gib", type=float, default=8.0)
-    p.add_argument("--whiten", choices=["auto", "off", "both"], default="auto",
-                   help="the full-size run: dedup's default whitening, --no-whiten, or both")
-    p.add_argument("--skip-imagededup", action="store_true",
-                   help="run only ours at the --imagededup-n sizes (keep imagededup's rows from an earlier run)")
+    p.add_argument(
+        "--whiten",
+        choices=["auto", "off", "both"],
+        default="auto",
+        help="the full-size run: dedup's default whitening, --no-whiten, or both",
+    )
+    p.add_argument(
+        "--skip-imagededup",
+        action="store_true",
+        help="run only ours at the --imagededup-n sizes (keep imagededup's rows from an earlier run)",
+    )
     args = p.parse_args()
     print(f"machine: {machine()}")
     started = time.perf_counter()
     emb = generate(args.work / "emb", args.n, 128)
-    print(f"generated {args.n:,} x 128 in {time.perf_counter() - started:.0f} s (reused when present)")
+    print(
+        f"generated {args.n:,} x 128 in {time.perf_counter() - started:.0f} s (reused when present)"
+    )
     cap = int(args.rss_cap_gib * 2**30)
     rows = []
     have_theirs = args.skip_imagededup or Path(args.imagededup_python).exists()
     sizes = [int(s) for s in args.imagededup_n.split(",") if s] if have_theirs else []
     for n in sizes:
         sub = subset_dir(emb, n, args.work)
-        ours, wall, rss, status = run_measured([sys.executable, "-c", OURS, str(sub), str(args.work / f"out-{n}"),
-                                                str(args.threshold), "off"], cap)
-        rows.append(["embedsearch", f"{n:,}", wall, rss / 2**20, (ours or {}).get("pairs", "-"), status])
+        ours, wall, rss, status = run_measured(
+            [
+                sys.executable,
+                "-c",
+                OURS,
+                str(sub),
+                str(args.work / f"out-{n}"),
+                str(args.threshold),
+                "off",
+            ],
+            cap,
+        )
+        rows.append(
+            ["embedsearch", f"{n:,}", wall, rss / 2**20, (ours or {}).get("pairs", "-"), status]
+        )
         if args.skip_imagededup:
             print(f"  N={n:,}: ours {wall:.1f} s {rss / 2**20:.0f} MiB", flush=True)
             continue
-        theirs, wall2, rss2, status2 = run_measured([args.imagededup_python, "-c", IMAGEDEDUP, str(sub), str(n),
-                                                     str(args.threshold)], cap)
-        rows.append(["imagededup CNN", f"{n:,}", wall2, rss2 / 2**20, (theirs or {}).get("pairs", "-"), status2])
-        print(f"  N={n:,}: ours {wall:.1f} s {rss / 2**20:.0f} MiB | imagededup {wall2:.1f} s {rss2 / 2**20:.0f} MiB "
-              f"({status2})", flush=True)
+        theirs, wall2, rss2, status2 = run_measured(
+            [args.imagededup_python, "-c", IMAGEDEDUP, str(sub), str(n), str(args.threshold)], cap
+        )
+        rows.append(
+            [
+                "imagededup CNN",
+                f"{n:,}",
+                wall2,
+                rss2 / 2**20,
+                (theirs or {}).get("pairs", "-"),
+                status2,
+            ]
+        )
+        print(
+            f"  N={n:,}: ours {wall:.1f} s {rss / 2**20:.0f} MiB | imagededup {wall2:.1f} s {rss2 / 2**20:.0f} MiB "
+            f"({status2})",
+            flush=True,
+        )
         if status2 != "ok":
             break
     summaries = []
     for mode in ("auto", "off") if args.whiten == "both" else (args.whiten,):
         out_dir = args.work / f"out-full-{mode}"
-        result, wall, rss, status = run_measured([sys.executable, "-c", OURS, str(emb), str(out_dir),
-                                                  str(args.threshold), mode], 2 * cap)
+        result, wall, rss, status = run_measured(
+            [sys.executable, "-c", OURS, str(emb), str(out_dir), str(args.threshold), mode], 2 * cap
+        )
         label = "embedsearch" + (" (default, whiten auto)" if mode == "auto" else " --no-whiten")
-        rows.append([label, f"{args.n:,}", wall, rss / 2**20, (result or {}).get("pairs", "-"), status])
+        rows.append(
+            [label, f"{args.n:,}", wall, rss / 2**20, (result or {}).get("pairs", "-"), status]
+        )
         summaries.append((label, out_dir, result, wall, rss))
     print_table(["tool", "N", "wall s", "peak RSS MiB", "pairs", "status"], rows)
     vector_bytes = args.n * 128 * 4
     for label, out_dir, result, wall, rss in summaries:
         print(f"\n{label}, {args.n:,} rows: {result}")
-        print(f"wall {wall:.1f} s (goal <= 300), peak RSS {rss / 2**20:.0f} MiB = {rss / vector_bytes:.2f} x the "
-              f"vectors' {vector_bytes / 2**20:.0f} MiB (goal <= 2.00)")
+        print(
+            f"wall {wall:.1f} s (goal <= 300), peak RSS {rss / 2**20:.0f} MiB = {rss / vector_bytes:.2f} x the "
+            f"vectors' {vector_bytes / 2**20:.0f} MiB (goal <= 2.00)"
+        )
         if result:
             recall = planted_recall(args.work, out_dir)
-            print(f"planted copies found: near (cos ~0.97) {recall['near']:.4f}, exact {recall['exact']:.4f}; "
-                  f"{result['exact']:,} exact pairs, {result['remove']:,} rows to remove")
+            print(
+                f"planted copies found: near (cos ~0.97) {recall['near']:.4f}, exact {recall['exact']:.4f}; "
+                f"{result['exact']:,} exact pairs, {result['remove']:,} rows to remove"
+            )
 
 
 if __name__ == "__main__":

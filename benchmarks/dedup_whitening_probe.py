@@ -32,9 +32,14 @@ def load(emb_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     for name in names:
         match = re.fullmatch(r"c_(\d+)\.jpg", name)
         if match and f"o_{match.group(1)}.png" in index:
-            truth.add((min(index[name], index[f"o_{match.group(1)}.png"]), max(index[name], index[f"o_{match.group(1)}.png"])))
+            truth.add(
+                (
+                    min(index[name], index[f"o_{match.group(1)}.png"]),
+                    max(index[name], index[f"o_{match.group(1)}.png"]),
+                )
+            )
     i, j = np.triu_indices(len(names), 1)
-    is_true = np.fromiter(((a, b) in truth for a, b in zip(i, j)), bool, count=len(i))
+    is_true = np.fromiter(((a, b) in truth for a, b in zip(i, j, strict=False)), bool, count=len(i))
     return np.concatenate(vectors), is_true
 
 
@@ -50,19 +55,26 @@ def oracle_f1(vectors: np.ndarray, is_true: np.ndarray) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("emb_dir", type=Path)
     args = parser.parse_args()
     x, is_true = load(args.emb_dir)
     mean = x.mean(axis=0)
     eigenvalues, eigenvectors = np.linalg.eigh(np.cov((x - mean).T))
     eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
-    rows = [["raw cosine", *oracle_f1(x, is_true)], ["centred on the corpus mean", *oracle_f1(x - mean, is_true)]]
+    rows = [
+        ["raw cosine", *oracle_f1(x, is_true)],
+        ["centred on the corpus mean", *oracle_f1(x - mean, is_true)],
+    ]
     for dims in (64, 128, 256):
         for power in (0.5, 1.0):
             # power 1: full whitening; 0.5: eigenvalues only square-rooted (softer, keeps some scale).
             w = eigenvectors[:, :dims] / (eigenvalues[:dims] + 1e-6 * eigenvalues[0]) ** (power / 2)
-            rows.append([f"PCA-whitened, {dims} dims, power {power}", *oracle_f1((x - mean) @ w, is_true)])
+            rows.append(
+                [f"PCA-whitened, {dims} dims, power {power}", *oracle_f1((x - mean) @ w, is_true)]
+            )
     print(f"{len(x)} vectors, {int(is_true.sum())} true pairs among {len(is_true)}")
     print_table(["vectors", "oracle F1", "at cosine"], rows)
 

@@ -30,13 +30,19 @@ print(json.dumps({"embedded": s.embedded, "seconds": s.seconds,
 
 def measure(folder: Path, shard_rows: int) -> dict:
     out = Path(tempfile.mkdtemp()) / "emb"
-    result = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(out), str(shard_rows)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(folder), str(out), str(shard_rows)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--small", type=int, default=300)
     parser.add_argument("--factor", type=int, default=10)
     parser.add_argument("--shard-rows", type=int, default=100_000)
@@ -48,7 +54,9 @@ def main() -> None:
         folder = make_jpeg_folder(tmp / f"embedsearch-bench-rss-{n}", n, size=64, seed=n)
         results.append((n, measure(folder, args.shard_rows)))
     rows = [[n, r["embedded"], r["seconds"], r["main_mb"], r["workers_mb"]] for n, r in results]
-    print_table(["images", "embedded", "seconds", "peak RSS main (MB)", "peak RSS worker (MB)"], rows)
+    print_table(
+        ["images", "embedded", "seconds", "peak RSS main (MB)", "peak RSS worker (MB)"], rows
+    )
     ratio = results[1][1]["main_mb"] / results[0][1]["main_mb"]
     print(f"peak RSS ratio ({args.factor}x corpus / small corpus): {ratio:.3f}  (goal < 1.2)")
 

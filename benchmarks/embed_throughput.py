@@ -32,8 +32,10 @@ from embedsearch.encoders import load_encoder
 def model_only_images_per_second(folder: Path, image_size: int, batch_size: int) -> float:
     """The baseline: decode everything first (untimed), then time only the forward passes."""
     encoder = load_encoder("simclr:resnet18", image_size=image_size).to("cpu")
-    tensors = [encoder.preprocess(load_image(p, draft_size=image_size)) for p in iter_image_files(folder)]
-    batches = [torch.stack(tensors[i:i + batch_size]) for i in range(0, len(tensors), batch_size)]
+    tensors = [
+        encoder.preprocess(load_image(p, draft_size=image_size)) for p in iter_image_files(folder)
+    ]
+    batches = [torch.stack(tensors[i : i + batch_size]) for i in range(0, len(tensors), batch_size)]
     encoder.embed_images(batches[0])  # warm-up, like the first batch of embed
     started = time.perf_counter()
     for batch in batches:
@@ -41,12 +43,21 @@ def model_only_images_per_second(folder: Path, image_size: int, batch_size: int)
     return len(tensors) / (time.perf_counter() - started)
 
 
-def embed_images_per_second(folder: Path, image_size: int, batch_size: int, workers: int | None) -> float:
+def embed_images_per_second(
+    folder: Path, image_size: int, batch_size: int, workers: int | None
+) -> float:
     """End to end: listing, reading, hashing, decoding, model, Parquet writing, manifest."""
     out = Path(tempfile.mkdtemp()) / "emb"
     started = time.perf_counter()
-    summary = embed(folder, model="simclr:resnet18", out=out, image_size=image_size, batch_size=batch_size,
-                    workers=workers, device="cpu")
+    summary = embed(
+        folder,
+        model="simclr:resnet18",
+        out=out,
+        image_size=image_size,
+        batch_size=batch_size,
+        workers=workers,
+        device="cpu",
+    )
     seconds = time.perf_counter() - started
     shutil.rmtree(out.parent)
     return summary.embedded / seconds
@@ -54,14 +65,17 @@ def embed_images_per_second(folder: Path, image_size: int, batch_size: int, work
 
 def text_rates(spec: str, n: int, batch_size: int) -> tuple[float, float]:
     """(end-to-end texts/s through ``embed``, pre-tokenised model-only texts/s)."""
-    texts = [f"a photo of object number {i} with a {['red', 'green', 'blue'][i % 3]} tint" for i in range(n)]
+    texts = [
+        f"a photo of object number {i} with a {['red', 'green', 'blue'][i % 3]} tint"
+        for i in range(n)
+    ]
     tmp = Path(tempfile.mkdtemp())
     (tmp / "docs.txt").write_text("\n".join(texts))
     started = time.perf_counter()
     embed(tmp / "docs.txt", model=spec, out=tmp / "emb", batch_size=batch_size, device="cpu")
     end_to_end = n / (time.perf_counter() - started)
     encoder = load_encoder(spec).to("cpu")
-    tokens = [encoder.tokenizer(texts[i:i + batch_size]) for i in range(0, n, batch_size)]
+    tokens = [encoder.tokenizer(texts[i : i + batch_size]) for i in range(0, n, batch_size)]
     started = time.perf_counter()
     with torch.inference_mode():
         for batch in tokens:
@@ -72,14 +86,27 @@ def text_rates(spec: str, n: int, batch_size: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 224])
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3, help="alternating (embed, model-only) pairs; the median pair is reported")
-    parser.add_argument("--workers", type=int, default=None, help="embed --workers (default: embed's own default)")
-    parser.add_argument("--texts", type=int, default=2000, help="texts per text-tower row (0: skip them)")
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "embedsearch-bench-jpegs")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="alternating (embed, model-only) pairs; the median pair is reported",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="embed --workers (default: embed's own default)"
+    )
+    parser.add_argument(
+        "--texts", type=int, default=2000, help="texts per text-tower row (0: skip them)"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path(tempfile.gettempdir()) / "embedsearch-bench-jpegs"
+    )
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -93,10 +120,17 @@ def main() -> None:
             e2e = embed_images_per_second(folder, size, args.batch_size, args.workers)
             model = model_only_images_per_second(folder, size, args.batch_size)
             pairs.append((e2e / model, e2e, model))
-            print(f"  {size} px pair {len(pairs)}: embed {e2e:.2f}/s, model only {model:.2f}/s, ratio {e2e / model:.3f}", flush=True)
+            print(
+                f"  {size} px pair {len(pairs)}: embed {e2e:.2f}/s, model only {model:.2f}/s, ratio {e2e / model:.3f}",
+                flush=True,
+            )
         ratio, e2e, model = sorted(pairs)[len(pairs) // 2]
         rows.append([f"simclr:resnet18 @ {size} px (images)", args.images, e2e, model, ratio])
-        print_table(["workload", "items", "embed items/s", "model-only items/s", "ratio"], rows[-1:], flush=True)
+        print_table(
+            ["workload", "items", "embed items/s", "model-only items/s", "ratio"],
+            rows[-1:],
+            flush=True,
+        )
     for spec in ("tiny-clip", "openclip:ViT-B-32") if args.texts else ():
         e2e, model = text_rates(spec, args.texts, args.batch_size)
         rows.append([f"{spec} text tower (texts)", args.texts, e2e, model, e2e / model])

@@ -50,13 +50,18 @@ def core_seconds() -> float:
 
 
 @torch.no_grad()
-def recall_at_1(backbone: torch.nn.Module, config: dict, corpus: list, copies: list, copy_of: np.ndarray) -> float:
+def recall_at_1(
+    backbone: torch.nn.Module, config: dict, corpus: list, copies: list, copy_of: np.ndarray
+) -> float:
     """Fraction of copies whose nearest corpus image (cosine) is their original."""
     backbone.eval()
     pre = ImagePreprocess(int(config["image_size"]), tuple(config["mean"]), tuple(config["std"]))
 
     def embed(images: list) -> torch.Tensor:
-        out = [backbone(torch.stack([pre(im) for im in images[i:i + 128]])) for i in range(0, len(images), 128)]
+        out = [
+            backbone(torch.stack([pre(im) for im in images[i : i + 128]]))
+            for i in range(0, len(images), 128)
+        ]
         return F.normalize(torch.cat(out).float(), dim=1)
 
     nearest = (embed(copies) @ embed(corpus).T).argmax(dim=1).numpy()
@@ -80,11 +85,19 @@ class CopyRecallTask(SimCLRTask):
         s = self.copy_set
         recall = recall_at_1(model.backbone, self.config(), s.corpus, s.copies, s.copy_of)
         self.eval_core_s += core_seconds() - before
-        point = {"epoch": self.epochs_seen, "train_core_s": round(train_core_s, 1), "train_min": round(train_core_s / 60 / self.cores, 2),
-                 "wall_s": round(time.perf_counter() - self.wall0, 1), "recall_at_1": recall}
+        point = {
+            "epoch": self.epochs_seen,
+            "train_core_s": round(train_core_s, 1),
+            "train_min": round(train_core_s / 60 / self.cores, 2),
+            "wall_s": round(time.perf_counter() - self.wall0, 1),
+            "recall_at_1": recall,
+        }
         self.curve.append(point)
-        print(f"  epoch {self.epochs_seen:3d}  train core-s {train_core_s:8.1f} (~{point['train_min']:5.1f} min "
-              f"on {self.cores} cores, wall {point['wall_s'] / 60:5.1f} min)  recall@1 {recall:.3f}", flush=True)
+        print(
+            f"  epoch {self.epochs_seen:3d}  train core-s {train_core_s:8.1f} (~{point['train_min']:5.1f} min "
+            f"on {self.cores} cores, wall {point['wall_s'] / 60:5.1f} min)  recall@1 {recall:.3f}",
+            flush=True,
+        )
         return {"copy_recall_at_1": recall}
 
 
@@ -96,7 +109,9 @@ def phash_recall(python: str, copy_dir: Path, copy_of: np.ndarray) -> float:
         "print(json.dumps({k:{f.name:p.encode_image(image_file=str(f)) for f in sorted((d/k).iterdir())}"
         " for k in ('corpus','copies')}))"
     )
-    out = subprocess.run([python, "-c", code, str(copy_dir)], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [python, "-c", code, str(copy_dir)], check=True, capture_output=True, text=True
+    ).stdout
     hashes = json.loads(out)
     corpus = np.array([[int(c, 16) for c in h] for h in hashes["corpus"].values()], dtype=np.uint8)
     copies = np.array([[int(c, 16) for c in h] for h in hashes["copies"].values()], dtype=np.uint8)
@@ -128,12 +143,17 @@ def plan_epochs(task: SimCLRTask, cfg: TrainConfig, n_train: int, budget_core_s:
     per_step = (core_seconds() - before) / 3 * 1.15
     steps_per_epoch = n_train // batch
     epochs = max(1, int(budget_core_s / (per_step * steps_per_epoch)))
-    print(f"probe: {per_step:.1f} core-s/step, {steps_per_epoch} steps/epoch -> {epochs} epochs", flush=True)
+    print(
+        f"probe: {per_step:.1f} core-s/step, {steps_per_epoch} steps/epoch -> {epochs} epochs",
+        flush=True,
+    )
     return epochs
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--budget-min", type=float, default=15.0)
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--n-train", type=int, default=2000)
@@ -154,7 +174,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-channels-last", action="store_true")
-    p.add_argument("--eval-every", type=int, default=2, help="evaluate every N epochs (and the last)")
+    p.add_argument(
+        "--eval-every", type=int, default=2, help="evaluate every N epochs (and the last)"
+    )
     p.add_argument("--phash-python", default="/root/venv-imagededup/bin/python")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/simclr_invariance"))
     args = p.parse_args()
@@ -163,16 +185,40 @@ def main() -> None:
     copy_set = make_copy_set(args.n_train, args.n_corpus, strength="strong", size=args.size, seed=0)
     work = Path(tempfile.mkdtemp(prefix="simclr-inv-"))
     write_copy_set(copy_set, work)
-    augment = SimCLRAugment(args.image_size, args.color_strength, (args.crop_min_scale, 1.0), args.jpeg_prob,
-                            jpeg_quality=(25, 75))
-    task = CopyRecallTask(image_dir=work / "train", arch=args.arch, augment=augment,
-                          temperature=args.temperature, small_stem=args.stem == "small")
-    cfg = TrainConfig(out=args.out / "run", batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                      weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, device="cpu",
-                      workers=args.workers, threads=args.threads, channels_last=not args.no_channels_last)
+    augment = SimCLRAugment(
+        args.image_size,
+        args.color_strength,
+        (args.crop_min_scale, 1.0),
+        args.jpeg_prob,
+        jpeg_quality=(25, 75),
+    )
+    task = CopyRecallTask(
+        image_dir=work / "train",
+        arch=args.arch,
+        augment=augment,
+        temperature=args.temperature,
+        small_stem=args.stem == "small",
+    )
+    cfg = TrainConfig(
+        out=args.out / "run",
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
+        device="cpu",
+        workers=args.workers,
+        threads=args.threads,
+        channels_last=not args.no_channels_last,
+    )
 
-    random_recall = recall_at_1(task.build_model().backbone, task.config(), copy_set.corpus, copy_set.copies,
-                                copy_set.copy_of)
+    random_recall = recall_at_1(
+        task.build_model().backbone,
+        task.config(),
+        copy_set.corpus,
+        copy_set.copies,
+        copy_set.copy_of,
+    )
     phash = None
     if Path(args.phash_python).exists():
         phash = phash_recall(args.phash_python, work, copy_set.copy_of)
@@ -185,19 +231,29 @@ def main() -> None:
     best = max(pt["recall_at_1"] for pt in task.curve)
     final = task.curve[-1]
     result = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{os.cpu_count()}-core CPU, no GPU",
-        "args": {k: str(v) for k, v in vars(args).items()}, "epochs": cfg.epochs, "steps": summary.steps,
-        "random_init_recall_at_1": random_recall, "phash_recall_at_1": phash, "curve": task.curve,
-        "final_recall_at_1": final["recall_at_1"], "gain_over_random": final["recall_at_1"] - random_recall,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()}-core CPU, no GPU",
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "epochs": cfg.epochs,
+        "steps": summary.steps,
+        "random_init_recall_at_1": random_recall,
+        "phash_recall_at_1": phash,
+        "curve": task.curve,
+        "final_recall_at_1": final["recall_at_1"],
+        "gain_over_random": final["recall_at_1"] - random_recall,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "result.json").write_text(json.dumps(result, indent=2))
     print("\n| encoder | recall@1 copy->original |\n|---|---|")
-    print(f"| random-init {args.arch} ({args.image_size} px, {args.stem} stem) | {random_recall:.3f} |")
+    print(
+        f"| random-init {args.arch} ({args.image_size} px, {args.stem} stem) | {random_recall:.3f} |"
+    )
     if phash is not None:
         print(f"| imagededup PHash | {phash:.3f} |")
-    print(f"| SimCLR after {final['train_core_s'] / 60 / args.cores:.1f} min x {args.cores} cores "
-          f"({cfg.epochs} epochs, wall {final['wall_s'] / 60:.1f} min) | {final['recall_at_1']:.3f} (best {best:.3f}) |")
+    print(
+        f"| SimCLR after {final['train_core_s'] / 60 / args.cores:.1f} min x {args.cores} cores "
+        f"({cfg.epochs} epochs, wall {final['wall_s'] / 60:.1f} min) | {final['recall_at_1']:.3f} (best {best:.3f}) |"
+    )
     print(f"\ngain over random init: {final['recall_at_1'] - random_recall:+.3f} (goal >= +0.25)")
 
 

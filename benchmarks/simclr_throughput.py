@@ -52,15 +52,25 @@ def plain_loop(task: SimCLRTask, args: argparse.Namespace) -> float:
 
 def project_loop(task: SimCLRTask, args: argparse.Namespace, out: Path, workers: str) -> float:
     """Images/s the pretrain loop reports for one epoch of ``steps`` steps on image files."""
-    config = TrainConfig(out=out, epochs=1, batch_size=args.batch_size, optimizer=args.optimizer, lr=0.1,
-                         device="cpu", workers=None if workers == "default" else int(workers),
-                         threads=args.threads, channels_last=True)
+    config = TrainConfig(
+        out=out,
+        epochs=1,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=0.1,
+        device="cpu",
+        workers=None if workers == "default" else int(workers),
+        threads=args.threads,
+        channels_last=True,
+    )
     summary = train(task, config)
     return float(summary.metrics[-1]["images_per_s"])
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--stem", choices=["small", "standard"], default="standard")
@@ -69,8 +79,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--optimizer", default="lars")
-    p.add_argument("--workers", nargs="+", default=["default"],
-                   help="DataLoader worker counts to measure ('default': the loop's own choice)")
+    p.add_argument(
+        "--workers",
+        nargs="+",
+        default=["default"],
+        help="DataLoader worker counts to measure ('default': the loop's own choice)",
+    )
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,10 +95,17 @@ def main() -> None:
     for i in range(args.batch_size * args.steps):
         pixels = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
         side = args.source_size
-        Image.fromarray(pixels).resize((side, side), Image.Resampling.BICUBIC).save(work / "images" / f"{i:05d}.png")
+        Image.fromarray(pixels).resize((side, side), Image.Resampling.BICUBIC).save(
+            work / "images" / f"{i:05d}.png"
+        )
     augment = SimCLRAugment(args.image_size, 0.5, (0.3, 1.0), jpeg_prob=0.5)
-    task = SimCLRTask(image_dir=work / "images", arch=args.arch, augment=augment, temperature=0.1,
-                      small_stem=args.stem == "small")
+    task = SimCLRTask(
+        image_dir=work / "images",
+        arch=args.arch,
+        augment=augment,
+        temperature=0.1,
+        small_stem=args.stem == "small",
+    )
 
     plain: list[float] = []
     ours: dict[str, list[float]] = {w: [] for w in args.workers}
@@ -96,16 +117,21 @@ def main() -> None:
             line += f", pretrain loop (workers {w}) {ours[w][-1]:.2f} img/s"
         print(line, flush=True)
     plain_median = statistics.median(plain)
-    print(f"\n| loop ({args.arch}, {args.image_size} px {args.stem} stem, batch {args.batch_size}, "
-          f"{args.threads} threads; default workers here: {default_training_workers('cpu')}) "
-          f"| images/s (median of {args.repeats}) | ratio |")
+    print(
+        f"\n| loop ({args.arch}, {args.image_size} px {args.stem} stem, batch {args.batch_size}, "
+        f"{args.threads} threads; default workers here: {default_training_workers('cpu')}) "
+        f"| images/s (median of {args.repeats}) | ratio |"
+    )
     print("|---|---:|---:|")
     print(f"| plain loop, pre-loaded tensors | {plain_median:.2f} | 1.000 |")
     for w, rates in ours.items():
         median = statistics.median(rates)
-        print(f"| embedsearch pretrain loop, PNG files + augmentation, workers {w} | {median:.2f} | "
-              f"{median / plain_median:.3f} |")
+        print(
+            f"| embedsearch pretrain loop, PNG files + augmentation, workers {w} | {median:.2f} | "
+            f"{median / plain_median:.3f} |"
+        )
     print("\ngoal: ratio >= 0.9")
+
 
 if __name__ == "__main__":
     main()

@@ -38,8 +38,14 @@ DEMO_QUERIES: tuple[tuple[str, dict[str, str]], ...] = (
     ("a big blue square", {"color": "blue", "shape": "square", "size": "large"}),
     ("a yellow star in the top left", {"color": "yellow", "shape": "star", "position": "top left"}),
     ("a small green triangle", {"color": "green", "shape": "triangle", "size": "small"}),
-    ("an orange cross on a dark background", {"color": "orange", "shape": "cross", "background": "dark"}),
-    ("a purple circle in the bottom right", {"color": "purple", "shape": "circle", "position": "bottom right"}),
+    (
+        "an orange cross on a dark background",
+        {"color": "orange", "shape": "cross", "background": "dark"},
+    ),
+    (
+        "a purple circle in the bottom right",
+        {"color": "purple", "shape": "circle", "position": "bottom right"},
+    ),
 )
 MARKER = "demo.json"
 _PARTS = ("corpus", "model", "embeddings", "index", "grid.png", MARKER)
@@ -124,12 +130,27 @@ def run_demo(
 
     corpus = make_shapes_corpus(out / "corpus", n, seed=seed, progress=progress)
     lap("corpus")
-    trained = pretrain_clip(corpus.pairs, out=out / "model", epochs=epochs, batch_size=batch_size,
-                            lr=lr, val_fraction=val_fraction, seed=seed, workers=workers, threads=threads or busy_threads(),
-                            warmup_epochs=0.5, progress=progress)
+    trained = pretrain_clip(
+        corpus.pairs,
+        out=out / "model",
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        val_fraction=val_fraction,
+        seed=seed,
+        workers=workers,
+        threads=threads or busy_threads(),
+        warmup_epochs=0.5,
+        progress=progress,
+    )
     lap("train")
-    embed(corpus.pairs, model=str(out / "model"), out=out / "embeddings", image_col="filepath",
-          progress=progress)
+    embed(
+        corpus.pairs,
+        model=str(out / "model"),
+        out=out / "embeddings",
+        image_col="filepath",
+        progress=progress,
+    )
     lap("embed")
     build_index([out / "embeddings"], out / "index", progress=progress)
     lap("index")
@@ -150,7 +171,9 @@ def busy_threads() -> int | None:
     loaded machine oversubscribed OpenMP threads spin at every barrier (measured here: two
     threads trained several times slower than one). The DataLoader worker uses the other core.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     return 1 if cores <= 2 or os.getloadavg()[0] >= cores else None
 
 
@@ -160,7 +183,9 @@ def _prepare_out(out: Path) -> Path:
         raise InputError(f"--out {out} is a file; pass a folder for the demo")
     if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER).is_file():
-            raise InputError(f"--out {out} is not empty and holds no earlier demo; choose another folder")
+            raise InputError(
+                f"--out {out} is not empty and holds no earlier demo; choose another folder"
+            )
         for part in _PARTS:
             path = out / part
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
@@ -172,14 +197,23 @@ def run_queries(searcher: Any, k: int = 5) -> list[DemoQuery]:
     """Search every :data:`DEMO_QUERIES` text; mark hits whose attributes match the query."""
     texts = [text for text, _ in DEMO_QUERIES]
     results = []
-    for (text, wanted), hits in zip(DEMO_QUERIES, searcher.search_texts(texts, k=k)):
-        rows = [(h.source, str(h.metadata.get("caption", "")), h.score,
-                 all(h.metadata.get(a) == v for a, v in wanted.items())) for h in hits]
+    for (text, wanted), hits in zip(DEMO_QUERIES, searcher.search_texts(texts, k=k), strict=False):
+        rows = [
+            (
+                h.source,
+                str(h.metadata.get("caption", "")),
+                h.score,
+                all(h.metadata.get(a) == v for a, v in wanted.items()),
+            )
+            for h in hits
+        ]
         results.append(DemoQuery(text, rows))
     return results
 
 
-def heldout_recall(searcher: Any, pairs: Path, val_fraction: float, seed: int) -> tuple[float, float, int]:
+def heldout_recall(
+    searcher: Any, pairs: Path, val_fraction: float, seed: int
+) -> tuple[float, float, int]:
     """Text->image recall@1/5 of held-out captions among the held-out images, through the index.
 
     The held-out split is the one training used (:func:`embedsearch.train.clip.heldout_split`).
@@ -192,14 +226,18 @@ def heldout_recall(searcher: Any, pairs: Path, val_fraction: float, seed: int) -
     _, val = heldout_split(loaded, val_fraction, seed)
     held = loaded.subset(val)
     keys = np.arange(searcher.ntotal)
-    source_of = {int(key): row["source"] for key, row in zip(keys, searcher.store.lookup(keys)) if row}
+    source_of = {
+        int(key): row["source"] for key, row in zip(keys, searcher.store.lookup(keys), strict=False) if row
+    }
     val_sources = set(held.images)
     ranks = []
     for start in range(0, len(held), 256):
-        captions = held.captions[start:start + 256]
+        captions = held.captions[start : start + 256]
         _, found = searcher.search_raw(searcher.encoder.embed_texts(captions), k=searcher.ntotal)
         for offset, row in enumerate(found):
-            gallery = [source_of.get(int(key)) for key in row if source_of.get(int(key)) in val_sources]
+            gallery = [
+                source_of.get(int(key)) for key in row if source_of.get(int(key)) in val_sources
+            ]
             own = held.images[start + offset]
             ranks.append(gallery.index(own) if own in gallery else len(gallery))
     ranks_array = np.asarray(ranks)
@@ -213,15 +251,19 @@ def write_grid(queries: list[DemoQuery], path: Path, thumb: int = 96) -> Path:
     label_width = 300
     font = ImageFont.load_default(size=15)
     columns = max((len(q.hits) for q in queries), default=0)
-    grid = Image.new("RGB", (label_width + columns * (thumb + 8), len(queries) * (thumb + 8)), "white")
+    grid = Image.new(
+        "RGB", (label_width + columns * (thumb + 8), len(queries) * (thumb + 8)), "white"
+    )
     draw = ImageDraw.Draw(grid)
     for row, query in enumerate(queries):
         top = row * (thumb + 8) + 4
         draw.text((8, top + thumb // 2 - 8), query.text, fill="black", font=font)
         for col, (source, _, score, match) in enumerate(query.hits):
             left = label_width + col * (thumb + 8)
-            draw.rectangle((left - 3, top - 3, left + thumb + 2, top + thumb + 2),
-                           fill="green" if match else "red")
+            draw.rectangle(
+                (left - 3, top - 3, left + thumb + 2, top + thumb + 2),
+                fill="green" if match else "red",
+            )
             with Image.open(source) as image:
                 grid.paste(image.convert("RGB").resize((thumb, thumb)), (left, top))
     tmp = path.with_name(f".{path.name}.tmp.png")

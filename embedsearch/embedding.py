@@ -55,7 +55,9 @@ def distributed_slice(num_shards: int | None, shard_index: int | None) -> tuple[
     else:
         world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     if world < 1 or not 0 <= rank < world:
-        raise InputError(f"--shard-index must be in [0, {world}) for --num-shards {world}; got {rank}")
+        raise InputError(
+            f"--shard-index must be in [0, {world}) for --num-shards {world}; got {rank}"
+        )
     return rank, world
 
 
@@ -84,7 +86,9 @@ def load_known_rows(emb_dir: EmbeddingDir) -> KnownRows:
     """Live rows already in ``emb_dir`` (source, hash, id), for skipping on rerun."""
     known = KnownRows()
     for batch in iter_batches(emb_dir, ["id", "source", "content_hash"]):
-        for row_id, source, digest in zip(*(batch.column(c).to_pylist() for c in batch.column_names)):
+        for row_id, source, digest in zip(
+            *(batch.column(c).to_pylist() for c in batch.column_names), strict=False
+        ):
             known.counts[(source, digest)] += 1
             known.ids_by_source.setdefault(source, []).append(row_id)
     return known
@@ -129,11 +133,18 @@ def embed(
     src = open_source(source, modality, text_col, image_col)
     encoder = load_encoder(model, image_size=image_size, flip_average=flip_average)
     if src.modality not in encoder.modalities:
-        raise ModelError(f"model {model} cannot embed {src.modality} (it embeds: {', '.join(sorted(encoder.modalities))})")
+        raise ModelError(
+            f"model {model} cannot embed {src.modality} (it embeds: {', '.join(sorted(encoder.modalities))})"
+        )
     encoder.to(device, precision)
     emb_dir = EmbeddingDir.create_or_open(
-        out, model=encoder.spec, model_options=encoder.options, fingerprint=encoder.fingerprint,
-        modality=src.modality, dim=encoder.dim, source=src.description,
+        out,
+        model=encoder.spec,
+        model_options=encoder.options,
+        fingerprint=encoder.fingerprint,
+        modality=src.modality,
+        dim=encoder.dim,
+        source=src.description,
     )
     emb_dir.remove_debris()
     total = src.count()
@@ -145,8 +156,10 @@ def embed(
     writer = ShardWriter(emb_dir, reserve_next_id=base + total, shard_rows=shard_rows)
     summary = EmbedSummary(Path(out), rank=rank, world_size=world)
     mine = RankSlice(src, rank, world)
-    progress.start(f"embed {src.modality}s" + (f" (rank {rank}/{world})" if world > 1 else ""),
-                   len(range(rank, total, world)))
+    progress.start(
+        f"embed {src.modality}s" + (f" (rank {rank}/{world})" if world > 1 else ""),
+        len(range(rank, total, world)),
+    )
     try:
         for batch in _batches(src, mine, known, encoder, batch_size, workers):
             _write_batch(batch, encoder, base, writer, summary)
@@ -183,18 +196,35 @@ def _batches(
     workers = default_workers(device_type) if workers is None else workers
     dataset = ImageBatches(items, known, encoder.preprocess, batch_size)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, num_workers=workers, collate_fn=identity_collate,
-        pin_memory=device_type == "cuda", prefetch_factor=4 if workers else None,
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=identity_collate,
+        pin_memory=device_type == "cuda",
+        prefetch_factor=4 if workers else None,
         worker_init_fn=worker_init if workers else None,
     )
     return iter(loader)
 
 
-def _write_batch(batch: Batch, encoder, base: int, writer: ShardWriter, summary: EmbedSummary) -> None:
+def _write_batch(
+    batch: Batch, encoder, base: int, writer: ShardWriter, summary: EmbedSummary
+) -> None:
     if batch.indices:
-        vectors = encoder.embed_images(batch.pixels) if batch.pixels is not None else encoder.embed_texts(batch.texts)
+        vectors = (
+            encoder.embed_images(batch.pixels)
+            if batch.pixels is not None
+            else encoder.embed_texts(batch.texts)
+        )
         metadata = {key: [m.get(key) for m in batch.metadata] for key in batch.metadata[0]}
-        writer.add([base + i for i in batch.indices], batch.sources, batch.hashes, vectors, metadata, batch.superseded)
+        writer.add(
+            [base + i for i in batch.indices],
+            batch.sources,
+            batch.hashes,
+            vectors,
+            metadata,
+            batch.superseded,
+        )
     for source, reason in batch.failures:
         writer.add_failure(source, reason)
     summary.embedded += len(batch.indices)

@@ -16,7 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def write_images(folder: Path, n: int, size: tuple[int, int] = (40, 48), seed: int = 0, fmt: str = "jpg") -> list[Path]:
+def write_images(
+    folder: Path, n: int, size: tuple[int, int] = (40, 48), seed: int = 0, fmt: str = "jpg"
+) -> list[Path]:
     """Write ``n`` distinct random-pattern images to ``folder``; returns their paths."""
     from PIL import Image
 

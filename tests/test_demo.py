@@ -56,7 +56,7 @@ def test_hits_and_match_flags_agree_with_the_corpus_table(demo: tuple[Path, str]
         rows = {str((out / "corpus" / r["filepath"]).resolve()): r for r in csv.DictReader(f)}
     summary = json.loads((out / MARKER).read_text())
     assert [q["text"] for q in summary["queries"]] == [t for t, _ in DEMO_QUERIES]
-    for query, (_, wanted) in zip(summary["queries"], DEMO_QUERIES):
+    for query, (_, wanted) in zip(summary["queries"], DEMO_QUERIES, strict=False):
         assert len(query["hits"]) == 5
         scores = [hit[2] for hit in query["hits"]]
         assert scores == sorted(scores, reverse=True)

@@ -21,8 +21,15 @@ SIZE = 32
 
 
 def _run(source, out, **kwargs):
-    return embed(source, model=kwargs.pop("model", MODEL), out=out, image_size=kwargs.pop("image_size", SIZE),
-                 workers=kwargs.pop("workers", 0), batch_size=kwargs.pop("batch_size", 8), **kwargs)
+    return embed(
+        source,
+        model=kwargs.pop("model", MODEL),
+        out=out,
+        image_size=kwargs.pop("image_size", SIZE),
+        workers=kwargs.pop("workers", 0),
+        batch_size=kwargs.pop("batch_size", 8),
+        **kwargs,
+    )
 
 
 def _table(out) -> pa.Table:
@@ -36,7 +43,10 @@ def _bad_and_odd_images(folder) -> dict[str, str]:
     Image.new("RGB", (64, 64), (200, 10, 10)).save(jpeg, "JPEG")
     cases = {
         "cmyk.jpg": ("ok", lambda p: Image.new("CMYK", (30, 30), (0, 200, 200, 0)).save(p)),
-        "gray16.png": ("ok", lambda p: Image.fromarray(np.arange(900, dtype=np.uint16).reshape(30, 30) * 50).save(p)),
+        "gray16.png": (
+            "ok",
+            lambda p: Image.fromarray(np.arange(900, dtype=np.uint16).reshape(30, 30) * 50).save(p),
+        ),
         "palette.gif": ("ok", lambda p: Image.new("P", (30, 30), 5).save(p)),
         "alpha.png": ("ok", lambda p: Image.new("RGBA", (30, 30), (0, 0, 255, 100)).save(p)),
         "gray.bmp": ("ok", lambda p: Image.new("L", (30, 30), 77).save(p)),
@@ -87,11 +97,17 @@ def test_readable_without_embedsearch_by_pandas_and_duckdb(tmp_path, image_folde
     _run(image_folder, tmp_path / "emb")
     frame = pd.concat(pd.read_parquet(p) for p in glob.glob(f"{tmp_path}/emb/part-*.parquet"))
     assert len(frame) == 12 and len(frame["embedding"].iloc[0]) == 512
-    count = duckdb.connect().execute(f"SELECT count(DISTINCT id) FROM '{tmp_path}/emb/part-*.parquet'").fetchall()[0][0]
+    count = (
+        duckdb.connect()
+        .execute(f"SELECT count(DISTINCT id) FROM '{tmp_path}/emb/part-*.parquet'")
+        .fetchall()[0][0]
+    )
     assert count == 12
 
 
-def test_rerun_embeds_only_new_files_and_changed_files_get_new_ids(tmp_path, image_folder, make_images) -> None:
+def test_rerun_embeds_only_new_files_and_changed_files_get_new_ids(
+    tmp_path, image_folder, make_images
+) -> None:
     out = tmp_path / "emb"
     first = _run(image_folder, out)
     assert first.embedded == 12
@@ -122,7 +138,9 @@ def test_different_model_on_existing_dir_is_refused(tmp_path, image_folder) -> N
 
 def test_text_table_carries_metadata_columns(tmp_path) -> None:
     path = tmp_path / "captions.jsonl"
-    path.write_text('{"caption": "a red circle", "label": 3, "url": "u1"}\n{"caption": "", "label": 4, "url": "u2"}\n')
+    path.write_text(
+        '{"caption": "a red circle", "label": 3, "url": "u1"}\n{"caption": "", "label": 4, "url": "u2"}\n'
+    )
     summary = _run(path, tmp_path / "emb", model="tiny-clip", image_size=None, text_col="caption")
     assert summary.embedded == 1 and summary.failed == 1
     (row,) = _table(tmp_path / "emb").to_pylist()
@@ -165,7 +183,10 @@ def test_debris_of_a_crash_is_removed_and_not_counted(tmp_path, image_folder) ->
     (out / "part-00007.parquet").write_bytes(b"half a shard")  # renamed but never listed
     (out / ".part.999999999.abcd.tmp").write_bytes(b"tmp of a dead writer")
     _run(image_folder, out)
-    assert not (out / "part-00007.parquet").exists() and not (out / ".part.999999999.abcd.tmp").exists()
+    assert (
+        not (out / "part-00007.parquet").exists()
+        and not (out / ".part.999999999.abcd.tmp").exists()
+    )
 
 
 def test_workers_give_the_same_rows_as_in_process_decoding(tmp_path, image_folder) -> None:

@@ -20,11 +20,15 @@ PROBE = (
 
 
 @pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("0", "0")])
-def test_cli_enables_huge_pages_before_torch_unless_opted_out(preset: str | None, expected: str) -> None:
+def test_cli_enables_huge_pages_before_torch_unless_opted_out(
+    preset: str | None, expected: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if k != runtime.HUGE_PAGES_ENV}
     if preset is not None:
         env[runtime.HUGE_PAGES_ENV] = preset
-    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True
+    )
     assert done.stdout.strip().splitlines()[-1] == f"torch not loaded {expected}"
 
 

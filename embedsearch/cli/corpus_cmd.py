@@ -20,9 +20,13 @@ app.add_typer(corpus_app, name="make-corpus")
 
 @corpus_app.command("shapes")
 def shapes_command(
-    out: Annotated[Path, typer.Option("--out", help="Folder to create (must not exist or be empty).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to create (must not exist or be empty).")
+    ],
     n: Annotated[int, typer.Option("-n", help="Number of captioned images.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed and n give the same corpus.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed and n give the same corpus.")
+    ] = 0,
     image_size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
 ) -> None:
     """Coloured shapes of several kinds, sizes and positions, with paraphrased captions.
@@ -36,7 +40,14 @@ def shapes_command(
 
     with progress_bar() as bar:
         corpus = make_shapes_corpus(out, n, seed=seed, image_size=image_size, progress=bar)
-    stderr.print(summary_table("make-corpus shapes", [
-        ("folder", str(corpus.root)), ("images", corpus.n), ("pairs table", str(corpus.pairs)),
-        ("seed", str(corpus.seed)),
-    ]))
+    stderr.print(
+        summary_table(
+            "make-corpus shapes",
+            [
+                ("folder", str(corpus.root)),
+                ("images", corpus.n),
+                ("pairs table", str(corpus.pairs)),
+                ("seed", str(corpus.seed)),
+            ],
+        )
+    )

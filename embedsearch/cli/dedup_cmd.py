@@ -13,18 +13,72 @@ from embedsearch.cli.app import app
 
 @app.command("dedup")
 def dedup_command(
-    path: Annotated[Path, typer.Argument(help="Embedding dir, or index dir (its embedding dirs supply the exact vectors).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Result dir: pairs.parquet, groups.parquet, keep.txt, remove.txt, histogram.png.")],
-    threshold: Annotated[float | None, typer.Option("--threshold", "-t", help="Cosine similarity (of the whitened vectors when whitening) for near duplicates [default: from the data, see histogram.txt].")] = None,
-    against: Annotated[Path | None, typer.Option("--against", help="Another embedding/index dir: report only pairs across the two (train/test leakage).")] = None,
-    keep: Annotated[str, typer.Option("--keep", help="Survivor of each group: first, largest or centroid.")] = "first",
-    method: Annotated[str, typer.Option("--method", help="knn (FAISS neighbours, non-chaining groups) or semdedup (k-means + within-cluster pruning).")] = "knn",
-    clusters: Annotated[int | None, typer.Option("--clusters", help="semdedup: k-means clusters [default: about sqrt(N)].")] = None,
-    eps: Annotated[float | None, typer.Option("--eps", help="semdedup: remove items with similarity >= 1 - eps to a kept one.")] = None,
-    k: Annotated[int, typer.Option("-k", help="Neighbours asked per item before falling back to a range search.")] = 10,
-    nprobe: Annotated[int, typer.Option("--nprobe", help="IVF lists searched per item (large sets only).")] = 8,
-    whiten: Annotated[bool | None, typer.Option("--whiten/--no-whiten", help="PCA-whiten the vectors (fit on a sample) before comparing them [default: when it helps self-made copies of the corpus's images; knn only].")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table (on stderr) or json (summary on stdout).")] = "table",
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Embedding dir, or index dir (its embedding dirs supply the exact vectors)."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Result dir: pairs.parquet, groups.parquet, keep.txt, remove.txt, histogram.png.",
+        ),
+    ],
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            "-t",
+            help="Cosine similarity (of the whitened vectors when whitening) for near duplicates [default: from the data, see histogram.txt].",
+        ),
+    ] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="Another embedding/index dir: report only pairs across the two (train/test leakage).",
+        ),
+    ] = None,
+    keep: Annotated[
+        str, typer.Option("--keep", help="Survivor of each group: first, largest or centroid.")
+    ] = "first",
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="knn (FAISS neighbours, non-chaining groups) or semdedup (k-means + within-cluster pruning).",
+        ),
+    ] = "knn",
+    clusters: Annotated[
+        int | None,
+        typer.Option("--clusters", help="semdedup: k-means clusters [default: about sqrt(N)]."),
+    ] = None,
+    eps: Annotated[
+        float | None,
+        typer.Option(
+            "--eps", help="semdedup: remove items with similarity >= 1 - eps to a kept one."
+        ),
+    ] = None,
+    k: Annotated[
+        int,
+        typer.Option("-k", help="Neighbours asked per item before falling back to a range search."),
+    ] = 10,
+    nprobe: Annotated[
+        int, typer.Option("--nprobe", help="IVF lists searched per item (large sets only).")
+    ] = 8,
+    whiten: Annotated[
+        bool | None,
+        typer.Option(
+            "--whiten/--no-whiten",
+            help="PCA-whiten the vectors (fit on a sample) before comparing them [default: when it helps self-made copies of the corpus's images; knn only].",
+        ),
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table (on stderr) or json (summary on stdout).")
+    ] = "table",
 ) -> None:
     """Find exact and near duplicates (or train/test leaks with --against) and write keep/remove lists."""
     from embedsearch.cli.render import progress_bar, stderr, stdout, summary_table
@@ -35,20 +89,38 @@ def dedup_command(
         raise InputError(f"unknown --format {output_format!r}: use table or json")
     with progress_bar() as bar:
         result = find_duplicates(
-            path, out=out, threshold=threshold, against=against, keep=keep, method=method,
-            clusters=clusters, eps=eps, k=k, nprobe=nprobe, whiten=whiten, progress=bar,
+            path,
+            out=out,
+            threshold=threshold,
+            against=against,
+            keep=keep,
+            method=method,
+            clusters=clusters,
+            eps=eps,
+            k=k,
+            nprobe=nprobe,
+            whiten=whiten,
+            progress=bar,
         )
     if output_format == "json":
         stdout.print_json(json.dumps(json.loads((result.out / "dedup.json").read_text())))
         return
-    stderr.print(summary_table(f"dedup → {result.out}", [
-        ("rows", result.rows),
-        ("threshold", f"{result.threshold:.4f} ({result.threshold_rule})"),
-        ("search", result.search),
-        ("scores", f"{result.space} ({result.whitening})" if result.whitening else result.space),
-        ("pairs (exact)", f"{result.pairs:,} ({result.exact_pairs:,})"),
-        ("groups", result.groups),
-        ("to remove", result.to_remove),
-        ("kept", result.kept),
-        ("seconds", result.seconds),
-    ]))
+    stderr.print(
+        summary_table(
+            f"dedup → {result.out}",
+            [
+                ("rows", result.rows),
+                ("threshold", f"{result.threshold:.4f} ({result.threshold_rule})"),
+                ("search", result.search),
+                (
+                    "scores",
+                    f"{result.space} ({result.whitening})" if result.whitening else result.space,
+                ),
+                ("pairs (exact)", f"{result.pairs:,} ({result.exact_pairs:,})"),
+                ("groups", result.groups),
+                ("to remove", result.to_remove),
+                ("kept", result.kept),
+                ("seconds", result.seconds),
+            ],
+        )
+    )

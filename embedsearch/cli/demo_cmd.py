@@ -12,8 +12,15 @@ from embedsearch.cli.app import app
 
 @app.command("demo")
 def demo_command(
-    out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo makes (new, empty, or an earlier demo).")] = Path("embedsearch-demo"),
-    n: Annotated[int, typer.Option("-n", help="Captioned images to generate (10% are held out).")] = 3000,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Folder for everything the demo makes (new, empty, or an earlier demo)."
+        ),
+    ] = Path("embedsearch-demo"),
+    n: Annotated[
+        int, typer.Option("-n", help="Captioned images to generate (10% are held out).")
+    ] = 3000,
     epochs: Annotated[int, typer.Option(help="Training epochs of the tiny CLIP.")] = 10,
     seed: Annotated[int, typer.Option(help="Random seed (corpus, training, held-out split).")] = 0,
 ) -> None:
@@ -29,26 +36,56 @@ def demo_command(
 
     with progress_bar() as bar:
         result = run_demo(out, n=n, epochs=epochs, seed=seed, progress=bar)
-    table = Table(title="text → image search (green = every attribute in the query matches)",
-                  title_justify="left")
+    table = Table(
+        title="text → image search (green = every attribute in the query matches)",
+        title_justify="left",
+    )
     table.add_column("query", no_wrap=True)
-    for column, justify in (("#", "right"), ("hit caption", "left"), ("score", "right"), ("match", "center")):
+    for column, justify in (
+        ("#", "right"),
+        ("hit caption", "left"),
+        ("score", "right"),
+        ("match", "center"),
+    ):
         table.add_column(column, justify=justify)
     for query in result.queries:
         for rank, (_, caption, score, match) in enumerate(query.hits, start=1):
-            table.add_row(query.text if rank == 1 else "", str(rank), caption, f"{score:.3f}",
-                          "[green]yes[/green]" if match else "[red]no[/red]",
-                          end_section=rank == len(query.hits))
+            table.add_row(
+                query.text if rank == 1 else "",
+                str(rank),
+                caption,
+                f"{score:.3f}",
+                "[green]yes[/green]" if match else "[red]no[/red]",
+                end_section=rank == len(query.hits),
+            )
     stdout.print(table)
-    stdout.print(summary_table("demo", [
-        ("held-out text→image recall@1", f"{result.recall_at_1:.3f}"),
-        ("held-out text→image recall@5", f"{result.recall_at_5:.3f}"),
-        ("chance recall@5", f"{result.chance_at_5:.3f} (5 of {result.held_out} held-out images)"),
-        ("query hits matching every attribute",
-         f"{sum(q.precision for q in result.queries) / len(result.queries):.2f}"),
-        ("seconds: corpus/train/embed/index/search", " / ".join(f"{s:.0f}" for s in result.seconds.values())),
-    ]))
+    stdout.print(
+        summary_table(
+            "demo",
+            [
+                ("held-out text→image recall@1", f"{result.recall_at_1:.3f}"),
+                ("held-out text→image recall@5", f"{result.recall_at_5:.3f}"),
+                (
+                    "chance recall@5",
+                    f"{result.chance_at_5:.3f} (5 of {result.held_out} held-out images)",
+                ),
+                (
+                    "query hits matching every attribute",
+                    f"{sum(q.precision for q in result.queries) / len(result.queries):.2f}",
+                ),
+                (
+                    "seconds: corpus/train/embed/index/search",
+                    " / ".join(f"{s:.0f}" for s in result.seconds.values()),
+                ),
+            ],
+        )
+    )
     stdout.print(f"result grid: {result.grid}", highlight=False)
-    stdout.print(f"index:       {result.out / 'index'}   (search it: embedsearch query {result.out / 'index'} "
-                 "--text 'a red star')", highlight=False)
-    stderr.print(f"model run dir: {result.out / 'model'} (loss.png, metrics.jsonl)", highlight=False)
+    stdout.print(
+        f"index:       {result.out / 'index'}   (search it: embedsearch query {result.out / 'index'} "
+        "--text 'a red star')",
+        highlight=False,
+    )
+    stderr.print(
+        f"model run dir: {result.out / 'model'} (loss.png, metrics.jsonl)", highlight=False
+    )

@@ -12,21 +12,75 @@ from embedsearch.cli.app import app
 
 @app.command("embed")
 def embed_command(
-    source: Annotated[Path, typer.Argument(help="Image folder, text file (one document per line), or .csv/.tsv/.jsonl/.parquet table.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model spec: simclr:resnet18, openclip:ARCH[/PRETRAINED], tiny-clip, or a run dir.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="Image folder, text file (one document per line), or .csv/.tsv/.jsonl/.parquet table."
+        ),
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model spec: simclr:resnet18, openclip:ARCH[/PRETRAINED], tiny-clip, or a run dir.",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Embedding dir to create or extend.")],
-    modality: Annotated[str | None, typer.Option(help="image or text, when it cannot be inferred.")] = None,
-    text_col: Annotated[str | None, typer.Option("--text-col", help="Table column holding texts.")] = None,
-    image_col: Annotated[str | None, typer.Option("--image-col", help="Table column holding image paths (relative to the table's folder, or absolute).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per model batch.")] = 64,
-    workers: Annotated[int | None, typer.Option("--workers", help="DataLoader workers decoding images (default: 0 on CPU, where the model uses every core; cores-1 on CUDA).")] = None,
+    modality: Annotated[
+        str | None, typer.Option(help="image or text, when it cannot be inferred.")
+    ] = None,
+    text_col: Annotated[
+        str | None, typer.Option("--text-col", help="Table column holding texts.")
+    ] = None,
+    image_col: Annotated[
+        str | None,
+        typer.Option(
+            "--image-col",
+            help="Table column holding image paths (relative to the table's folder, or absolute).",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-b", help="Inputs per model batch.")
+    ] = 64,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="DataLoader workers decoding images (default: 0 on CPU, where the model uses every core; cores-1 on CUDA).",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (fp16 on CUDA only).")] = "fp32",
-    image_size: Annotated[int | None, typer.Option("--image-size", help="Input size for backbones without a fixed one (SimCLR specs; default 64).")] = None,
-    flip_average: Annotated[bool, typer.Option("--flip-average", help="Embed each image and its mirror image and average them (mirror-invariant vectors for dedup; twice the model work).")] = False,
-    shard_rows: Annotated[int, typer.Option("--shard-rows", help="Rows per Parquet shard.")] = 100_000,
-    num_shards: Annotated[int | None, typer.Option("--num-shards", help="Split the work into N slices (for schedulers other than torchrun).")] = None,
-    shard_index: Annotated[int | None, typer.Option("--shard-index", help="Which slice this process embeds (0-based).")] = None,
+    precision: Annotated[
+        str, typer.Option(help="fp32, bf16 or fp16 (fp16 on CUDA only).")
+    ] = "fp32",
+    image_size: Annotated[
+        int | None,
+        typer.Option(
+            "--image-size",
+            help="Input size for backbones without a fixed one (SimCLR specs; default 64).",
+        ),
+    ] = None,
+    flip_average: Annotated[
+        bool,
+        typer.Option(
+            "--flip-average",
+            help="Embed each image and its mirror image and average them (mirror-invariant vectors for dedup; twice the model work).",
+        ),
+    ] = False,
+    shard_rows: Annotated[
+        int, typer.Option("--shard-rows", help="Rows per Parquet shard.")
+    ] = 100_000,
+    num_shards: Annotated[
+        int | None,
+        typer.Option(
+            "--num-shards",
+            help="Split the work into N slices (for schedulers other than torchrun).",
+        ),
+    ] = None,
+    shard_index: Annotated[
+        int | None, typer.Option("--shard-index", help="Which slice this process embeds (0-based).")
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any input failed.")] = False,
 ) -> None:
     """Embed an image or text corpus into Parquet shards (reruns add only what is missing)."""
@@ -35,23 +89,44 @@ def embed_command(
 
     with progress_bar() as bar:
         summary = embed(
-            source, model=model, out=out, modality=modality, text_col=text_col, image_col=image_col,
-            batch_size=batch_size, workers=workers, device=device, precision=precision,
-            image_size=image_size, flip_average=flip_average, shard_rows=shard_rows, num_shards=num_shards,
-            shard_index=shard_index, progress=bar,
+            source,
+            model=model,
+            out=out,
+            modality=modality,
+            text_col=text_col,
+            image_col=image_col,
+            batch_size=batch_size,
+            workers=workers,
+            device=device,
+            precision=precision,
+            image_size=image_size,
+            flip_average=flip_average,
+            shard_rows=shard_rows,
+            num_shards=num_shards,
+            shard_index=shard_index,
+            progress=bar,
         )
-    title = f"embed → {summary.out}" + (f" (rank {summary.rank} of {summary.world_size})" if summary.world_size > 1 else "")
-    stderr.print(summary_table(title, [
-        ("embedded", summary.embedded),
-        ("already present", summary.already_present),
-        ("failed", summary.failed),
-        ("superseded (changed files)", summary.superseded),
-        ("shards written", len(summary.shards_written)),
-        ("seconds", summary.seconds),
-        ("items/s", summary.items_per_second),
-    ]))
+    title = f"embed → {summary.out}" + (
+        f" (rank {summary.rank} of {summary.world_size})" if summary.world_size > 1 else ""
+    )
+    stderr.print(
+        summary_table(
+            title,
+            [
+                ("embedded", summary.embedded),
+                ("already present", summary.already_present),
+                ("failed", summary.failed),
+                ("superseded (changed files)", summary.superseded),
+                ("shards written", len(summary.shards_written)),
+                ("seconds", summary.seconds),
+                ("items/s", summary.items_per_second),
+            ],
+        )
+    )
     for source_name, reason in summary.failures[:10]:
-        stderr.print(f"[yellow]failed[/yellow] {source_name}: {reason}", markup=True, highlight=False)
+        stderr.print(
+            f"[yellow]failed[/yellow] {source_name}: {reason}", markup=True, highlight=False
+        )
     if summary.failed > 10:
         stderr.print(f"... and {summary.failed - 10} more, all in {summary.out / 'errors.parquet'}")
     if strict and summary.failed:

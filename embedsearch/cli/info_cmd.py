@@ -14,7 +14,9 @@ from embedsearch.cli.app import app
 @app.command("info")
 def info_command(
     path: Annotated[Path, typer.Argument(help="A run dir, embedding dir or index dir.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON to stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Describe a run dir, embedding dir or index dir: model, fingerprint, dim, rows, shards, failures."""
     from embedsearch.cli.render import stdout, summary_table
@@ -24,4 +26,9 @@ def info_command(
     if as_json:
         print(json.dumps({"kind": kind, **facts}, default=str))
     else:
-        stdout.print(summary_table(f"{kind}: {path}", [(k, v if isinstance(v, (int, float)) else str(v)) for k, v in facts.items()]))
+        stdout.print(
+            summary_table(
+                f"{kind}: {path}",
+                [(k, v if isinstance(v, (int, float)) else str(v)) for k, v in facts.items()],
+            )
+        )

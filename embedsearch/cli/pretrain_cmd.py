@@ -23,43 +23,100 @@ app.add_typer(pretrain_app, name="pretrain")
 
 # Options of the shared training loop, declared once for every `pretrain` objective.
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
-PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")]
-AccumulateOption = Annotated[int, typer.Option(help="Micro-batches per optimiser step (gradient accumulation).")]
-WorkersOption = Annotated[int | None, typer.Option(help="DataLoader worker processes [default: none on CPUs with < 4 cores (augment in-process), else cores / 4; cores - 1 on CUDA].")]
-ThreadsOption = Annotated[int | None, typer.Option(help="Torch compute threads [default: torch's choice].")]
-ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint exactly.")]
+PrecisionOption = Annotated[
+    str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")
+]
+AccumulateOption = Annotated[
+    int, typer.Option(help="Micro-batches per optimiser step (gradient accumulation).")
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        help="DataLoader worker processes [default: none on CPUs with < 4 cores (augment in-process), else cores / 4; cores - 1 on CUDA]."
+    ),
+]
+ThreadsOption = Annotated[
+    int | None, typer.Option(help="Torch compute threads [default: torch's choice].")
+]
+ResumeOption = Annotated[
+    bool, typer.Option("--resume", help="Continue from OUT/checkpoint exactly.")
+]
 
 STEMS = {"auto": None, "small": True, "standard": False}
 
 
 @pretrain_app.command("simclr")
 def simclr_command(
-    image_dir: Annotated[Path, typer.Argument(help="Folder of training images (searched recursively).")],
-    out: Annotated[Path, typer.Option("--out", help="Run dir to write (config.json, model.safetensors, ...).")],
-    arch: Annotated[str, typer.Option(help="Backbone: resnet18, resnet34 or resnet50.")] = "resnet18",
-    image_size: Annotated[int, typer.Option(help="Training and embedding input size in pixels.")] = 32,
-    stem: Annotated[str, typer.Option(help="ResNet stem: small (3x3, no pool), standard, or auto (small at <=64 px).")] = "auto",
-    epochs: Annotated[int, typer.Option(help="Total epochs (with --resume: train up to this many).")] = 100,
-    batch_size: Annotated[int, typer.Option(help="Global batch per optimiser step (all ranks together).")] = 256,
+    image_dir: Annotated[
+        Path, typer.Argument(help="Folder of training images (searched recursively).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Run dir to write (config.json, model.safetensors, ...).")
+    ],
+    arch: Annotated[
+        str, typer.Option(help="Backbone: resnet18, resnet34 or resnet50.")
+    ] = "resnet18",
+    image_size: Annotated[
+        int, typer.Option(help="Training and embedding input size in pixels.")
+    ] = 32,
+    stem: Annotated[
+        str,
+        typer.Option(
+            help="ResNet stem: small (3x3, no pool), standard, or auto (small at <=64 px)."
+        ),
+    ] = "auto",
+    epochs: Annotated[
+        int, typer.Option(help="Total epochs (with --resume: train up to this many).")
+    ] = 100,
+    batch_size: Annotated[
+        int, typer.Option(help="Global batch per optimiser step (all ranks together).")
+    ] = 256,
     optimizer: Annotated[str, typer.Option(help="lars, sgd or adamw.")] = "lars",
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate [default: lars 0.3 x batch/256].")] = None,
-    weight_decay: Annotated[float, typer.Option(help="Weight decay (BN and bias excluded).")] = 1e-6,
-    warmup_epochs: Annotated[float, typer.Option(help="Linear warmup before the cosine decay.")] = 1.0,
-    temperature: Annotated[float | None, typer.Option(help="NT-Xent temperature [default: 0.5 at <=64 px, else 0.1].")] = None,
-    color_strength: Annotated[float, typer.Option(help="Colour jitter strength s (0 disables it).")] = 0.5,
-    crop_min_scale: Annotated[float, typer.Option(help="Smallest crop area of the random resized crop.")] = 0.08,
-    jpeg_prob: Annotated[float, typer.Option(help="Probability of JPEG re-encoding a view (for copy detection).")] = 0.0,
-    head_hidden: Annotated[int | None, typer.Option(help="Projection head hidden width [default: backbone width; the paper uses 2048].")] = None,
-    eval_dir: Annotated[Path | None, typer.Option(help="Labelled sub-folders for per-epoch weighted kNN accuracy.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed (model init, shuffling, augmentations).")] = 0,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate [default: lars 0.3 x batch/256].")
+    ] = None,
+    weight_decay: Annotated[
+        float, typer.Option(help="Weight decay (BN and bias excluded).")
+    ] = 1e-6,
+    warmup_epochs: Annotated[
+        float, typer.Option(help="Linear warmup before the cosine decay.")
+    ] = 1.0,
+    temperature: Annotated[
+        float | None, typer.Option(help="NT-Xent temperature [default: 0.5 at <=64 px, else 0.1].")
+    ] = None,
+    color_strength: Annotated[
+        float, typer.Option(help="Colour jitter strength s (0 disables it).")
+    ] = 0.5,
+    crop_min_scale: Annotated[
+        float, typer.Option(help="Smallest crop area of the random resized crop.")
+    ] = 0.08,
+    jpeg_prob: Annotated[
+        float, typer.Option(help="Probability of JPEG re-encoding a view (for copy detection).")
+    ] = 0.0,
+    head_hidden: Annotated[
+        int | None,
+        typer.Option(
+            help="Projection head hidden width [default: backbone width; the paper uses 2048]."
+        ),
+    ] = None,
+    eval_dir: Annotated[
+        Path | None, typer.Option(help="Labelled sub-folders for per-epoch weighted kNN accuracy.")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Random seed (model init, shuffling, augmentations).")
+    ] = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     accumulate: AccumulateOption = 1,
     workers: WorkersOption = None,
     threads: ThreadsOption = None,
-    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Synchronise BatchNorm across ranks (DDP).")] = False,
+    sync_bn: Annotated[
+        bool, typer.Option("--sync-bn", help="Synchronise BatchNorm across ranks (DDP).")
+    ] = False,
     resume: ResumeOption = False,
-    init: Annotated[Path | None, typer.Option(help="Start from the weights of an earlier SimCLR run dir.")] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from the weights of an earlier SimCLR run dir.")
+    ] = None,
 ) -> None:
     """Pretrain a SimCLR ResNet on IMAGE_DIR; use the run dir with `embed --model RUN_DIR`."""
     from embedsearch.cli.render import progress_bar, stderr, summary_table
@@ -74,12 +131,33 @@ def simclr_command(
     try:
         with progress_bar() as bar:
             summary = pretrain_simclr(
-                image_dir, out=out, arch=arch, image_size=image_size, small_stem=STEMS[stem], epochs=epochs,
-                batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
-                temperature=temperature, color_strength=color_strength, crop_min_scale=crop_min_scale,
-                jpeg_prob=jpeg_prob, head_hidden=head_hidden, eval_dir=eval_dir, progress=bar, seed=seed,
-                warmup_epochs=warmup_epochs, device=device, precision=precision, accumulate=accumulate,
-                workers=workers, threads=threads, sync_bn=sync_bn, resume=resume, init=init,
+                image_dir,
+                out=out,
+                arch=arch,
+                image_size=image_size,
+                small_stem=STEMS[stem],
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                lr=lr,
+                weight_decay=weight_decay,
+                temperature=temperature,
+                color_strength=color_strength,
+                crop_min_scale=crop_min_scale,
+                jpeg_prob=jpeg_prob,
+                head_hidden=head_hidden,
+                eval_dir=eval_dir,
+                progress=bar,
+                seed=seed,
+                warmup_epochs=warmup_epochs,
+                device=device,
+                precision=precision,
+                accumulate=accumulate,
+                workers=workers,
+                threads=threads,
+                sync_bn=sync_bn,
+                resume=resume,
+                init=init,
             )
     except TrainingInterrupted as e:
         if e.checkpoint is not None:
@@ -88,10 +166,14 @@ def simclr_command(
     if not is_main_process():
         return
     last = summary.metrics[-1] if summary.metrics else {}
-    rows = [("run dir", str(summary.out)), ("epochs", summary.epochs), ("steps", summary.steps),
-            ("final loss", float(last.get("loss", float("nan")))),
-            ("images/s (last epoch)", float(last.get("images_per_s", 0.0))),
-            ("training seconds", summary.seconds)]
+    rows = [
+        ("run dir", str(summary.out)),
+        ("epochs", summary.epochs),
+        ("steps", summary.steps),
+        ("final loss", float(last.get("loss", float("nan")))),
+        ("images/s (last epoch)", float(last.get("images_per_s", 0.0))),
+        ("training seconds", summary.seconds),
+    ]
     if "eval_knn_acc" in last:
         rows.append(("kNN accuracy", float(last["eval_knn_acc"])))
     stderr.print(summary_table("pretrain simclr", rows))

@@ -15,15 +15,34 @@ FORMATS = ("table", "json", "jsonl", "csv")
 @app.command("query")
 def query_command(
     index_dir: Annotated[Path, typer.Argument(help="Index dir made by `index`.")],
-    text: Annotated[str | None, typer.Option("--text", help="Text query (needs a model with a text tower).")] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", help="Text query (needs a model with a text tower).")
+    ] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Image file query.")] = None,
-    embedding_id: Annotated[int | None, typer.Option("--id", help="Embedding id of an indexed row.")] = None,
-    source_dir: Annotated[int, typer.Option("--dir", help="With --id: which source dir of the index (0 = first).")] = 0,
-    vector: Annotated[Path | None, typer.Option("--vector", help=".npy file with one vector (dim,) or several (n, dim).")] = None,
-    queries: Annotated[Path | None, typer.Option("--queries", help="File with one text or image path per line, searched as a batch.")] = None,
+    embedding_id: Annotated[
+        int | None, typer.Option("--id", help="Embedding id of an indexed row.")
+    ] = None,
+    source_dir: Annotated[
+        int, typer.Option("--dir", help="With --id: which source dir of the index (0 = first).")
+    ] = 0,
+    vector: Annotated[
+        Path | None,
+        typer.Option("--vector", help=".npy file with one vector (dim,) or several (n, dim)."),
+    ] = None,
+    queries: Annotated[
+        Path | None,
+        typer.Option(
+            "--queries", help="File with one text or image path per line, searched as a batch."
+        ),
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="Hits per query.")] = 10,
-    output_format: Annotated[str, typer.Option("--format", help="table, json, jsonl or csv (machine formats on stdout).")] = "table",
-    grid: Annotated[Path | None, typer.Option("--grid", help="Write a contact-sheet PNG of the query and its image hits.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, json, jsonl or csv (machine formats on stdout).")
+    ] = "table",
+    grid: Annotated[
+        Path | None,
+        typer.Option("--grid", help="Write a contact-sheet PNG of the query and its image hits."),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Search an index by text, image, id, vector or a file of queries."""
@@ -34,8 +53,14 @@ def query_command(
 
     if output_format not in FORMATS:
         raise InputError(f"unknown --format {output_format!r}: use {', '.join(FORMATS)}")
-    spec = QuerySpec(text=text, image=image, embedding_id=embedding_id, dir=source_dir, vector=vector,
-                     queries=queries)
+    spec = QuerySpec(
+        text=text,
+        image=image,
+        embedding_id=embedding_id,
+        dir=source_dir,
+        vector=vector,
+        queries=queries,
+    )
     results = run_queries(index_dir, spec, k=k, device=device)
     if grid is not None:
         from embedsearch.index.grid import write_grid

@@ -93,7 +93,10 @@ class SimCLRAugment:
             ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
             w, h = round(np.sqrt(target * ratio)), round(np.sqrt(target / ratio))
             if 0 < w <= width and 0 < h <= height:
-                left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+                left, top = (
+                    int(rng.integers(0, width - w + 1)),
+                    int(rng.integers(0, height - h + 1)),
+                )
                 box = (left, top, left + w, top + h)
                 break
         if box is None:
@@ -147,7 +150,9 @@ def color_jitter(
 
 GRAY_WEIGHTS = np.asarray([0.299, 0.587, 0.114], np.float32)
 # Hue is rotated around the gray axis in YIQ space: a cheap, smooth hue shift.
-_YIQ = np.asarray([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
+_YIQ = np.asarray(
+    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32
+)
 _YIQ_INVERSE = np.linalg.inv(_YIQ)
 
 

@@ -71,11 +71,18 @@ class Batch:
 class ImageBatches(torch.utils.data.IterableDataset):
     """Batches of preprocessed images from image items (one DataLoader worker's share each)."""
 
-    def __init__(self, items: Iterable[Item], known: KnownRows, preprocess: Callable, batch_size: int) -> None:
+    def __init__(
+        self, items: Iterable[Item], known: KnownRows, preprocess: Callable, batch_size: int
+    ) -> None:
         # ``items`` must be re-iterable and picklable (a Source or a RankSlice), not a generator:
         # every worker iterates it and keeps its own share.
         super().__init__()
-        self.items, self.known, self.preprocess, self.batch_size = items, known, preprocess, batch_size
+        self.items, self.known, self.preprocess, self.batch_size = (
+            items,
+            known,
+            preprocess,
+            batch_size,
+        )
 
     def __iter__(self) -> Iterator[Batch]:
         info = torch.utils.data.get_worker_info()

@@ -33,18 +33,45 @@ from embedsearch.errors import EmbedsearchError, InputError
 
 # Photos of scikit-image's data dir (no download needed); textures and line art left out.
 PHOTOS = (
-    "astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "motorcycle",
-    "camera", "coins", "clock", "cell", "moon", "retina", "hubble_deep_field", "brick", "gravel",
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "motorcycle",
+    "camera",
+    "coins",
+    "clock",
+    "cell",
+    "moon",
+    "retina",
+    "hubble_deep_field",
+    "brick",
+    "gravel",
 )
 TRAIN_ZONE = 0.35
 MAX_SCALE = 2.5
 MAX_OVERLAP = 0.2
 MAX_MISSES = 5000
-MIN_STD = 14.0  # grey-level std below which a crop is flat (sky, black border): not a distinct original
+MIN_STD = (
+    14.0  # grey-level std below which a crop is flat (sky, black border): not a distinct original
+)
 STRENGTHS = {
     # area kept, aspect jitter, brightness/contrast range, JPEG quality range, flip probability
-    "mild": {"area": (0.88, 1.0), "aspect": (0.9, 1.11), "light": 0.10, "quality": (40, 80), "flip": 0.0},
-    "strong": {"area": (0.60, 0.85), "aspect": (0.8, 1.25), "light": 0.30, "quality": (25, 60), "flip": 0.5},
+    "mild": {
+        "area": (0.88, 1.0),
+        "aspect": (0.9, 1.11),
+        "light": 0.10,
+        "quality": (40, 80),
+        "flip": 0.0,
+    },
+    "strong": {
+        "area": (0.60, 0.85),
+        "aspect": (0.8, 1.25),
+        "light": 0.30,
+        "quality": (25, 60),
+        "flip": 0.5,
+    },
 }
 
 
@@ -82,10 +109,16 @@ def load_photos() -> tuple[np.ndarray, ...]:
     try:
         import skimage.data
     except ImportError as e:
-        raise EmbedsearchError("the copy-detection set needs scikit-image: pip install scikit-image") from e
+        raise EmbedsearchError(
+            "the copy-detection set needs scikit-image: pip install scikit-image"
+        ) from e
     photos = []
     for name in PHOTOS:
-        array = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+        array = (
+            skimage.data.stereo_motorcycle()[0]
+            if name == "motorcycle"
+            else getattr(skimage.data, name)()
+        )
         if array.ndim == 2:
             array = np.repeat(array[:, :, None], 3, axis=2)
         photos.append(np.ascontiguousarray(array[:, :, :3].astype(np.uint8)))
@@ -102,7 +135,9 @@ def _zone(shape: tuple[int, ...], train: bool) -> tuple[int, int, int, int]:
     return (0, 0, w, cut) if train else (0, cut, w, h)
 
 
-def _random_box(rng: np.random.Generator, photos: tuple[np.ndarray, ...], size: int, train: bool) -> _Box | None:
+def _random_box(
+    rng: np.random.Generator, photos: tuple[np.ndarray, ...], size: int, train: bool
+) -> _Box | None:
     """A random square box inside one photo's zone, or None when it does not fit."""
     photo = int(rng.integers(len(photos)))
     left, top, right, bottom = _zone(photos[photo].shape, train)
@@ -141,7 +176,12 @@ def _sample_boxes(
         same_photo = by_photo.setdefault(box.photo, []) if box is not None else []
         if (
             box is None
-            or (not train and any(box.overlap(b) > MAX_OVERLAP * min(box.side, b.side) ** 2 for b in same_photo))
+            or (
+                not train
+                and any(
+                    box.overlap(b) > MAX_OVERLAP * min(box.side, b.side) ** 2 for b in same_photo
+                )
+            )
             or not _textured(_pixels(photos, box))
         ):
             misses += 1
@@ -156,7 +196,9 @@ def _resize(pixels: np.ndarray, size: int) -> Image.Image:
     return Image.fromarray(pixels).resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
-def make_copy(source: np.ndarray, size: int, strength: str, rng: np.random.Generator) -> Image.Image:
+def make_copy(
+    source: np.ndarray, size: int, strength: str, rng: np.random.Generator
+) -> Image.Image:
     """One transformed, JPEG-compressed copy of ``source`` (an original's source pixels).
 
     Example:
@@ -179,7 +221,11 @@ def make_copy(source: np.ndarray, size: int, strength: str, rng: np.random.Gener
     image = ImageEnhance.Brightness(image).enhance(1.0 + rng.uniform(-light, light))
     image = ImageEnhance.Contrast(image).enhance(1.0 + rng.uniform(-light, light))
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=int(rng.integers(recipe["quality"][0], recipe["quality"][1] + 1)))
+    image.save(
+        buffer,
+        format="JPEG",
+        quality=int(rng.integers(recipe["quality"][0], recipe["quality"][1] + 1)),
+    )
     decoded = Image.open(io.BytesIO(buffer.getvalue()))
     decoded.load()
     return decoded
@@ -209,7 +255,9 @@ def make_copy_set(
     photos = load_photos()
     train_seq, corpus_seq, copy_seq = np.random.SeedSequence(seed).spawn(3)
     train_boxes = _sample_boxes(np.random.default_rng(train_seq), photos, n_train, size, train=True)
-    corpus_boxes = _sample_boxes(np.random.default_rng(corpus_seq), photos, n_corpus, size, train=False)
+    corpus_boxes = _sample_boxes(
+        np.random.default_rng(corpus_seq), photos, n_corpus, size, train=False
+    )
     copy_rng = np.random.default_rng(copy_seq)
     copies, copy_of = [], []
     for index, box in enumerate(corpus_boxes):

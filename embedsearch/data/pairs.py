@@ -70,8 +70,12 @@ class Pairs:
 
     def subset(self, indices: list[int]) -> Pairs:
         """The pairs at ``indices`` (the report is shared)."""
-        return Pairs([self.images[i] for i in indices], [self.captions[i] for i in indices],
-                     self.report, self.description)
+        return Pairs(
+            [self.images[i] for i in indices],
+            [self.captions[i] for i in indices],
+            self.report,
+            self.description,
+        )
 
 
 def load_pairs(
@@ -104,12 +108,15 @@ def load_pairs(
         pairs = _load_table(path.resolve(), image_col, text_col, check_images, progress)
     if not pairs.images:
         detail = "; ".join(pairs.report.examples) or "no rows"
-        raise InputError(f"PAIRS {path}: no usable image-caption pairs ({pairs.report.summary()}; {detail})")
+        raise InputError(
+            f"PAIRS {path}: no usable image-caption pairs ({pairs.report.summary()}; {detail})"
+        )
     return pairs
 
 
-def pick_columns(columns: list[str], image_col: str | None, text_col: str | None,
-                 where: str) -> tuple[str, str]:
+def pick_columns(
+    columns: list[str], image_col: str | None, text_col: str | None, where: str
+) -> tuple[str, str]:
     """Resolve the image and caption columns, naming what is missing and what is present.
 
     Example:
@@ -118,11 +125,15 @@ def pick_columns(columns: list[str], image_col: str | None, text_col: str | None
     """
     present = ", ".join(columns) or "none"
     chosen = []
-    for asked, defaults, option in ((image_col, IMAGE_COLUMNS, "--image-col"),
-                                    (text_col, TEXT_COLUMNS, "--text-col")):
+    for asked, defaults, option in (
+        (image_col, IMAGE_COLUMNS, "--image-col"),
+        (text_col, TEXT_COLUMNS, "--text-col"),
+    ):
         if asked:
             if asked not in columns:
-                raise InputError(f"table {where} has no column {asked!r} ({option}); columns present: {present}")
+                raise InputError(
+                    f"table {where} has no column {asked!r} ({option}); columns present: {present}"
+                )
             chosen.append(asked)
             continue
         found = next((c for c in defaults if c in columns), None)
@@ -135,8 +146,9 @@ def pick_columns(columns: list[str], image_col: str | None, text_col: str | None
     return chosen[0], chosen[1]
 
 
-def _load_table(path: Path, image_col: str | None, text_col: str | None,
-                check_images: bool, progress: Progress) -> Pairs:
+def _load_table(
+    path: Path, image_col: str | None, text_col: str | None, check_images: bool, progress: Progress
+) -> Pairs:
     from embedsearch.data.tables import read_table_batches
 
     report = PairsReport()
@@ -149,7 +161,7 @@ def _load_table(path: Path, image_col: str | None, text_col: str | None,
             columns = pick_columns(list(batch.schema.names), image_col, text_col, str(path))
         paths = batch.column(columns[0]).to_pylist()
         texts = batch.column(columns[1]).to_pylist()
-        for value, caption in zip(paths, texts):
+        for value, caption in zip(paths, texts, strict=False):
             report.rows += 1
             where = f"{path.name} row {report.rows}"
             image = _image_path(value, path.parent)
@@ -163,8 +175,12 @@ def _load_table(path: Path, image_col: str | None, text_col: str | None,
 
         pick_columns(table_columns(path), image_col, text_col, str(path))
     report.kept = len(images)
-    return Pairs(images, captions, report, f"{path} [{columns[0] if columns else image_col}, "
-                 f"{columns[1] if columns else text_col}]")
+    return Pairs(
+        images,
+        captions,
+        report,
+        f"{path} [{columns[0] if columns else image_col}, {columns[1] if columns else text_col}]",
+    )
 
 
 def _image_path(value: object, base: Path) -> Path | None:
@@ -202,8 +218,9 @@ def _load_folder(root: Path, check_images: bool, progress: Progress) -> Pairs:
     return Pairs(images, captions, report, str(root))
 
 
-def _keep(image: Path | None, caption: object, where: str, check_images: bool,
-          report: PairsReport) -> bool:
+def _keep(
+    image: Path | None, caption: object, where: str, check_images: bool, report: PairsReport
+) -> bool:
     """Check one pair; count it in ``report`` under its reason when it is unusable."""
     if caption is None or not str(caption).strip():
         report.skip("empty caption", where)
@@ -232,7 +249,9 @@ def _readable_image(path: Path) -> bool:
         return False
 
 
-def split_indices(n: int, val_fraction: float, seed: int, keys: list[str]) -> tuple[list[int], list[int]]:
+def split_indices(
+    n: int, val_fraction: float, seed: int, keys: list[str]
+) -> tuple[list[int], list[int]]:
     """Deterministic train/val split: rank items by a seeded hash of their key, take the first as val.
 
     The same key set always gives the same split, so a held-out set stays held out
@@ -248,8 +267,10 @@ def split_indices(n: int, val_fraction: float, seed: int, keys: list[str]) -> tu
     n_val = round(n * val_fraction)
     if val_fraction > 0 and n >= 2:
         n_val = min(max(n_val, 1), n - 1)
-    ranked = sorted(range(n), key=lambda i: hashlib.blake2b(f"{seed}:{keys[i]}".encode(),
-                                                            digest_size=8).digest())
+    ranked = sorted(
+        range(n),
+        key=lambda i: hashlib.blake2b(f"{seed}:{keys[i]}".encode(), digest_size=8).digest(),
+    )
     val = sorted(ranked[:n_val])
     val_set = set(val)
     return [i for i in range(n) if i not in val_set], val

@@ -53,7 +53,11 @@ POSITIONS = {
 }
 BACKGROUNDS = ("light", "dark")
 
-_SIZE_WORDS = {"small": ("small", "tiny"), "medium": ("medium", "medium-sized"), "large": ("large", "big")}
+_SIZE_WORDS = {
+    "small": ("small", "tiny"),
+    "medium": ("medium", "medium-sized"),
+    "large": ("large", "big"),
+}
 _POSITION_WORDS = {
     "top left": ("in the top left", "in the upper left corner"),
     "top right": ("in the top right", "in the upper right corner"),
@@ -132,7 +136,9 @@ def render_item(item: ShapeItem, seed: int, index: int, image_size: int = 64) ->
     jitter = rng.uniform(-0.05, 0.05, 2)
     radius = SIZES[item.size] * big / 2 * rng.uniform(0.9, 1.1)
     center = ((cx + jitter[0]) * big, (cy + jitter[1]) * big)
-    _draw_shape(ImageDraw.Draw(image), item.shape, center, radius, float(rng.uniform(-15, 15)), fill)
+    _draw_shape(
+        ImageDraw.Draw(image), item.shape, center, radius, float(rng.uniform(-15, 15)), fill
+    )
     return image.resize((image_size, image_size), Image.Resampling.LANCZOS)
 
 
@@ -148,8 +154,14 @@ def _background(rng: np.random.Generator, kind: str, size: int) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(1))
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, center: tuple[float, float],
-                radius: float, angle: float, fill: tuple[int, ...]) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw,
+    shape: str,
+    center: tuple[float, float],
+    radius: float,
+    angle: float,
+    fill: tuple[int, ...],
+) -> None:
     x, y = center
     if shape == "circle":
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
@@ -161,14 +173,28 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, center: tuple[float, floa
     elif shape == "star":
         outer = _polygon(x, y, radius * 1.05, 5, angle - 90)
         inner = _polygon(x, y, radius * 0.45, 5, angle - 90 + 36)
-        points = [p for pair in zip(outer, inner) for p in pair]
+        points = [p for pair in zip(outer, inner, strict=False) for p in pair]
     else:  # cross: two bars of a third of the width
         t = radius / 3
-        arms = [(-t, -radius), (t, -radius), (t, -t), (radius, -t), (radius, t), (t, t),
-                (t, radius), (-t, radius), (-t, t), (-radius, t), (-radius, -t), (-t, -t)]
+        arms = [
+            (-t, -radius),
+            (t, -radius),
+            (t, -t),
+            (radius, -t),
+            (radius, t),
+            (t, t),
+            (t, radius),
+            (-t, radius),
+            (-t, t),
+            (-radius, t),
+            (-radius, -t),
+            (-t, -t),
+        ]
         a = math.radians(angle)
-        points = [(x + px * math.cos(a) - py * math.sin(a), y + px * math.sin(a) + py * math.cos(a))
-                  for px, py in arms]
+        points = [
+            (x + px * math.cos(a) - py * math.sin(a), y + px * math.sin(a) + py * math.cos(a))
+            for px, py in arms
+        ]
     draw.polygon(points, fill=fill)
 
 
@@ -234,4 +260,6 @@ def _write_corpus(root: Path, n: int, seed: int, image_size: int, progress: Prog
             writer.writerow([f"images/{name}.png", item.caption] + [fields[c] for c in COLUMNS[2:]])
             progress.advance()
     progress.stop()
-    write_json_atomic(root / CORPUS_FILE, {"kind": "shapes", "n": n, "seed": seed, "image_size": image_size})
+    write_json_atomic(
+        root / CORPUS_FILE, {"kind": "shapes", "n": n, "seed": seed, "image_size": image_size}
+    )

@@ -99,7 +99,11 @@ class TextFileSource(Source):
                 try:
                     text = line.decode("utf-8")
                 except UnicodeDecodeError as e:
-                    yield Item(index, f"{self.path}:{index + 1}", error=f"line is not UTF-8 text ({e.reason})")
+                    yield Item(
+                        index,
+                        f"{self.path}:{index + 1}",
+                        error=f"line is not UTF-8 text ({e.reason})",
+                    )
                     continue
                 if text.strip():
                     yield Item(index, text, text=text, metadata={"line": index + 1})
@@ -137,11 +141,16 @@ class TableSource(Source):
     def _item(self, index: int, row: dict[str, Any]) -> Item:
         value = row.get(self.column)
         metadata = {
-            (f"input_{k}" if k in RESERVED_COLUMNS else k): row.get(k) for k in self.metadata_columns
+            (f"input_{k}" if k in RESERVED_COLUMNS else k): row.get(k)
+            for k in self.metadata_columns
         }
         if value is None or (isinstance(value, str) and not value.strip()):
-            return Item(index, f"{self.path}:row {index + 1}", metadata=metadata,
-                        error=f"empty {self.column!r} in row {index + 1}")
+            return Item(
+                index,
+                f"{self.path}:row {index + 1}",
+                metadata=metadata,
+                error=f"empty {self.column!r} in row {index + 1}",
+            )
         value = str(value)
         if self.modality == "text":
             return Item(index, value, text=value, metadata=metadata)
@@ -188,7 +197,9 @@ def open_source(
     elif is_table(path):
         if not text_col and not image_col:
             if modality is None:
-                raise InputError(f"table {path}: pass --text-col or --image-col to say what to embed")
+                raise InputError(
+                    f"table {path}: pass --text-col or --image-col to say what to embed"
+                )
             raise InputError(f"table {path}: pass --{modality}-col to name the column to embed")
         source = TableSource(path, text_col, image_col)
     elif path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -196,5 +207,7 @@ def open_source(
     else:
         source = TextFileSource(path)
     if modality is not None and modality != source.modality:
-        raise InputError(f"{path} holds {source.modality} inputs but --modality {modality} was given")
+        raise InputError(
+            f"{path} holds {source.modality} inputs but --modality {modality} was given"
+        )
     return source

@@ -64,12 +64,16 @@ def read_table_batches(path: str | Path, batch_rows: int = 8192) -> Iterator[pa.
             reader = pc.open_csv(
                 path,
                 read_options=pc.ReadOptions(block_size=_BLOCK_BYTES),
-                parse_options=pc.ParseOptions(delimiter=detect_separator(path), newlines_in_values=True),
+                parse_options=pc.ParseOptions(
+                    delimiter=detect_separator(path), newlines_in_values=True
+                ),
                 convert_options=pc.ConvertOptions(strings_can_be_null=True),
             )
             yield from reader
         else:
-            raise InputError(f"{path}: unsupported table type {suffix!r} (use {', '.join(TABLE_SUFFIXES)})")
+            raise InputError(
+                f"{path}: unsupported table type {suffix!r} (use {', '.join(TABLE_SUFFIXES)})"
+            )
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"cannot read table {path}: {str(e).splitlines()[0]}") from e
 

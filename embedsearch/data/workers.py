@@ -7,7 +7,9 @@ import os
 
 def available_cores() -> int:
     """Cores this process may run on (respects CPU affinity / container limits)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
 
 
 def default_workers(device_type: str) -> int:

@@ -78,14 +78,25 @@ class _Inputs:
 
     def blocks(self, which: str, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
         """Vector blocks with catalog row numbers: ``main``, ``other`` or ``all`` rows."""
-        dirs = {"main": self.main_dirs, "other": self.other_dirs, "all": self.main_dirs + self.other_dirs}[which]
+        dirs = {
+            "main": self.main_dirs,
+            "other": self.other_dirs,
+            "all": self.main_dirs + self.other_dirs,
+        }[which]
         offset = self.main_rows if which == "other" else 0
         for first, vectors in iter_vector_blocks(dirs, block_rows):
-            yield first + offset, (self.whitening(vectors) if self.whitening is not None else vectors)
+            yield (
+                first + offset,
+                (self.whitening(vectors) if self.whitening is not None else vectors),
+            )
 
     def sample(self, which: str, m: int, block_rows: int, seed: int = 0) -> np.ndarray:
         """About ``m`` vectors drawn uniformly from ``which`` rows in one streaming pass."""
-        total = self.main_rows if which == "main" else len(self.catalog) - (self.main_rows if which == "other" else 0)
+        total = (
+            self.main_rows
+            if which == "main"
+            else len(self.catalog) - (self.main_rows if which == "other" else 0)
+        )
         rng = np.random.default_rng(seed)
         p = min(1.0, m / max(total, 1))
         parts = [v[rng.random(len(v)) < p] for _, v in self.blocks(which, block_rows)]
@@ -97,7 +108,9 @@ def _open_inputs(path: str | Path, against: str | Path | None) -> _Inputs:
     other_dirs = resolve_dirs(against) if against is not None else []
     main_paths = {d.path.resolve() for d in main_dirs}
     if any(d.path.resolve() in main_paths for d in other_dirs):
-        raise InputError(f"--against {against} holds the same embedding dir as {path}: name another set")
+        raise InputError(
+            f"--against {against} holds the same embedding dir as {path}: name another set"
+        )
     check_same_model(main_dirs + other_dirs)
     catalog = load_catalog(main_dirs + other_dirs)
     main_rows = int(np.count_nonzero(catalog.dir_numbers < len(main_dirs)))
@@ -106,16 +119,21 @@ def _open_inputs(path: str | Path, against: str | Path | None) -> _Inputs:
     return _Inputs(catalog, main_dirs, other_dirs, main_rows)
 
 
-def _self_copies(inputs: _Inputs, recipes: tuple[str, ...], seed: int = 0) -> thresholds.SelfCopies | None:
+def _self_copies(
+    inputs: _Inputs, recipes: tuple[str, ...], seed: int = 0
+) -> thresholds.SelfCopies | None:
     """Copies of ``CALIBRATION_IMAGES`` random images of the main set, embedded with its model (or None)."""
     rng = np.random.default_rng(seed)
-    rows = rng.choice(inputs.main_rows, min(thresholds.CALIBRATION_IMAGES, inputs.main_rows), replace=False)
+    rows = rng.choice(
+        inputs.main_rows, min(thresholds.CALIBRATION_IMAGES, inputs.main_rows), replace=False
+    )
     sources = inputs.catalog.source_of(np.sort(rows)).to_pylist()
     return thresholds.self_copies(inputs.main_dirs[0], sources, seed=seed, recipes=recipes)
 
 
-def space_and_threshold(inputs: _Inputs, threshold: float | None, whiten: bool | None,
-                         block_rows: int) -> tuple[float, str, str]:
+def space_and_threshold(
+    inputs: _Inputs, threshold: float | None, whiten: bool | None, block_rows: int
+) -> tuple[float, str, str]:
     """Decide whether to whiten (:mod:`embedsearch.dedup.whitening`) and, unless given, the threshold.
 
     Sets ``inputs.whitening``; returns ``(threshold, threshold rule, whitening decision)``.
@@ -129,18 +147,25 @@ def space_and_threshold(inputs: _Inputs, threshold: float | None, whiten: bool |
         return drawn[0]
 
     deciding = whiten is None and n_total >= WHITEN_MIN_ROWS
-    copies = _self_copies(inputs, ("mild", "strong") if deciding else ("mild",)) \
-        if deciding or threshold is None else None
+    copies = (
+        _self_copies(inputs, ("mild", "strong") if deciding else ("mild",))
+        if deciding or threshold is None
+        else None
+    )
     whitening, decision = choose_whitening(raw_sample, n_total, copies, whiten)
     if whiten and whitening is None:
-        raise InputError(f"--whiten needs at least {WHITEN_MIN_ROWS} rows to fit on; this input has {n_total}")
+        raise InputError(
+            f"--whiten needs at least {WHITEN_MIN_ROWS} rows to fit on; this input has {n_total}"
+        )
     inputs.whitening = whitening
     if threshold is not None:
         return threshold, "given", decision
     raw = raw_sample()
     sample = whitening(raw) if whitening is not None else raw
     mild = copies.scores("mild", whitening) if copies is not None else None
-    threshold, rule = thresholds.default_threshold(sample, n_total, mild, whitened=whitening is not None)
+    threshold, rule = thresholds.default_threshold(
+        sample, n_total, mild, whitened=whitening is not None
+    )
     return threshold, rule, decision
 
 
@@ -152,7 +177,9 @@ def _sizes(catalog: Catalog) -> Any:
         values = catalog.source_of(rows).to_pylist()
         if text:
             return np.array([len(v or "") for v in values], dtype=np.int64)
-        return np.array([os.path.getsize(v) if v and os.path.isfile(v) else 0 for v in values], dtype=np.int64)
+        return np.array(
+            [os.path.getsize(v) if v and os.path.isfile(v) else 0 for v in values], dtype=np.int64
+        )
 
     return sizes
 
@@ -195,7 +222,9 @@ def find_duplicates(
     started = time.perf_counter()
     _check_arguments(threshold, keep, method, clusters, eps, against, k)
     if method == "semdedup" and whiten:
-        raise InputError("--whiten works with --method knn only (SemDeDup prunes by raw cosine to the cluster centroid)")
+        raise InputError(
+            "--whiten works with --method knn only (SemDeDup prunes by raw cosine to the cluster centroid)"
+        )
     progress = progress or NullProgress()
     inputs = _open_inputs(path, against)
     out = Path(out)
@@ -204,12 +233,16 @@ def find_duplicates(
         if method == "semdedup":
             from embedsearch.dedup.semdedup import semdedup
 
-            found = semdedup(inputs, clusters=clusters, eps=eps, block_rows=block_rows, progress=progress)
+            found = semdedup(
+                inputs, clusters=clusters, eps=eps, block_rows=block_rows, progress=progress
+            )
         else:
             found = _knn(inputs, threshold, k, nprobe, block_rows, whiten, progress)
         if method == "knn" and keep != "first" and against is None:
             found.groups.keep = _survivors(found, inputs, keep)
-        found.vectors = None  # its closure holds the search index (the vectors): free it before writing
+        found.vectors = (
+            None  # its closure holds the search index (the vectors): free it before writing
+        )
         result = _write(staging, out, inputs, found, method, keep, started)
         result.against = Path(against) if against is not None else None
     except BaseException:
@@ -220,8 +253,15 @@ def find_duplicates(
     return result
 
 
-def _check_arguments(threshold: float | None, keep: str, method: str, clusters: int | None, eps: float | None,
-                     against: Any, k: int) -> None:
+def _check_arguments(
+    threshold: float | None,
+    keep: str,
+    method: str,
+    clusters: int | None,
+    eps: float | None,
+    against: Any,
+    k: int,
+) -> None:
     if method not in METHODS:
         raise InputError(f"unknown --method {method!r}: use {' or '.join(METHODS)}")
     if keep not in KEEP_RULES:
@@ -232,11 +272,17 @@ def _check_arguments(threshold: float | None, keep: str, method: str, clusters: 
         raise InputError("-k must be at least 1")
     if method == "semdedup":
         if against is not None:
-            raise InputError("--against works with --method knn only (SemDeDup prunes within one set)")
+            raise InputError(
+                "--against works with --method knn only (SemDeDup prunes within one set)"
+            )
         if threshold is not None:
-            raise InputError("--method semdedup takes --eps (prune at similarity >= 1 - eps), not --threshold")
+            raise InputError(
+                "--method semdedup takes --eps (prune at similarity >= 1 - eps), not --threshold"
+            )
         if keep != "first":
-            raise InputError("--method semdedup always keeps the item farthest from its cluster centroid: drop --keep")
+            raise InputError(
+                "--method semdedup always keeps the item farthest from its cluster centroid: drop --keep"
+            )
         if clusters is not None and clusters < 1:
             raise InputError("--clusters must be at least 1")
         if eps is not None and not 0.0 <= eps <= 2.0:
@@ -263,25 +309,49 @@ class Found:
     whitening: str = ""  # why (the decision of embedsearch.dedup.whitening.choose_whitening)
 
 
-def _knn(inputs: _Inputs, threshold: float | None, k: int, nprobe: int, block_rows: int,
-         whiten: bool | None, progress: Progress) -> Found:
+def _knn(
+    inputs: _Inputs,
+    threshold: float | None,
+    k: int,
+    nprobe: int,
+    block_rows: int,
+    whiten: bool | None,
+    progress: Progress,
+) -> Found:
     catalog, against = inputs.catalog, bool(inputs.other_dirs)
     indexed = "other" if against else "all"
     n_indexed = len(catalog) - inputs.main_rows if against else len(catalog)
     threshold, rule, decision = space_and_threshold(inputs, threshold, whiten, block_rows)
     index = build_search_index(
-        inputs.dim, n_indexed, lambda: inputs.blocks(indexed, block_rows),
-        lambda m: inputs.sample(indexed, m, block_rows), nprobe=nprobe, progress=progress,
+        inputs.dim,
+        n_indexed,
+        lambda: inputs.blocks(indexed, block_rows),
+        lambda m: inputs.sample(indexed, m, block_rows),
+        nprobe=nprobe,
+        progress=progress,
     )
     offset = inputs.main_rows if against else 0
     queries = inputs.blocks("main" if against else "all", block_rows)
-    near = search_pairs(index, queries, threshold, k, same_set=not against,
-                        total=inputs.main_rows, progress=progress)
+    near = search_pairs(
+        index,
+        queries,
+        threshold,
+        k,
+        same_set=not against,
+        total=inputs.main_rows,
+        progress=progress,
+    )
     near_b = near.rows_b + offset
-    ea, eb = exact_pairs(catalog.hashes, np.arange(len(catalog)) < inputs.main_rows if against else None)
+    ea, eb = exact_pairs(
+        catalog.hashes, np.arange(len(catalog)) < inputs.main_rows if against else None
+    )
     a, b, score, exact = _merge(ea, eb, near.rows_a, near_b, near.scores)
     groups = _against_groups(a, b) if against else _star(a, b)
-    search = f"IVF{index.nlist},Flat nprobe={index.nprobe}" if hasattr(index, "nlist") else "exact (flat)"
+    search = (
+        f"IVF{index.nlist},Flat nprobe={index.nprobe}"
+        if hasattr(index, "nlist")
+        else "exact (flat)"
+    )
 
     def vectors(rows: np.ndarray) -> np.ndarray:
         if hasattr(index, "make_direct_map"):
@@ -289,10 +359,25 @@ def _knn(inputs: _Inputs, threshold: float | None, k: int, nprobe: int, block_ro
         return index.reconstruct_batch(np.asarray(rows - offset, dtype=np.int64))
 
     space = inputs.whitening.describe() if inputs.whitening is not None else "raw cosine"
-    return Found(a, b, score, exact, groups, near.best, float(threshold), rule, search, vectors, space, decision)
+    return Found(
+        a,
+        b,
+        score,
+        exact,
+        groups,
+        near.best,
+        float(threshold),
+        rule,
+        search,
+        vectors,
+        space,
+        decision,
+    )
 
 
-def _merge(ea: np.ndarray, eb: np.ndarray, na: np.ndarray, nb: np.ndarray, ns: np.ndarray) -> tuple[np.ndarray, ...]:
+def _merge(
+    ea: np.ndarray, eb: np.ndarray, na: np.ndarray, nb: np.ndarray, ns: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """Union of exact pairs (score 1, ``exact``) and near pairs; a pair found both ways is exact."""
     a = np.concatenate([ea, na]).astype(np.int64)
     b = np.concatenate([eb, nb]).astype(np.int64)
@@ -321,32 +406,68 @@ def _against_groups(a: np.ndarray, b: np.ndarray) -> Groups:
 
 def _survivors(found: Found, inputs: _Inputs, keep: str) -> np.ndarray:
     groups = found.groups
-    return choose_survivors(groups.rows, groups.group, keep, sizes=_sizes(inputs.catalog), vectors=found.vectors)
+    return choose_survivors(
+        groups.rows, groups.group, keep, sizes=_sizes(inputs.catalog), vectors=found.vectors
+    )
 
 
-def _write(staging: Path, out: Path, inputs: _Inputs, found: Found, method: str, keep: str,
-           started: float) -> DedupResult:
+def _write(
+    staging: Path, out: Path, inputs: _Inputs, found: Found, method: str, keep: str, started: float
+) -> DedupResult:
     catalog = inputs.catalog
-    outputs.write_pairs(staging / "pairs.parquet", catalog, found.a, found.b, found.score, found.exact)
+    outputs.write_pairs(
+        staging / "pairs.parquet", catalog, found.a, found.b, found.score, found.exact
+    )
     outputs.write_groups(staging / "groups.parquet", catalog, found.groups)
     groups = found.groups
     removed = np.unique(groups.rows[~groups.keep]) if not inputs.other_dirs else np.unique(found.a)
     kept = outputs.write_lists(staging, catalog, removed, inputs.main_rows)
-    (staging / "histogram.txt").write_text(histogram_text(found.best, found.threshold, found.rule, found.space))
-    write_histogram_png(found.best, found.threshold, found.rule, staging / "histogram.png", found.space)
+    (staging / "histogram.txt").write_text(
+        histogram_text(found.best, found.threshold, found.rule, found.space)
+    )
+    write_histogram_png(
+        found.best, found.threshold, found.rule, staging / "histogram.png", found.space
+    )
     result = DedupResult(
-        out=out, method=method, threshold=found.threshold, threshold_rule=found.rule, rows=len(catalog),
-        pairs=len(found.a), exact_pairs=int(found.exact.sum()), groups=groups.count, to_remove=len(removed),
-        kept=kept, seconds=0.0, search=found.search, space=found.space, whitening=found.whitening,
+        out=out,
+        method=method,
+        threshold=found.threshold,
+        threshold_rule=found.rule,
+        rows=len(catalog),
+        pairs=len(found.a),
+        exact_pairs=int(found.exact.sum()),
+        groups=groups.count,
+        to_remove=len(removed),
+        kept=kept,
+        seconds=0.0,
+        search=found.search,
+        space=found.space,
+        whitening=found.whitening,
     )
     result.seconds = time.perf_counter() - started
-    outputs.write_summary(staging, {
-        "method": method, "keep": keep, "threshold": result.threshold, "threshold_rule": result.threshold_rule,
-        "search": result.search, "scores": result.space, "whitening": result.whitening, "rows": result.rows, "main_rows": inputs.main_rows, "pairs": result.pairs,
-        "exact_pairs": result.exact_pairs, "groups": result.groups, "to_remove": result.to_remove,
-        "kept": kept, "seconds": round(result.seconds, 3),
-        "inputs": [str(d.path) for d in inputs.main_dirs], "against": [str(d.path) for d in inputs.other_dirs],
-        "model": catalog.dirs[0].model, "fingerprint": catalog.dirs[0].fingerprint,
-    })
+    outputs.write_summary(
+        staging,
+        {
+            "method": method,
+            "keep": keep,
+            "threshold": result.threshold,
+            "threshold_rule": result.threshold_rule,
+            "search": result.search,
+            "scores": result.space,
+            "whitening": result.whitening,
+            "rows": result.rows,
+            "main_rows": inputs.main_rows,
+            "pairs": result.pairs,
+            "exact_pairs": result.exact_pairs,
+            "groups": result.groups,
+            "to_remove": result.to_remove,
+            "kept": kept,
+            "seconds": round(result.seconds, 3),
+            "inputs": [str(d.path) for d in inputs.main_dirs],
+            "against": [str(d.path) for d in inputs.other_dirs],
+            "model": catalog.dirs[0].model,
+            "fingerprint": catalog.dirs[0].fingerprint,
+        },
+    )
     outputs.publish(staging, out)
     return result

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def exact_pairs(hashes: np.ndarray, query_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def exact_pairs(
+    hashes: np.ndarray, query_mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(rows_a, rows_b)`` of equal hashes; ``a`` is the first row of its run.
 
     ``query_mask``: with ``--against``, True for rows of the main set; then only pairs
@@ -33,7 +35,7 @@ def exact_pairs(hashes: np.ndarray, query_mask: np.ndarray | None = None) -> tup
         keep = multi[run_of] & (order != first_row)
         return first_row[keep].astype(np.int64), order[keep].astype(np.int64)
     rows_a, rows_b = [], []
-    for start, size in zip(starts[multi], sizes[multi]):
+    for start, size in zip(starts[multi], sizes[multi], strict=False):
         run = order[start : start + size]
         mains, others = run[query_mask[run]], run[~query_mask[run]]
         if len(mains) and len(others):

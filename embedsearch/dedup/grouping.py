@@ -59,7 +59,9 @@ def star_groups(rows_a: np.ndarray, rows_b: np.ndarray) -> tuple[np.ndarray, np.
         if leader in assigned:
             continue
         joined = [leader] + [
-            int(x) for x in right[starts[position] : starts[position] + degree[position]] if int(x) not in assigned
+            int(x)
+            for x in right[starts[position] : starts[position] + degree[position]]
+            if int(x) not in assigned
         ]
         if len(joined) < 2:
             continue  # every neighbour is taken: no group of one

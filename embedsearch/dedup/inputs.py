@@ -38,7 +38,9 @@ def resolve_dirs(path: str | Path) -> list[EmbeddingDir]:
     if not (path / INFO_FILE).is_file():
         if not path.exists():
             raise InputError(f"{path} does not exist")
-        raise FormatError(f"{path} is neither an embedding dir (manifest.json) nor an index dir (index.json)")
+        raise FormatError(
+            f"{path} is neither an embedding dir (manifest.json) nor an index dir (index.json)"
+        )
     entries = read_info(path).get("sources") or []
     dirs = []
     for entry in entries:
@@ -73,7 +75,9 @@ def hash64(values: Sequence[str | None]) -> np.ndarray:
     """
     out = np.empty(len(values), dtype=np.uint64)
     for i, value in enumerate(values):
-        out[i] = int.from_bytes(hashlib.blake2b((value or "").encode(), digest_size=8).digest(), "little")
+        out[i] = int.from_bytes(
+            hashlib.blake2b((value or "").encode(), digest_size=8).digest(), "little"
+        )
     return out
 
 
@@ -108,7 +112,7 @@ def _as_numpy(array: pa.Array, dtype: type) -> np.ndarray:
     if array.null_count or array.type != pa.from_numpy_dtype(np.dtype(dtype)):
         return array.to_numpy(zero_copy_only=False).astype(dtype)
     data = np.frombuffer(array.buffers()[1], dtype=dtype, count=array.offset + len(array))
-    return data[array.offset:]
+    return data[array.offset :]
 
 
 def load_catalog(dirs: Sequence[EmbeddingDir]) -> Catalog:
@@ -131,7 +135,9 @@ def load_catalog(dirs: Sequence[EmbeddingDir]) -> Catalog:
     )
 
 
-def iter_vector_blocks(dirs: Sequence[EmbeddingDir], block_rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+def iter_vector_blocks(
+    dirs: Sequence[EmbeddingDir], block_rows: int = BLOCK_ROWS
+) -> Iterator[tuple[int, np.ndarray]]:
     """``(first row number, vectors)`` blocks in catalog order; refuses NaN/inf vectors."""
     row = 0
     for d in dirs:

@@ -64,7 +64,9 @@ def build_search_index(
         nlist = choose_nlist(n)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = 1234  # reproducible k-means
-        index.cp.niter = 10  # coarse cells only need to be good enough to route near copies together
+        index.cp.niter = (
+            10  # coarse cells only need to be good enough to route near copies together
+        )
         index.cp.min_points_per_centroid = 25
         index.train(sample(min(n, 30 * nlist)))
         index.nprobe = min(nprobe, nlist)
@@ -78,8 +80,12 @@ def build_search_index(
     return index  # the caller's next start() ends this task (rich redraws stopped bars)
 
 
-def add_presized(index: Any, blocks: Callable[[], Iterator[tuple[int, np.ndarray]]], n: int,
-                 progress: Progress | None = None) -> None:
+def add_presized(
+    index: Any,
+    blocks: Callable[[], Iterator[tuple[int, np.ndarray]]],
+    n: int,
+    progress: Progress | None = None,
+) -> None:
     """Add ``n`` streamed rows to a trained, empty ``IndexIVF`` with every inverted list sized once.
 
     ``index.add`` grows each list's ``std::vector`` block by block; capacity doubling and the
@@ -98,7 +104,7 @@ def add_presized(index: Any, blocks: Callable[[], Iterator[tuple[int, np.ndarray
     for _, vectors in blocks():
         if seen + len(vectors) > n:
             raise ValueError(f"the inputs hold more than the {n} rows counted in the catalog")
-        assignment[seen:seen + len(vectors)] = index.quantizer.assign(vectors, 1).ravel()
+        assignment[seen : seen + len(vectors)] = index.quantizer.assign(vectors, 1).ravel()
         seen += len(vectors)
         progress.advance(len(vectors))
     if seen != n:
@@ -111,7 +117,7 @@ def add_presized(index: Any, blocks: Callable[[], Iterator[tuple[int, np.ndarray
     progress.start("indexing vectors", n)
     first = 0
     for _, vectors in blocks():
-        cells = np.ascontiguousarray(assignment[first:first + len(vectors)])
+        cells = np.ascontiguousarray(assignment[first : first + len(vectors)])
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         index.add_core(len(vectors), faiss.swig_ptr(vectors), None, faiss.swig_ptr(cells))
         first += len(vectors)
@@ -142,7 +148,11 @@ def search_pairs(
         if same_set:
             scores = np.where(found == rows[:, None], -np.inf, scores)
         found_ok = found >= 0
-        best_parts.append(np.where(found_ok, scores, -np.inf).max(axis=1) if k_eff else np.full(len(rows), -np.inf))
+        best_parts.append(
+            np.where(found_ok, scores, -np.inf).max(axis=1)
+            if k_eff
+            else np.full(len(rows), -np.inf)
+        )
         hit = (scores >= threshold) & found_ok
         saturated = hit[:, -1] if k_eff else np.zeros(len(rows), bool)
         a = np.broadcast_to(rows[:, None], found.shape)[hit & ~saturated[:, None]]
@@ -156,13 +166,19 @@ def search_pairs(
         parts_s.append(s.astype(np.float32))
         progress.advance(len(vectors))
     progress.stop()
-    rows_a, rows_b, scores = (np.concatenate(p) if p else np.empty(0) for p in (parts_a, parts_b, parts_s))
+    rows_a, rows_b, scores = (
+        np.concatenate(p) if p else np.empty(0) for p in (parts_a, parts_b, parts_s)
+    )
     best = np.concatenate(best_parts) if best_parts else np.empty(0, np.float32)
-    pairs = Neighbours(rows_a.astype(np.int64), rows_b.astype(np.int64), scores.astype(np.float32), best)
+    pairs = Neighbours(
+        rows_a.astype(np.int64), rows_b.astype(np.int64), scores.astype(np.float32), best
+    )
     return _unique_pairs(pairs) if same_set else pairs
 
 
-def _range_pairs(index: Any, vectors: np.ndarray, rows: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
+def _range_pairs(
+    index: Any, vectors: np.ndarray, rows: np.ndarray, threshold: float
+) -> tuple[np.ndarray, ...]:
     """Every indexed row within ``threshold`` of each query (faiss range search keeps scores > radius)."""
     radius = np.nextafter(np.float32(threshold), np.float32(-np.inf))
     limits, scores, found = index.range_search(vectors, float(radius))

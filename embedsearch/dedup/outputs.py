@@ -35,7 +35,9 @@ def prepare_out(out: Path) -> Path:
         if not out.is_dir():
             raise InputError(f"--out {out} exists and is not a folder")
         if any(out.iterdir()) and not (out / SUMMARY).is_file():
-            raise InputError(f"--out {out} is a non-empty folder that is not a dedup result: use another --out")
+            raise InputError(
+                f"--out {out} is a non-empty folder that is not a dedup result: use another --out"
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.dedup-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -54,20 +56,24 @@ def publish(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_pairs(path: Path, catalog: Catalog, a: np.ndarray, b: np.ndarray, score: np.ndarray, exact: np.ndarray) -> None:
+def write_pairs(
+    path: Path, catalog: Catalog, a: np.ndarray, b: np.ndarray, score: np.ndarray, exact: np.ndarray
+) -> None:
     """``pairs.parquet``, highest score first."""
     order = np.lexsort((b, a, -score))
     a, b, score, exact = a[order], b[order], score[order], exact[order]
-    table = pa.table({
-        "id_a": pa.array(catalog.ids[a], pa.int64()),
-        "id_b": pa.array(catalog.ids[b], pa.int64()),
-        "source_a": catalog.source_of(a),
-        "source_b": catalog.source_of(b),
-        "score": pa.array(score, pa.float32()),
-        "exact": pa.array(exact, pa.bool_()),
-        "dir_a": pa.array(catalog.dir_numbers[a], pa.int32()),
-        "dir_b": pa.array(catalog.dir_numbers[b], pa.int32()),
-    })
+    table = pa.table(
+        {
+            "id_a": pa.array(catalog.ids[a], pa.int64()),
+            "id_b": pa.array(catalog.ids[b], pa.int64()),
+            "source_a": catalog.source_of(a),
+            "source_b": catalog.source_of(b),
+            "score": pa.array(score, pa.float32()),
+            "exact": pa.array(exact, pa.bool_()),
+            "dir_a": pa.array(catalog.dir_numbers[a], pa.int32()),
+            "dir_b": pa.array(catalog.dir_numbers[b], pa.int32()),
+        }
+    )
     pq.write_table(table, path)
 
 
@@ -75,13 +81,15 @@ def write_groups(path: Path, catalog: Catalog, groups: Groups) -> None:
     """``groups.parquet``, ordered by group, survivor first."""
     order = np.lexsort((groups.rows, ~groups.keep, groups.group))
     rows = groups.rows[order]
-    table = pa.table({
-        "group": pa.array(groups.group[order], pa.int64()),
-        "id": pa.array(catalog.ids[rows], pa.int64()),
-        "source": catalog.source_of(rows),
-        "keep": pa.array(groups.keep[order], pa.bool_()),
-        "dir": pa.array(catalog.dir_numbers[rows], pa.int32()),
-    })
+    table = pa.table(
+        {
+            "group": pa.array(groups.group[order], pa.int64()),
+            "id": pa.array(catalog.ids[rows], pa.int64()),
+            "source": catalog.source_of(rows),
+            "keep": pa.array(groups.keep[order], pa.bool_()),
+            "dir": pa.array(catalog.dir_numbers[rows], pa.int32()),
+        }
+    )
     pq.write_table(table, path)
 
 
@@ -90,14 +98,17 @@ def write_lists(staging: Path, catalog: Catalog, removed_rows: np.ndarray, main_
     removed = np.zeros(main_rows, dtype=bool)
     removed[removed_rows[removed_rows < main_rows]] = True
     kept = 0
-    with open(staging / "keep.txt", "w") as keep_file, open(staging / "remove.txt", "w") as remove_file:
+    with (
+        open(staging / "keep.txt", "w") as keep_file,
+        open(staging / "remove.txt", "w") as remove_file,
+    ):
         start = 0
         for chunk in catalog.sources.chunks:
             stop = min(start + len(chunk), main_rows)
             if stop <= start:
                 break
             flags = removed[start:stop]
-            for source, gone in zip(chunk.slice(0, stop - start).to_pylist(), flags.tolist()):
+            for source, gone in zip(chunk.slice(0, stop - start).to_pylist(), flags.tolist(), strict=False):
                 # One source per line: newlines inside a text would break shell loops.
                 line = (source or "").replace("\n", " ") + "\n"
                 (remove_file if gone else keep_file).write(line)

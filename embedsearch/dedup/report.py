@@ -21,12 +21,21 @@ def histogram_text(best: np.ndarray, threshold: float, rule: str, space: str = "
         nearest-neighbour score of 3 rows (threshold 0.9000: given)
     """
     best = best[np.isfinite(best)]
-    lines = [f"nearest-neighbour score of {len(best)} rows (threshold {threshold:.4f}: {rule})", f"scores: {space}"]
+    lines = [
+        f"nearest-neighbour score of {len(best)} rows (threshold {threshold:.4f}: {rule})",
+        f"scores: {space}",
+    ]
     if len(best) == 0:
         return "\n".join(lines) + "\n"
     quantiles = [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0]
-    lines.append("quantiles: " + "  ".join(f"q{q:g}={v:.4f}" for q, v in zip(quantiles, np.quantile(best, quantiles))))
-    candidates = sorted({round(float(t), 4) for t in np.linspace(min(threshold, 0.8), 1.0, 9)} | {round(threshold, 4)})
+    lines.append(
+        "quantiles: "
+        + "  ".join(f"q{q:g}={v:.4f}" for q, v in zip(quantiles, np.quantile(best, quantiles), strict=False))
+    )
+    candidates = sorted(
+        {round(float(t), 4) for t in np.linspace(min(threshold, 0.8), 1.0, 9)}
+        | {round(threshold, 4)}
+    )
     lines.append("rows whose nearest neighbour passes a threshold:")
     for t in candidates:
         mark = "  <- threshold" if abs(t - round(threshold, 4)) < 1e-9 else ""
@@ -34,12 +43,14 @@ def histogram_text(best: np.ndarray, threshold: float, rule: str, space: str = "
     counts, edges = np.histogram(best, bins=BINS)
     width = max(1, counts.max())
     lines.append("histogram:")
-    for count, low in zip(counts, edges[:-1]):
+    for count, low in zip(counts, edges[:-1], strict=False):
         lines.append(f"  {low:+.3f} {'#' * round(40 * count / width):<40} {count}")
     return "\n".join(lines) + "\n"
 
 
-def write_histogram_png(best: np.ndarray, threshold: float, rule: str, path: Path, space: str = "raw cosine") -> None:
+def write_histogram_png(
+    best: np.ndarray, threshold: float, rule: str, path: Path, space: str = "raw cosine"
+) -> None:
     """Histogram of nearest-neighbour scores with the threshold marked (log counts)."""
     import matplotlib
 
@@ -50,7 +61,9 @@ def write_histogram_png(best: np.ndarray, threshold: float, rule: str, path: Pat
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if len(best):
         ax.hist(best, bins=BINS, color="#4477aa", log=True)
-    ax.axvline(threshold, color="#cc3311", linestyle="--", label=f"threshold {threshold:.4f} ({rule})")
+    ax.axvline(
+        threshold, color="#cc3311", linestyle="--", label=f"threshold {threshold:.4f} ({rule})"
+    )
     ax.set_xlabel(f"similarity to the nearest other item ({space})")
     ax.set_ylabel("items (log)")
     ax.legend(loc="upper left", fontsize=8)

@@ -48,7 +48,9 @@ def cluster_members(index: Any, cluster: int, dim: int) -> tuple[np.ndarray, np.
     return ids.astype(np.int64), codes.view(np.float32).reshape(size, dim)
 
 
-def prune_cluster(vectors: np.ndarray, centroid: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
+def prune_cluster(
+    vectors: np.ndarray, centroid: np.ndarray, threshold: float
+) -> tuple[np.ndarray, ...]:
     """SemDeDup on one cluster -> (order, match, score, best) in the cluster's own positions.
 
     ``match[i]`` is the earlier member (in keep order) most similar to member ``order[i]``,
@@ -74,7 +76,9 @@ def prune_cluster(vectors: np.ndarray, centroid: np.ndarray, threshold: float) -
     return order, match, score, best
 
 
-def semdedup(inputs: Any, *, clusters: int | None, eps: float | None, block_rows: int, progress: Progress) -> Any:
+def semdedup(
+    inputs: Any, *, clusters: int | None, eps: float | None, block_rows: int, progress: Progress
+) -> Any:
     """Run SemDeDup over ``inputs`` (see :func:`embedsearch.dedup.api.find_duplicates`)."""
     import faiss
 
@@ -89,7 +93,9 @@ def semdedup(inputs: Any, *, clusters: int | None, eps: float | None, block_rows
     k = min(clusters or default_clusters(n), n)
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, k, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = 1234
-    index.cp.min_points_per_centroid = 1  # small sets: allow few points per cluster instead of warning
+    index.cp.min_points_per_centroid = (
+        1  # small sets: allow few points per cluster instead of warning
+    )
     index.train(inputs.sample("all", min(n, 64 * k), block_rows))
     add_presized(index, lambda: inputs.blocks("all", block_rows), n, progress)
     centroids = index.quantizer.reconstruct_n(0, k)
@@ -100,7 +106,9 @@ def semdedup(inputs: Any, *, clusters: int | None, eps: float | None, block_rows
     for cluster in range(k):
         rows, vectors = cluster_members(index, cluster, dim)
         if len(rows):
-            order, match, score, cluster_best = prune_cluster(vectors, centroids[cluster], threshold)
+            order, match, score, cluster_best = prune_cluster(
+                vectors, centroids[cluster], threshold
+            )
             best[rows[order]] = cluster_best
             gone = score >= threshold
             removed_rows.append(rows[order][gone])
@@ -120,7 +128,9 @@ def semdedup(inputs: Any, *, clusters: int | None, eps: float | None, block_rows
     a, b = np.minimum(removed, matched), np.maximum(removed, matched)
     exact = catalog.hashes[a] == catalog.hashes[b]
     groups = chain_groups(removed, matched)
-    return Found(a, b, score, exact, groups, best, float(threshold), rule, f"semdedup k-means {k} clusters")
+    return Found(
+        a, b, score, exact, groups, best, float(threshold), rule, f"semdedup k-means {k} clusters"
+    )
 
 
 def chain_groups(removed: np.ndarray, matched: np.ndarray) -> Groups:
@@ -131,7 +141,7 @@ def chain_groups(removed: np.ndarray, matched: np.ndarray) -> Groups:
         >>> g.rows.tolist(), g.group.tolist(), g.keep.tolist()
         ([2, 5, 7], [0, 0, 0], [True, False, False])
     """
-    parent = dict(zip(removed.tolist(), matched.tolist()))
+    parent = dict(zip(removed.tolist(), matched.tolist(), strict=False))
 
     def root(row: int) -> int:
         seen = set()
@@ -144,7 +154,9 @@ def chain_groups(removed: np.ndarray, matched: np.ndarray) -> Groups:
     kept = sorted(set(roots.values()))
     number = {row: i for i, row in enumerate(kept)}
     rows = np.array(kept + sorted(roots), dtype=np.int64)
-    group = np.array([number[r] for r in kept] + [number[roots[r]] for r in sorted(roots)], dtype=np.int64)
+    group = np.array(
+        [number[r] for r in kept] + [number[roots[r]] for r in sorted(roots)], dtype=np.int64
+    )
     keep = np.array([True] * len(kept) + [False] * len(roots), dtype=bool)
     order = np.lexsort((rows, group))
     return Groups(rows[order], group[order], keep[order])

@@ -73,7 +73,9 @@ def null_bound(sample: np.ndarray, n_total: int, block: int = 256) -> float:
     n = len(sample)
     if n < 3:
         return 1.0
-    best = np.concatenate([_masked_scores(sample, i, block).argmax(axis=1) for i in range(0, n, block)])
+    best = np.concatenate(
+        [_masked_scores(sample, i, block).argmax(axis=1) for i in range(0, n, block)]
+    )
     pairs = n * (n - 1) // 2 - n
     top_m = max(1, int(np.ceil(false_pair_rate(n_total) * pairs)))
     top = np.empty(0, np.float32)
@@ -109,7 +111,9 @@ class SelfCopies:
     originals: np.ndarray
     copies: dict[str, np.ndarray]
 
-    def scores(self, recipe: str, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    def scores(
+        self, recipe: str, transform: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> np.ndarray:
         """Original-copy cosines for one recipe, after ``transform`` (the whitening) when given."""
         a, b = self.originals, self.copies[recipe]
         if transform is not None:
@@ -117,8 +121,12 @@ class SelfCopies:
         return np.einsum("ij,ij->i", a, b)
 
 
-def self_copies(emb_dir: EmbeddingDir, sources: Sequence[str], seed: int = 0,
-                recipes: Sequence[str] = ("mild", "strong")) -> SelfCopies | None:
+def self_copies(
+    emb_dir: EmbeddingDir,
+    sources: Sequence[str],
+    seed: int = 0,
+    recipes: Sequence[str] = ("mild", "strong"),
+) -> SelfCopies | None:
     """Embed images of ``sources`` and copies of them (:mod:`embedsearch.data.copies` recipes) with ``emb_dir``'s model.
 
     None when this cannot be measured: not an image dir, model not loadable or changed
@@ -140,14 +148,18 @@ def self_copies(emb_dir: EmbeddingDir, sources: Sequence[str], seed: int = 0,
     return _embed_copies(encoder.to("cpu"), paths, seed, recipes)
 
 
-def _embed_copies(encoder, paths: Sequence[str], seed: int, recipes: Sequence[str]) -> SelfCopies | None:
+def _embed_copies(
+    encoder, paths: Sequence[str], seed: int, recipes: Sequence[str]
+) -> SelfCopies | None:
     import torch
 
     from embedsearch.data.copies import STRENGTHS, make_copy
     from embedsearch.data.decode import DecodeError, load_image
 
     # One stream a recipe, so the mild copies are the same whether or not strong ones are made too.
-    rngs = {recipe: np.random.default_rng([seed, sorted(STRENGTHS).index(recipe)]) for recipe in recipes}
+    rngs = {
+        recipe: np.random.default_rng([seed, sorted(STRENGTHS).index(recipe)]) for recipe in recipes
+    }
     originals: list = []
     copies: dict[str, list] = {recipe: [] for recipe in recipes}
     for path in paths:
@@ -157,15 +169,22 @@ def _embed_copies(encoder, paths: Sequence[str], seed: int, recipes: Sequence[st
             continue
         originals.append(encoder.preprocess(image))
         for recipe in recipes:
-            copies[recipe].append(encoder.preprocess(make_copy(np.asarray(image), min(image.size), recipe, rngs[recipe])))
+            copies[recipe].append(
+                encoder.preprocess(
+                    make_copy(np.asarray(image), min(image.size), recipe, rngs[recipe])
+                )
+            )
     if len(originals) < MIN_CALIBRATION_IMAGES:
         return None
-    return SelfCopies(encoder.embed_images(torch.stack(originals)),
-                      {recipe: encoder.embed_images(torch.stack(views)) for recipe, views in copies.items()})
+    return SelfCopies(
+        encoder.embed_images(torch.stack(originals)),
+        {recipe: encoder.embed_images(torch.stack(views)) for recipe, views in copies.items()},
+    )
 
 
-def default_threshold(sample: np.ndarray, n_total: int, copies: np.ndarray | None,
-                      whitened: bool = False) -> tuple[float, str]:
+def default_threshold(
+    sample: np.ndarray, n_total: int, copies: np.ndarray | None, whitened: bool = False
+) -> tuple[float, str]:
     """``(threshold, rule)`` from a random sample of vectors, the corpus size and (optionally) copy scores.
 
     ``whitened``: the vectors are whitened (:mod:`embedsearch.dedup.whitening`), whose cosines
@@ -181,7 +200,9 @@ def default_threshold(sample: np.ndarray, n_total: int, copies: np.ndarray | Non
     null = null_bound(sample, n_total)
     null_text = f"null {null:.4f} (~{FALSE_PAIRS_PER_ROW:g} x N unrelated pairs above, from {len(sample)} rows)"
     if copies is None and not whitened:
-        return round(max(FALLBACK_FLOOR, null), 4), f"no copy calibration; max({FALLBACK_FLOOR}, {null_text})"
+        return round(
+            max(FALLBACK_FLOOR, null), 4
+        ), f"no copy calibration; max({FALLBACK_FLOOR}, {null_text})"
     threshold = round(null, 4)
     if copies is None:
         return threshold, f"{null_text}; no copy check"

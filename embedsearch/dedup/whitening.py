@@ -91,8 +91,12 @@ def fit_whitening(sample: np.ndarray, max_dims: int = MAX_DIMS) -> Whitening | N
     return Whitening(mean.astype(np.float32), projection.astype(np.float32), rows)
 
 
-def choose_whitening(raw_sample: Callable[[], np.ndarray], n_total: int, copies: SelfCopies | None,
-                     whiten: bool | None) -> tuple[Whitening | None, str]:
+def choose_whitening(
+    raw_sample: Callable[[], np.ndarray],
+    n_total: int,
+    copies: SelfCopies | None,
+    whiten: bool | None,
+) -> tuple[Whitening | None, str]:
     """``(whitening or None, why)``: the rule of this module's docstring.
 
     ``raw_sample``: returns uniformly sampled rows of the corpus (as for the threshold's null
@@ -116,7 +120,9 @@ def choose_whitening(raw_sample: Callable[[], np.ndarray], n_total: int, copies:
     if whiten:
         return whitening, "whitened: asked for"
     raw_pass = float(np.mean(copies.scores("strong") >= null_bound(sample, n_total)))
-    white_pass = float(np.mean(copies.scores("strong", whitening) >= null_bound(whitening(sample), n_total)))
+    white_pass = float(
+        np.mean(copies.scores("strong", whitening) >= null_bound(whitening(sample), n_total))
+    )
     verdict = f"{white_pass:.0%} of {len(copies.originals)} strong self-copies pass whitened, {raw_pass:.0%} raw"
     if white_pass > raw_pass:
         return whitening, f"whitened: {verdict}"

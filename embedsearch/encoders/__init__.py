@@ -74,7 +74,9 @@ def load_encoder(spec: str, image_size: int | None = None, flip_average: bool = 
         from embedsearch.encoders.rundir import is_run_dir, load_run_dir
 
         if not is_run_dir(path):
-            raise ModelError(f"{path} is a folder but not a run dir (needs config.json and model.safetensors)")
+            raise ModelError(
+                f"{path} is a folder but not a run dir (needs config.json and model.safetensors)"
+            )
         if image_size is not None:
             raise ModelError("--image-size does not apply to a run dir: it has its own")
         return _flipped(load_run_dir(path, spec), flip_average)

@@ -74,7 +74,9 @@ def fingerprint_of(config: dict[str, Any], state_dict: dict[str, torch.Tensor]) 
         tensor = state_dict[name].detach().cpu().contiguous()
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(
+            tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
+        )
     return digest.hexdigest()
 
 
@@ -132,7 +134,9 @@ class Encoder:
             True
         """
         if "image" not in self.modalities:
-            raise ModelError(f"model {self.spec} has no image tower: flip averaging applies to images")
+            raise ModelError(
+                f"model {self.spec} has no image tower: flip averaging applies to images"
+            )
         if self._fingerprint is not None and not self.flip_average:
             self._fingerprint = None  # the vectors change, so does the fingerprint
         self.flip_average = True
@@ -169,8 +173,9 @@ class Encoder:
             if self.flip_average:
                 # Each view normalised first, so neither dominates the mean by its norm.
                 mirrored = self._forward_images(pixels.flip(-1))
-                features = torch.nn.functional.normalize(features.float(), dim=-1) + torch.nn.functional.normalize(
-                    mirrored.float(), dim=-1)
+                features = torch.nn.functional.normalize(
+                    features.float(), dim=-1
+                ) + torch.nn.functional.normalize(mirrored.float(), dim=-1)
         return _normalise(features)
 
     @torch.inference_mode()

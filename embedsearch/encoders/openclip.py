@@ -70,7 +70,9 @@ def create_clip_model(arch: str, pretrained: str | None = None, model_cfg: dict 
         try:
             model = open_clip.create_model(arch, pretrained=tag)
         except RuntimeError as e:
-            raise ModelError(f"cannot create openclip:{arch}/{tag} (needs network for tags): {e}") from e
+            raise ModelError(
+                f"cannot create openclip:{arch}/{tag} (needs network for tags): {e}"
+            ) from e
         finally:
             logging.disable(logging.NOTSET)
     if is_file:
@@ -118,7 +120,11 @@ def openclip_config(arch: str, model: torch.nn.Module) -> dict[str, Any]:
 
 
 def encoder_from_model(
-    arch: str, model: torch.nn.Module, spec: str, options: dict[str, Any], config: dict | None = None
+    arch: str,
+    model: torch.nn.Module,
+    spec: str,
+    options: dict[str, Any],
+    config: dict | None = None,
 ) -> OpenClipEncoder:
     """Wrap a built open_clip model as an :class:`OpenClipEncoder`."""
     import open_clip
@@ -129,7 +135,9 @@ def encoder_from_model(
         options=options,
         dim=int(config["dim"]),
         modalities=frozenset(config["modalities"]),
-        preprocess=ImagePreprocess(int(config["image_size"]), tuple(config["mean"]), tuple(config["std"])),
+        preprocess=ImagePreprocess(
+            int(config["image_size"]), tuple(config["mean"]), tuple(config["std"])
+        ),
         config=config,
         model=model,
     )

@@ -90,7 +90,9 @@ def read_run_config(path: str | Path) -> dict[str, Any]:
     if config.get("format") != RUN_FORMAT:
         raise FormatError(f"{path / CONFIG_FILE} is not an embedsearch run config")
     if config.get("format_version", 0) > RUN_FORMAT_VERSION:
-        raise FormatError(f"{path} was written by a newer embedsearch (format {config['format_version']})")
+        raise FormatError(
+            f"{path} was written by a newer embedsearch (format {config['format_version']})"
+        )
     return config
 
 
@@ -103,7 +105,9 @@ def load_run_dir(path: str | Path, spec: str | None = None) -> Encoder:
     state_dict = load_weights_file(path / WEIGHTS_FILE)
     model_weights = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIX)}
     spec = spec or str(path)
-    model_config = {k: v for k, v in config.items() if k not in ("format", "format_version", "training")}
+    model_config = {
+        k: v for k, v in config.items() if k not in ("format", "format_version", "training")
+    }
     family = config.get("family")
     if family == "simclr":
         from embedsearch.encoders.simclr import encoder_from_config

@@ -34,7 +34,9 @@ def build_backbone(arch: str, small_stem: bool, seed: int = 0) -> nn.Module:
     import torchvision
 
     if arch not in RESNET_WIDTHS:
-        raise ModelError(f"unknown SimCLR backbone {arch!r}: choose one of {', '.join(RESNET_WIDTHS)}")
+        raise ModelError(
+            f"unknown SimCLR backbone {arch!r}: choose one of {', '.join(RESNET_WIDTHS)}"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         backbone = getattr(torchvision.models, arch)(weights=None)
@@ -82,7 +84,9 @@ def encoder_from_config(
         options=options,
         dim=RESNET_WIDTHS[config["arch"]],
         modalities=frozenset({"image"}),
-        preprocess=ImagePreprocess(int(config["image_size"]), tuple(config["mean"]), tuple(config["std"])),
+        preprocess=ImagePreprocess(
+            int(config["image_size"]), tuple(config["mean"]), tuple(config["std"])
+        ),
         config=config,
         model=backbone,
     )

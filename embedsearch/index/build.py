@@ -85,8 +85,15 @@ def build_index(
     if append:
         from embedsearch.index.append import append_index
 
-        return append_index(sources, out, target_recall=target_recall, k=k, device=device,
-                            seed=seed, progress=progress)
+        return append_index(
+            sources,
+            out,
+            target_recall=target_recall,
+            k=k,
+            device=device,
+            seed=seed,
+            progress=progress,
+        )
     layout.check_out_dir(out, overwrite)
     started = time.perf_counter()
     dirs = open_sources(sources)
@@ -94,8 +101,9 @@ def build_index(
     n = sum(d.live_rows for d in dirs)
     plan = choose_index(n, dirs[0].dim, budget, kind)
     queries = min(QUERY_SAMPLE, max(1, n // 8))
-    train, tuning, held_out = sample_rows(dirs, [training_rows(plan, n, dirs[0].dim), queries, queries],
-                                          seed=seed, progress=progress)
+    train, tuning, held_out = sample_rows(
+        dirs, [training_rows(plan, n, dirs[0].dim), queries, queries], seed=seed, progress=progress
+    )
     index = _trained_index(plan, dirs[0].dim, train, device, progress)
     del train
     info = new_index_info(plan, dirs, budget, target_recall, k)
@@ -105,7 +113,9 @@ def build_index(
         return finish_index(parts, staged, out, started, [plan.reason], progress)
 
 
-def _trained_index(plan: IndexPlan, dim: int, train: Sample, device: str, progress: Progress) -> Any:
+def _trained_index(
+    plan: IndexPlan, dim: int, train: Sample, device: str, progress: Progress
+) -> Any:
     import faiss
 
     from embedsearch.index.gpu import train_on_device, use_gpu

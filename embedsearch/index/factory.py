@@ -46,7 +46,9 @@ MIN_POINTS_PER_LIST = 39  # faiss k-means warns below this
 # indexes. 1M x 128 into OPQ88 over 8,192 lists: 50 a list trained in 79 s, 40 in 66 s, same
 # tuned recall (0.91).
 TRAIN_POINTS_PER_LIST = 40
-PQ_POINTS_PER_CENTROID = 50  # PQ codebooks train on 50 points a centroid: 12,800 rows at 8 bits, 51,200 at 10
+PQ_POINTS_PER_CENTROID = (
+    50  # PQ codebooks train on 50 points a centroid: 12,800 rows at 8 bits, 51,200 at 10
+)
 MAX_TRAIN_BYTES = 512 * 2**20
 
 
@@ -132,8 +134,13 @@ def _pq_codec(dim: int, m: int, nbits: int) -> Codec:
         # np: no polysemous training (minutes on 2 cores, and unused here)
         return Codec(f"PQ{m}x{nbits}np", code, fixed_bytes=2**nbits * dim * 4)
     out = 2 * m
-    return Codec(f"PQ{m}x{nbits}np", code, prefix=f"OPQ{m}_{out},", ivf_dim=out,
-                 fixed_bytes=2**nbits * out * 4 + dim * out * 4)
+    return Codec(
+        f"PQ{m}x{nbits}np",
+        code,
+        prefix=f"OPQ{m}_{out},",
+        ivf_dim=out,
+        fixed_bytes=2**nbits * out * 4 + dim * out * 4,
+    )
 
 
 def _codecs(dim: int, n: int) -> list[Codec]:
@@ -189,23 +196,36 @@ def plan_kind(kind: str, n: int, dim: int, max_memory: int) -> IndexPlan:
     nlist = choose_nlist(n)
     if kind == "flat":
         size = n * (dim * 4 + ID_BYTES)
-        return IndexPlan("flat", "IDMap2,Flat", 0, size, size <= max_memory, "asked for exact search")
+        return IndexPlan(
+            "flat", "IDMap2,Flat", 0, size, size <= max_memory, "asked for exact search"
+        )
     if kind == "hnsw":
         size = int(n * (dim * 4 + ID_BYTES + HNSW_M * 2 * 4 * 1.1))
-        return IndexPlan("hnsw", f"IDMap2,HNSW{HNSW_M},Flat", 0, size, size <= max_memory, "asked for HNSW")
+        return IndexPlan(
+            "hnsw", f"IDMap2,HNSW{HNSW_M},Flat", 0, size, size <= max_memory, "asked for HNSW"
+        )
     if kind == "ivf":
         size = _ivf_bytes(n, dim, nlist, dim * 4)
-        return IndexPlan("ivf", f"IVF{nlist},Flat", nlist, size, size <= max_memory, "asked for IVF")
+        return IndexPlan(
+            "ivf", f"IVF{nlist},Flat", nlist, size, size <= max_memory, "asked for IVF"
+        )
     if kind == "ivfpq":
         # refined fast-scan PQ when its SQ8 codes fit, else the most accurate plain PQ that fits
         refined = _refined_pq(dim)
         options = ([Codec(refined[0], refined[1], prefix="IDMap2,")] if refined else []) + [
-            c for c in _codecs(dim, n) if c.suffix.startswith("PQ")]
+            c for c in _codecs(dim, n) if c.suffix.startswith("PQ")
+        ]
         for codec in options:
             size = codec.size(n, dim, nlist)
             if size <= max_memory or codec is options[-1]:
-                return IndexPlan("ivfpq", codec.factory(nlist), nlist, size, size <= max_memory,
-                                 "asked for a compressed IVF index")
+                return IndexPlan(
+                    "ivfpq",
+                    codec.factory(nlist),
+                    nlist,
+                    size,
+                    size <= max_memory,
+                    "asked for a compressed IVF index",
+                )
     raise InputError(f"unknown --kind {kind!r}: use one of {', '.join(KINDS)}")
 
 
@@ -221,8 +241,14 @@ def choose_index(n: int, dim: int, max_memory: int, kind: str = "auto") -> Index
         return plan_kind(kind, n, dim, max_memory)
     flat = plan_kind("flat", n, dim, max_memory)
     if flat.fits and n * dim <= FLAT_WORK_LIMIT:
-        return IndexPlan("flat", flat.factory, 0, flat.estimated_bytes, True,
-                         f"{n:,} vectors: exact search is fast enough and fits the budget")
+        return IndexPlan(
+            "flat",
+            flat.factory,
+            0,
+            flat.estimated_bytes,
+            True,
+            f"{n:,} vectors: exact search is fast enough and fits the budget",
+        )
     options = [Codec("Flat", dim * 4)] + _codecs(dim, n)
     fitting_pq: list[tuple[Codec, int, int]] = []
     for codec in options:
@@ -234,17 +260,39 @@ def choose_index(n: int, dim: int, max_memory: int, kind: str = "auto") -> Index
                 fitting_pq.append((codec, nlist, size))
             else:
                 kind_name = "ivf" if codec.suffix == "Flat" else "ivfsq"
-                return IndexPlan(kind_name, codec.factory(nlist), nlist, size, True,
-                                 f"most accurate index within the {max_memory:,} byte budget")
+                return IndexPlan(
+                    kind_name,
+                    codec.factory(nlist),
+                    nlist,
+                    size,
+                    True,
+                    f"most accurate index within the {max_memory:,} byte budget",
+                )
     if fitting_pq:
         most_bytes = max(codec.code_bytes for codec, _, _ in fitting_pq)
-        near = [option for option in fitting_pq if option[0].code_bytes >= PQ_BYTES_FOR_LISTS * most_bytes]
+        near = [
+            option
+            for option in fitting_pq
+            if option[0].code_bytes >= PQ_BYTES_FOR_LISTS * most_bytes
+        ]
         codec, nlist, size = max(near, key=lambda option: (option[1], option[0].code_bytes))
-        return IndexPlan("ivfpq", codec.factory(nlist), nlist, size, True,
-                         f"most accurate index within the {max_memory:,} byte budget")
+        return IndexPlan(
+            "ivfpq",
+            codec.factory(nlist),
+            nlist,
+            size,
+            True,
+            f"most accurate index within the {max_memory:,} byte budget",
+        )
     codec, nlist = options[-1], choose_nlist(n)
-    return IndexPlan("ivfpq", codec.factory(nlist), nlist, codec.size(n, dim, nlist), False,
-                     "nothing fits the memory budget; this is the smallest index")
+    return IndexPlan(
+        "ivfpq",
+        codec.factory(nlist),
+        nlist,
+        codec.size(n, dim, nlist),
+        False,
+        "nothing fits the memory budget; this is the smallest index",
+    )
 
 
 def search_param_grid(index: Any) -> list[list[dict[str, int]]]:
@@ -260,7 +308,9 @@ def search_param_grid(index: Any) -> list[list[dict[str, int]]]:
         return [[{}]]
     ladders = []
     for factor in factors:
-        ladder = [{name: value, **({"k_factor": factor} if factor else {})} for name, value in primary]
+        ladder = [
+            {name: value, **({"k_factor": factor} if factor else {})} for name, value in primary
+        ]
         ladders.append(ladder)
     return ladders
 

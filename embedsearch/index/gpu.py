@@ -30,7 +30,9 @@ def use_gpu(device: str) -> bool:
         return False
     gpus = faiss_gpus()
     if device == "cuda" and gpus == 0:
-        raise InputError("--device cuda: the installed faiss has no GPU support (faiss-cpu); use --device auto")
+        raise InputError(
+            "--device cuda: the installed faiss has no GPU support (faiss-cpu); use --device auto"
+        )
     return gpus > 0
 
 

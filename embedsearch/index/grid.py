@@ -33,15 +33,36 @@ def write_grid(results: Sequence[QueryResult], path: str | Path, thumb: int = TH
     rows = list(results)[:MAX_ROWS]
     columns = 1 + max((len(r.hits) for r in rows), default=0)
     cell_w, cell_h = thumb + PAD, thumb + LABEL + PAD
-    sheet = Image.new("RGB", (max(1, columns) * cell_w + PAD, max(1, len(rows)) * cell_h + PAD), "white")
+    sheet = Image.new(
+        "RGB", (max(1, columns) * cell_w + PAD, max(1, len(rows)) * cell_h + PAD), "white"
+    )
     draw = ImageDraw.Draw(sheet)
     for row, result in enumerate(rows):
         y = PAD + row * cell_h
         query_image = Path(result.query) if result.kind == "image" else None
-        _cell(sheet, draw, PAD, y, thumb, query_image, result.query, f"query ({result.kind})", "#1f4e99")
+        _cell(
+            sheet,
+            draw,
+            PAD,
+            y,
+            thumb,
+            query_image,
+            result.query,
+            f"query ({result.kind})",
+            "#1f4e99",
+        )
         for col, hit in enumerate(result.hits, start=1):
-            _cell(sheet, draw, PAD + col * cell_w, y, thumb, Path(hit.source), hit.source,
-                  f"#{hit.rank}  {hit.score:.3f}", "#444444")
+            _cell(
+                sheet,
+                draw,
+                PAD + col * cell_w,
+                y,
+                thumb,
+                Path(hit.source),
+                hit.source,
+                f"#{hit.rank}  {hit.score:.3f}",
+                "#444444",
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     sheet.save(tmp, format="PNG")
@@ -49,8 +70,17 @@ def write_grid(results: Sequence[QueryResult], path: str | Path, thumb: int = TH
     return path
 
 
-def _cell(sheet: Any, draw: Any, x: int, y: int, thumb: int, image_path: Path | None, text: str,
-          label: str, colour: str) -> None:
+def _cell(
+    sheet: Any,
+    draw: Any,
+    x: int,
+    y: int,
+    thumb: int,
+    image_path: Path | None,
+    text: str,
+    label: str,
+    colour: str,
+) -> None:
     from embedsearch.data.decode import DecodeError, is_image_file, load_image
 
     image = None
@@ -62,7 +92,9 @@ def _cell(sheet: Any, draw: Any, x: int, y: int, thumb: int, image_path: Path | 
     draw.rectangle([x - 1, y - 1, x + thumb, y + thumb], outline=colour, width=2)
     if image is not None:
         scale = thumb / max(image.size)  # small images are enlarged too, so every tile is legible
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        )
         sheet.paste(image, (x + (thumb - image.width) // 2, y + (thumb - image.height) // 2))
     else:  # a text query or a non-image hit: its words
         wrapped = textwrap.wrap(text, width=max(8, thumb // 7))[: thumb // 12]

@@ -48,7 +48,9 @@ def make_keys(ids: np.ndarray, dir_number: int) -> np.ndarray:
     """Embedding ids of ``sources[dir_number]`` -> faiss keys (refuses ids >= 2**40)."""
     ids = np.asarray(ids, dtype=np.int64)
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= ID_LIMIT):
-        raise InputError(f"embedding ids must lie in [0, 2**{KEY_BITS}); got {int(ids.min())}..{int(ids.max())}")
+        raise InputError(
+            f"embedding ids must lie in [0, 2**{KEY_BITS}); got {int(ids.min())}..{int(ids.max())}"
+        )
     return (np.int64(dir_number) << np.int64(KEY_BITS)) | ids
 
 
@@ -114,7 +116,9 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
     if not is_index_dir(out):
         raise InputError(f"--out {out} is a non-empty folder that is not an index dir")
     if not overwrite:
-        raise InputError(f"--out {out} is already an index: use --append to add rows or --overwrite to rebuild")
+        raise InputError(
+            f"--out {out} is already an index: use --append to add rows or --overwrite to rebuild"
+        )
 
 
 def publish(staged: Path, out: Path) -> None:

@@ -51,7 +51,10 @@ class MetadataWriter:
 
     def write(self, keys: np.ndarray, dir_number: int, batch: pa.RecordBatch) -> None:
         """Append rows: ``batch`` holds ``id``, ``source`` and metadata columns (embedding dropped)."""
-        columns = {"key": pa.array(keys, pa.int64()), "dir": pa.array(np.full(len(keys), dir_number, np.int32))}
+        columns = {
+            "key": pa.array(keys, pa.int64()),
+            "dir": pa.array(np.full(len(keys), dir_number, np.int32)),
+        }
         for name in batch.schema.names:
             if name not in SKIPPED_COLUMNS:
                 columns[name] = batch.column(name)
@@ -104,15 +107,20 @@ class MetadataStore:
         for number, table in enumerate(self.tables):
             column = table.column("key").to_numpy()
             keys.append(column)
-            where.append(np.stack([np.full(len(column), number, np.int64), np.arange(len(column))], axis=1))
+            where.append(
+                np.stack([np.full(len(column), number, np.int64), np.arange(len(column))], axis=1)
+            )
         self.keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
         self._where = np.concatenate(where) if where else np.zeros((0, 2), np.int64)
         self._order = np.argsort(self.keys, kind="stable")
         self._sorted = self.keys[self._order]
         # One dir with unbroken ids (the usual case): a key's sorted position is key - first key,
         # which saves two binary searches over N keys per lookup.
-        self._dense = bool(len(self._sorted)) and int(self._sorted[-1] - self._sorted[0]) == len(self._sorted) - 1 \
+        self._dense = (
+            bool(len(self._sorted))
+            and int(self._sorted[-1] - self._sorted[0]) == len(self._sorted) - 1
             and bool((np.diff(self._sorted) == 1).all())
+        )
         # ...and stored in key order in one file (an index built in one go): the sorted position
         # is the row, which saves two gathers over N-row arrays per lookup
         self._in_order = len(self.tables) == 1 and bool((np.diff(self.keys) > 0).all())
@@ -160,7 +168,9 @@ class MetadataStore:
                 parts.append(_payload(table).take(pa.array(where[mine, 1])))
                 picked.append(mine)
         if not parts:
-            return found, pa.concat_tables([_payload(t).slice(0, 0) for t in self.tables], promote_options="default")
+            return found, pa.concat_tables(
+                [_payload(t).slice(0, 0) for t in self.tables], promote_options="default"
+            )
         merged = pa.concat_tables(parts, promote_options="default")
         order = np.empty(len(positions), np.int64)  # i-th found key -> its row in `merged`
         order[np.concatenate(picked)] = np.arange(len(positions))
@@ -192,8 +202,8 @@ class MetadataStore:
             # one vectorised take per file, converted column by column (much faster than row dicts)
             columns = table.take(pa.array(where[mine, 1])).to_pydict()
             names = list(columns)
-            for out, values in zip(outs[mine].tolist(), zip(*columns.values())):
-                rows[out] = dict(zip(names, values))
+            for out, values in zip(outs[mine].tolist(), zip(*columns.values(), strict=False), strict=False):
+                rows[out] = dict(zip(names, values, strict=False))
         return rows
 
 

@@ -47,10 +47,15 @@ class QueryResult:
         return {"type": self.kind, "query": self.query, "hits": [h.to_dict() for h in self.hits]}
 
 
-def run_queries(index_dir: str | Path, spec: QuerySpec, k: int = 10, device: str = "auto") -> list[QueryResult]:
+def run_queries(
+    index_dir: str | Path, spec: QuerySpec, k: int = 10, device: str = "auto"
+) -> list[QueryResult]:
     """Search ``index_dir`` with the query in ``spec``; one :class:`QueryResult` per query."""
-    given = [name for name in ("text", "image", "embedding_id", "vector", "queries")
-             if getattr(spec, name) is not None]
+    given = [
+        name
+        for name in ("text", "image", "embedding_id", "vector", "queries")
+        if getattr(spec, name) is not None
+    ]
     if len(given) != 1:
         raise InputError("give exactly one of --text, --image, --id, --vector, --queries")
     searcher = Searcher.open(index_dir, device=device)
@@ -59,11 +64,17 @@ def run_queries(index_dir: str | Path, spec: QuerySpec, k: int = 10, device: str
     if spec.image is not None:
         return [QueryResult("image", str(spec.image), searcher.search_image(spec.image, k))]
     if spec.embedding_id is not None:
-        return [QueryResult("id", str(spec.embedding_id), searcher.search_id(spec.embedding_id, k, spec.dir))]
+        return [
+            QueryResult(
+                "id", str(spec.embedding_id), searcher.search_id(spec.embedding_id, k, spec.dir)
+            )
+        ]
     if spec.vector is not None:
         vectors = _load_vectors(spec.vector)
-        return [QueryResult("vector", f"{spec.vector}[{row}]", hits)
-                for row, hits in enumerate(searcher.search_vectors(vectors, k))]
+        return [
+            QueryResult("vector", f"{spec.vector}[{row}]", hits)
+            for row, hits in enumerate(searcher.search_vectors(vectors, k))
+        ]
     return _run_file(searcher, Path(spec.queries), k)
 
 
@@ -73,14 +84,18 @@ def _load_vectors(path: Path) -> np.ndarray:
     except (OSError, ValueError) as e:
         raise InputError(f"--vector {path} is not a readable .npy file: {e}") from e
     if vectors.ndim not in (1, 2) or not np.issubdtype(vectors.dtype, np.number):
-        raise InputError(f"--vector {path} must hold a numeric (dim,) or (n, dim) array, got {vectors.shape}")
+        raise InputError(
+            f"--vector {path} must hold a numeric (dim,) or (n, dim) array, got {vectors.shape}"
+        )
     return np.atleast_2d(vectors).astype(np.float32)
 
 
 def _run_file(searcher: Searcher, path: Path, k: int) -> list[QueryResult]:
     """Lines that name an existing image file are image queries, the rest texts; each kind as a batch."""
     try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [
+            line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"--queries {path} is not a readable text file: {e}") from e
     if not lines:
@@ -91,10 +106,10 @@ def _run_file(searcher: Searcher, path: Path, k: int) -> list[QueryResult]:
     text_rows = [i for i, p in images.items() if p is None]
     results: dict[int, QueryResult] = {}
     if image_rows:
-        for i, hits in zip(image_rows, searcher.search_images([images[i] for i in image_rows], k)):
+        for i, hits in zip(image_rows, searcher.search_images([images[i] for i in image_rows], k), strict=False):
             results[i] = QueryResult("image", lines[i], hits)
     if text_rows:
-        for i, hits in zip(text_rows, searcher.search_texts([lines[i] for i in text_rows], k)):
+        for i, hits in zip(text_rows, searcher.search_texts([lines[i] for i in text_rows], k), strict=False):
             results[i] = QueryResult("text", lines[i], hits)
     return [results[i] for i in range(len(lines))]
 

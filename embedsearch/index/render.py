@@ -57,8 +57,13 @@ def hits_table(result: QueryResult, width: int = 120) -> Any:
     source_width = min(60, max((len(h.source) for h in result.hits), default=6))
     room = width - (6 + 8 + 9 + source_width + 4)
     shown = []
-    for name in metadata:  # narrow terminals: leave out metadata columns that do not fit rather than wrap every cell
-        column_width = min(24, max([len(name)] + [len(str(h.metadata.get(name, ""))) for h in result.hits])) + 3
+    for name in (
+        metadata
+    ):  # narrow terminals: leave out metadata columns that do not fit rather than wrap every cell
+        column_width = (
+            min(24, max([len(name)] + [len(str(h.metadata.get(name, ""))) for h in result.hits]))
+            + 3
+        )
         if column_width > room:
             continue
         shown.append(name)
@@ -71,6 +76,11 @@ def hits_table(result: QueryResult, width: int = 120) -> Any:
     for name in shown:
         table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=24)
     for hit in result.hits:
-        table.add_row(str(hit.rank), str(hit.id), f"{hit.score:.4f}", hit.source,
-                      *(str(hit.metadata.get(name, "")) for name in shown))
+        table.add_row(
+            str(hit.rank),
+            str(hit.id),
+            f"{hit.score:.4f}",
+            hit.source,
+            *(str(hit.metadata.get(name, "")) for name in shown),
+        )
     return table

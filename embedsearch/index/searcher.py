@@ -31,7 +31,9 @@ from embedsearch.index.metadata import KEY_COLUMNS, MetadataStore
 
 _FIXED = (*KEY_COLUMNS, "source")  # stored columns that are not metadata
 # what a hit row holds besides its metadata (``query*``: the CLI's jsonl/csv rows and search_table)
-HIT_FIELDS = frozenset({"query", "query_index", "query_type", "rank", "id", "score", "source", "dir"})
+HIT_FIELDS = frozenset(
+    {"query", "query_index", "query_type", "rank", "id", "score", "source", "dir"}
+)
 
 
 def _output_name(column: str) -> str:
@@ -53,14 +55,22 @@ class Hit:
     def to_dict(self) -> dict[str, Any]:
         """Flat dict for JSON/CSV output: rank, id, score, source, dir, then metadata columns
         (one named like a hit field, e.g. a ``score`` column of the input table, becomes ``input_score``)."""
-        return {"rank": self.rank, "id": self.id, "score": self.score, "source": self.source,
-                "dir": self.dir, **{_output_name(name): value for name, value in self.metadata.items()}}
+        return {
+            "rank": self.rank,
+            "id": self.id,
+            "score": self.score,
+            "source": self.source,
+            "dir": self.dir,
+            **{_output_name(name): value for name, value in self.metadata.items()},
+        }
 
 
 class Searcher:
     """An opened index dir. Build one with :meth:`Searcher.open`."""
 
-    def __init__(self, path: Path, info: dict[str, Any], index: Any, store: MetadataStore, device: str) -> None:
+    def __init__(
+        self, path: Path, info: dict[str, Any], index: Any, store: MetadataStore, device: str
+    ) -> None:
         self.path = path
         self.info = info
         self.index = index
@@ -79,7 +89,9 @@ class Searcher:
         info = layout.read_info(path)
         index = faiss.read_index(str(path / layout.INDEX_FILE))
         set_search_params_safe(index, info.get("search_params", {}))
-        index = to_search_device(index, use_gpu(device) and info["kind"] in ("flat", "ivf", "ivfsq"))
+        index = to_search_device(
+            index, use_gpu(device) and info["kind"] in ("flat", "ivf", "ivfsq")
+        )
         store = MetadataStore(path, [m["file"] for m in info["metadata_files"]])
         return cls(path, info, index, store, device)
 
@@ -111,7 +123,9 @@ class Searcher:
         """(scores, keys) arrays straight from faiss, shape (n, k); key -1 = no result."""
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         if vectors.shape[1] != self.dim:
-            raise InputError(f"query vectors have dim {vectors.shape[1]}, the index holds dim {self.dim}")
+            raise InputError(
+                f"query vectors have dim {vectors.shape[1]}, the index holds dim {self.dim}"
+            )
         if not np.isfinite(vectors).all():
             raise InputError("query vectors contain NaN/inf")
         if k < 1:
@@ -147,7 +161,9 @@ class Searcher:
             rows = self.store.lookup(flat)
             found = np.array([r is not None for r in rows], bool)
             sources = [r["source"] for r in rows if r is not None]
-            metadata = [{c: v for c, v in r.items() if c not in _FIXED} for r in rows if r is not None]
+            metadata = [
+                {c: v for c, v in r.items() if c not in _FIXED} for r in rows if r is not None
+            ]
         # the key carries the embedding id and the dir: no need to read them from the store
         ids, dirs = layout.split_keys(flat[found])
         if found.all():  # the usual case
@@ -242,8 +258,12 @@ class Searcher:
         """The vector of an indexed row: exact from its embedding dir when present, else from the index."""
         key = int(layout.make_keys(np.array([embedding_id]), dir)[0])
         if not self.store.contains(np.array([key]))[0]:
-            raise InputError(f"id {embedding_id} (source dir #{dir}) is not in the index {self.path}")
-        exact = _vector_from_source(self.info["sources"][dir], self.info["fingerprint"], embedding_id)
+            raise InputError(
+                f"id {embedding_id} (source dir #{dir}) is not in the index {self.path}"
+            )
+        exact = _vector_from_source(
+            self.info["sources"][dir], self.info["fingerprint"], embedding_id
+        )
         if exact is not None:
             return exact
         return _reconstruct(self.index, key)
@@ -262,7 +282,9 @@ def _metadata_dicts(columns: dict[str, list[Any]], rows: int) -> list[dict[str, 
     return dicts
 
 
-def _vector_from_source(entry: dict[str, Any], fingerprint: str, embedding_id: int) -> np.ndarray | None:
+def _vector_from_source(
+    entry: dict[str, Any], fingerprint: str, embedding_id: int
+) -> np.ndarray | None:
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
@@ -275,17 +297,24 @@ def _vector_from_source(entry: dict[str, Any], fingerprint: str, embedding_id: i
     if d.fingerprint != fingerprint or not d.shards:
         return None
     table = ds.dataset([str(p) for p in d.shard_paths()], format="parquet").to_table(
-        columns=["embedding"], filter=pc.field("id") == embedding_id)
+        columns=["embedding"], filter=pc.field("id") == embedding_id
+    )
     return embedding_matrix(table.column("embedding"), d.dim)[-1] if table.num_rows else None
 
 
 def _reconstruct(index: Any, key: int) -> np.ndarray:
     import faiss
 
-    cpu = faiss.index_gpu_to_cpu(index) if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__ else index
+    cpu = (
+        faiss.index_gpu_to_cpu(index)
+        if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__
+        else index
+    )
     try:
         ivf = faiss.extract_index_ivf(cpu)
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # keys are sparse: a hash map, not an array
+        ivf.set_direct_map_type(
+            faiss.DirectMap.Hashtable
+        )  # keys are sparse: a hash map, not an array
     except RuntimeError:
         pass  # IDMap2 keeps its own key -> row map
     try:

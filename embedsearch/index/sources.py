@@ -48,7 +48,9 @@ def open_sources(paths: Sequence[str | Path]) -> list[EmbeddingDir]:
             continue
         seen.add(path)
         if not EmbeddingDir.is_embedding_dir(path):
-            raise FormatError(f"{raw} is not an embedding dir (no manifest.json); make one with `embedsearch embed`")
+            raise FormatError(
+                f"{raw} is not an embedding dir (no manifest.json); make one with `embedsearch embed`"
+            )
         dirs.append(EmbeddingDir.open(path))
     check_compatible(dirs[0].fingerprint, dirs[0].model, dirs[0].dim, dirs[1:])
     if sum(d.live_rows for d in dirs) == 0:
@@ -79,13 +81,15 @@ def iter_rows(
     ``numbers`` are the dirs' positions in the index's ``sources`` (default 0, 1, ...).
     """
     numbers = list(numbers) if numbers is not None else list(range(len(dirs)))
-    for number, d in zip(numbers, dirs):
+    for number, d in zip(numbers, dirs, strict=False):
         for batch in iter_batches(d, columns, batch_rows):
             vectors = embedding_matrix(batch.column("embedding"), d.dim)
             finite = np.isfinite(vectors).all(axis=1)
             if not finite.all():
                 bad = batch.column("id").to_numpy(zero_copy_only=False)[~finite]
-                raise InputError(f"{d.path} has NaN/inf embeddings (ids {bad[:5].tolist()}): re-embed those inputs")
+                raise InputError(
+                    f"{d.path} has NaN/inf embeddings (ids {bad[:5].tolist()}): re-embed those inputs"
+                )
             yield number, batch, vectors
 
 
@@ -122,7 +126,9 @@ def sample_rows(
             lo, hi = np.searchsorted(positions, [start, stop])
             rows = positions[lo:hi] - start
             if len(rows):
-                parts[which].append((vectors[rows].copy(), ids[rows], np.full(len(rows), number, np.int64)))
+                parts[which].append(
+                    (vectors[rows].copy(), ids[rows], np.full(len(rows), number, np.int64))
+                )
         start = stop
         progress.advance(batch.num_rows)
     progress.stop()

@@ -70,8 +70,12 @@ class ExactTopK:
         if not len(self.queries) or not len(vectors):
             return
         kk = min(self.k + 1, len(vectors))
-        scores, rows = faiss.knn(self.queries, np.ascontiguousarray(vectors, np.float32), kk,
-                                 metric=faiss.METRIC_INNER_PRODUCT)
+        scores, rows = faiss.knn(
+            self.queries,
+            np.ascontiguousarray(vectors, np.float32),
+            kk,
+            metric=faiss.METRIC_INNER_PRODUCT,
+        )
         found = np.where(rows >= 0, np.asarray(keys, np.int64)[np.maximum(rows, 0)], -1)
         if kk < self.k + 1:  # the heap wants exactly k+1 columns
             pad = self.k + 1 - kk
@@ -88,7 +92,7 @@ class ExactTopK:
 def drop_own(found: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
     """Remove each row's own key from its (nq, k+1) result and keep the first ``k``."""
     out = np.full((len(found), k), -1, np.int64)
-    for row, (keys, me) in enumerate(zip(found, own)):
+    for row, (keys, me) in enumerate(zip(found, own, strict=False)):
         kept = keys[keys != me][:k]
         out[row, : len(kept)] = kept
     return out
@@ -97,15 +101,16 @@ def drop_own(found: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     """Share of the exact neighbours (``truth``, -1 = none) present in ``found``, over all queries."""
     hits = total = 0
-    for got, want in zip(found, truth):
+    for got, want in zip(found, truth, strict=False):
         want = want[want >= 0]
         hits += len(np.intersect1d(got, want))
         total += len(want)
     return hits / total if total else 1.0
 
 
-def measure_recall(index: Any, queries: np.ndarray, query_keys: np.ndarray, truth: np.ndarray,
-                   k: int) -> tuple[float, float]:
+def measure_recall(
+    index: Any, queries: np.ndarray, query_keys: np.ndarray, truth: np.ndarray, k: int
+) -> tuple[float, float]:
     """(recall@k, seconds for the whole batch) of ``index`` with its current parameters."""
     start = time.perf_counter()
     _, found = index.search(np.ascontiguousarray(queries, np.float32), k + 1)
@@ -113,8 +118,13 @@ def measure_recall(index: Any, queries: np.ndarray, query_keys: np.ndarray, trut
     return recall_at_k(drop_own(found, query_keys, k), truth), seconds
 
 
-def tune(index: Any, tuning: tuple[np.ndarray, np.ndarray, np.ndarray],
-         held_out: tuple[np.ndarray, np.ndarray, np.ndarray], k: int, target: float) -> TuneResult:
+def tune(
+    index: Any,
+    tuning: tuple[np.ndarray, np.ndarray, np.ndarray],
+    held_out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    k: int,
+    target: float,
+) -> TuneResult:
     """Fastest parameters meeting ``target`` recall@k on ``tuning``; recall re-measured on ``held_out``.
 
     ``tuning``/``held_out`` are (queries, their keys, exact neighbour keys). When nothing meets
@@ -137,17 +147,22 @@ def tune(index: Any, tuning: tuple[np.ndarray, np.ndarray, np.ndarray],
         best = min(meeting, key=lambda t: t.seconds)
     else:  # unreachable: the cheapest setting on the recall plateau, not a full scan for +0.001
         top = max(t.recall for t in trials)
-        best = min((t for t in trials if t.recall >= top - PLATEAU_TOLERANCE), key=lambda t: t.seconds)
+        best = min(
+            (t for t in trials if t.recall >= top - PLATEAU_TOLERANCE), key=lambda t: t.seconds
+        )
     set_search_params(index, best.params)
     recall, _ = measure_recall(index, *held_out, k)
     params = best.params
-    if meeting and recall < target:  # the tuning set flattered this setting: step up on held-out queries
+    if (
+        meeting and recall < target
+    ):  # the tuning set flattered this setting: step up on held-out queries
         params, recall = _step_up(index, best.params, held_out, k, target, recall)
     return TuneResult(params, recall, recall >= target, trials)
 
 
-def _step_up(index: Any, params: dict[str, int], held_out: tuple, k: int, target: float,
-             recall: float) -> tuple[dict[str, int], float]:
+def _step_up(
+    index: Any, params: dict[str, int], held_out: tuple, k: int, target: float, recall: float
+) -> tuple[dict[str, int], float]:
     for ladder in search_param_grid(index):
         if not ladder or ladder[0].keys() != params.keys():
             continue
@@ -165,7 +180,9 @@ def _step_up(index: Any, params: dict[str, int], held_out: tuple, k: int, target
     return params, recall
 
 
-def measure_latency(index: Any, queries: np.ndarray, k: int, singles: int = 200) -> dict[str, float]:
+def measure_latency(
+    index: Any, queries: np.ndarray, k: int, singles: int = 200
+) -> dict[str, float]:
     """Single-query p50/p99 (ms) over ``singles`` queries and batch QPS over all ``queries``."""
     queries = np.ascontiguousarray(queries, np.float32)
     index.search(queries[:8], k)  # warm caches and thread pools

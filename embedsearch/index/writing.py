@@ -58,8 +58,9 @@ def source_entry(d: EmbeddingDir) -> dict[str, Any]:
     }
 
 
-def new_index_info(plan: IndexPlan, dirs: Sequence[EmbeddingDir], budget: int, target: float,
-                   k: int) -> dict[str, Any]:
+def new_index_info(
+    plan: IndexPlan, dirs: Sequence[EmbeddingDir], budget: int, target: float, k: int
+) -> dict[str, Any]:
     """``index.json`` of a new index, before rows are added and parameters tuned."""
     first = dirs[0]
     return {
@@ -90,8 +91,15 @@ def new_index_info(plan: IndexPlan, dirs: Sequence[EmbeddingDir], budget: int, t
     }
 
 
-def add_rows(parts: IndexParts, dirs: Sequence[EmbeddingDir], numbers: Sequence[int], staged: Path,
-             skip: MetadataStore | None, progress: Progress, add_to: set[int] | None = None) -> None:
+def add_rows(
+    parts: IndexParts,
+    dirs: Sequence[EmbeddingDir],
+    numbers: Sequence[int],
+    staged: Path,
+    skip: MetadataStore | None,
+    progress: Progress,
+    add_to: set[int] | None = None,
+) -> None:
     """Stream ``dirs``: add rows of dirs in ``add_to`` (all by default) not in ``skip``; update ground truth."""
     truths = [ExactTopK(s.vectors, sample_keys(s), parts.k) for s in (parts.tuning, parts.held_out)]
     writers: dict[int, MetadataWriter] = {}
@@ -109,7 +117,9 @@ def add_rows(parts: IndexParts, dirs: Sequence[EmbeddingDir], numbers: Sequence[
             new[:] = False
         if new.any():
             if number not in writers:
-                writers[number] = MetadataWriter(staged / layout.META_TEMPLATE.format(next_file + len(writers)))
+                writers[number] = MetadataWriter(
+                    staged / layout.META_TEMPLATE.format(next_file + len(writers))
+                )
             rows = np.flatnonzero(new)
             parts.index.add_with_ids(np.ascontiguousarray(vectors[rows]), keys[rows])
             writers[number].write(keys[rows], number, batch.take(rows))
@@ -118,13 +128,22 @@ def add_rows(parts: IndexParts, dirs: Sequence[EmbeddingDir], numbers: Sequence[
     progress.stop()
     for number, writer in writers.items():
         writer.close()
-        parts.info["metadata_files"].append({"file": writer.path.name, "dir": number, "rows": writer.rows})
+        parts.info["metadata_files"].append(
+            {"file": writer.path.name, "dir": number, "rows": writer.rows}
+        )
         parts.info["sources"][number]["indexed_rows"] += writer.rows
     parts.truth = [t.keys() for t in truths]
 
 
-def finish_index(parts: IndexParts, staged: Path, out: Path, started: float, notes: list[str],
-                 progress: Progress, seconds_key: str = "build_seconds") -> Any:
+def finish_index(
+    parts: IndexParts,
+    staged: Path,
+    out: Path,
+    started: float,
+    notes: list[str],
+    progress: Progress,
+    seconds_key: str = "build_seconds",
+) -> Any:
     """Tune, measure, write ``index.faiss`` + ``index.json`` (last) and publish; returns a BuildSummary."""
     import faiss
 
@@ -141,23 +160,49 @@ def finish_index(parts: IndexParts, staged: Path, out: Path, started: float, not
     progress.stop()
     notes = list(notes)
     if not result.met:
-        notes.append(f"recall@{k} target {target} not met: best reachable within the budget is {result.recall:.3f}")
+        notes.append(
+            f"recall@{k} target {target} not met: best reachable within the budget is {result.recall:.3f}"
+        )
     if info["estimated_bytes"] > info["max_memory"]:
-        notes.append(f"no index kind fits --max-memory {info['max_memory']:,} bytes; built the smallest")
+        notes.append(
+            f"no index kind fits --max-memory {info['max_memory']:,} bytes; built the smallest"
+        )
     faiss.write_index(parts.index, str(staged / layout.INDEX_FILE))
-    info.update({
-        "search_params": result.params,
-        "recall": {"k": k, "target": target, "recall_at_k": round(result.recall, 4), "met": result.met,
-                   "queries": len(parts.held_out.vectors)},
-        "tuning": [{"params": t.params, "recall": round(t.recall, 4), "seconds": round(t.seconds, 5)}
-                   for t in result.trials],
-        "latency": latency,
-        "memory_bytes": (staged / layout.INDEX_FILE).stat().st_size,
-        "ntotal": int(parts.index.ntotal),
-        seconds_key: round(time.perf_counter() - started, 3),
-        "notes": notes,
-    })
+    info.update(
+        {
+            "search_params": result.params,
+            "recall": {
+                "k": k,
+                "target": target,
+                "recall_at_k": round(result.recall, 4),
+                "met": result.met,
+                "queries": len(parts.held_out.vectors),
+            },
+            "tuning": [
+                {"params": t.params, "recall": round(t.recall, 4), "seconds": round(t.seconds, 5)}
+                for t in result.trials
+            ],
+            "latency": latency,
+            "memory_bytes": (staged / layout.INDEX_FILE).stat().st_size,
+            "ntotal": int(parts.index.ntotal),
+            seconds_key: round(time.perf_counter() - started, 3),
+            "notes": notes,
+        }
+    )
     layout.write_info(staged, info)
     layout.publish(staged, out)
-    return BuildSummary(out, info["kind"], info["factory"], info["ntotal"], parts.added, result.recall, target,
-                        result.met, result.params, info["memory_bytes"], info[seconds_key], notes, info)
+    return BuildSummary(
+        out,
+        info["kind"],
+        info["factory"],
+        info["ntotal"],
+        parts.added,
+        result.recall,
+        target,
+        result.met,
+        result.params,
+        info["memory_bytes"],
+        info[seconds_key],
+        notes,
+        info,
+    )

@@ -139,7 +139,9 @@ class EmbeddingDir:
                 existing._check_compatible(fingerprint, model, modality, dim)
                 return existing
             if any(entry.name != LOCK for entry in path.iterdir()):
-                raise FormatError(f"--out {path} is a non-empty folder that is not an embedding dir")
+                raise FormatError(
+                    f"--out {path} is a non-empty folder that is not an embedding dir"
+                )
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -240,7 +242,9 @@ class EmbeddingDir:
             for entry in self.path.iterdir():
                 shard = SHARD_PATTERN.match(entry.name)
                 tmp = TMP_PATTERN.match(entry.name)
-                if (shard and entry.name not in listed) or (tmp and not _pid_alive(int(tmp.group(1)))):
+                if (shard and entry.name not in listed) or (
+                    tmp and not _pid_alive(int(tmp.group(1)))
+                ):
                     entry.unlink(missing_ok=True)
                     removed.append(entry.name)
         return removed
@@ -267,7 +271,11 @@ class EmbeddingDir:
         with self.locked():
             name = None
             if shard_tmp is not None and rows:
-                numbers = [int(m.group(1)) for e in self.path.iterdir() if (m := SHARD_PATTERN.match(e.name))]
+                numbers = [
+                    int(m.group(1))
+                    for e in self.path.iterdir()
+                    if (m := SHARD_PATTERN.match(e.name))
+                ]
                 name = f"part-{max(numbers, default=-1) + 1:05d}.parquet"
                 info = ShardInfo(name, rows, _sha256(shard_tmp), ids_range[0], ids_range[1])
                 os.replace(shard_tmp, self.path / name)
@@ -293,7 +301,9 @@ class EmbeddingDir:
             return old
         import pyarrow.compute as pc
 
-        drop = pa.array(list(succeeded_sources) + failures.column("source").to_pylist(), pa.string())
+        drop = pa.array(
+            list(succeeded_sources) + failures.column("source").to_pylist(), pa.string()
+        )
         keep = old.filter(pc.invert(pc.is_in(old.column("source"), value_set=drop)))
         merged = pa.concat_tables([keep, failures.cast(ERRORS_SCHEMA)])
         tmp = self.path / f".errors.{os.getpid()}.tmp"

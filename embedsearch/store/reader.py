@@ -51,14 +51,18 @@ def iter_batches(
     """
     d = emb_dir if isinstance(emb_dir, EmbeddingDir) else EmbeddingDir.open(emb_dir)
     # pa.array() imports pandas (~50 MiB of RSS) on first use: only pay for it when rows were superseded.
-    superseded = pa.array(sorted(d.superseded_ids), pa.int64()) if live_only and d.superseded_ids else None
+    superseded = (
+        pa.array(sorted(d.superseded_ids), pa.int64()) if live_only and d.superseded_ids else None
+    )
     wanted = list(columns) if columns is not None else None
     if wanted is not None and superseded is not None and "id" not in wanted:
         wanted = ["id", *wanted]
     pool = pa.default_memory_pool()
     for path in d.shard_paths():
         shard = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER)
-        for batch in shard.iter_batches(batch_size=batch_rows, columns=wanted, use_threads=not frugal):
+        for batch in shard.iter_batches(
+            batch_size=batch_rows, columns=wanted, use_threads=not frugal
+        ):
             if superseded is not None:
                 batch = batch.filter(pc.invert(pc.is_in(batch.column("id"), value_set=superseded)))
             if columns is not None and wanted != list(columns):

@@ -53,18 +53,18 @@ class _VectorBuffer:
         n = len(vectors)
         if self._data is not None and self._end + n > len(self._data) and self._start:
             live = self.size  # move the unwritten rows to the front (once, not per row group)
-            self._data[:live] = self._data[self._start:self._end]
+            self._data[:live] = self._data[self._start : self._end]
             self._start, self._end = 0, live
         if self._data is None or self._end + n > len(self._data):
             grown = np.empty((max(self.rows, self._end + n), vectors.shape[1]), dtype=np.float32)
             if self._data is not None:
-                grown[:self._end] = self._data[:self._end]
+                grown[: self._end] = self._data[: self._end]
             self._data = grown
-        self._data[self._end:self._end + n] = vectors
+        self._data[self._end : self._end + n] = vectors
         self._end += n
 
     def head(self, n: int) -> np.ndarray:
-        return self._data[self._start:self._start + n]
+        return self._data[self._start : self._start + n]
 
     def drop_head(self, n: int) -> None:
         self._start += n
@@ -81,8 +81,13 @@ class ShardWriter:
         >>> writer.close()                                                   # doctest: +SKIP
     """
 
-    def __init__(self, emb_dir: EmbeddingDir, reserve_next_id: int, shard_rows: int = DEFAULT_SHARD_ROWS,
-                 row_group_rows: int = ROW_GROUP_ROWS) -> None:
+    def __init__(
+        self,
+        emb_dir: EmbeddingDir,
+        reserve_next_id: int,
+        shard_rows: int = DEFAULT_SHARD_ROWS,
+        row_group_rows: int = ROW_GROUP_ROWS,
+    ) -> None:
         self.emb_dir = emb_dir
         self.reserve_next_id = reserve_next_id
         self.shard_rows = max(1, int(shard_rows))
@@ -152,13 +157,17 @@ class ShardWriter:
 
     def _drain(self, final: bool) -> None:
         """Write full row groups (all pending rows when ``final``), committing full shards."""
-        while self._pending_rows and (final or self._pending_rows >= min(self.row_group_rows, self._room())):
+        while self._pending_rows and (
+            final or self._pending_rows >= min(self.row_group_rows, self._room())
+        ):
             take = min(self._pending_rows, self.row_group_rows, self._room())
             table = pa.concat_tables(self._pending)
             rest = table.slice(take)
             self._pending = [rest] if rest.num_rows else []
             self._pending_rows = rest.num_rows
-            group = table.slice(0, take).add_column(3, "embedding", embedding_array(self._vectors.head(take)))
+            group = table.slice(0, take).add_column(
+                3, "embedding", embedding_array(self._vectors.head(take))
+            )
             if self._shard is None:
                 self._shard = _OpenShard(self.emb_dir.temp_shard_path(), group.schema)
             self._shard.write(group)  # encodes the rows; the buffer can then be reused
@@ -176,7 +185,9 @@ class ShardWriter:
             {"source": [f[0] for f in self._failures], "reason": [f[1] for f in self._failures]},
             schema=ERRORS_SCHEMA,
         )
-        name = self.emb_dir.commit(tmp, ids_range, rows, failures, succeeded, self._superseded, self.reserve_next_id)
+        name = self.emb_dir.commit(
+            tmp, ids_range, rows, failures, succeeded, self._superseded, self.reserve_next_id
+        )
         if name:
             self.written_shards.append(name)
             self.rows_written += rows

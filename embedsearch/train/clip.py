@@ -68,7 +68,9 @@ class PairsDataset(Dataset):
             except DecodeError:
                 continue  # counted by the caller through ``failed``, never fatal
             return self.preprocess(image), self.tokenizer([self.pairs.captions[i]])[0], failed
-        raise InputError(f"{MAX_SUBSTITUTES} unreadable images in a row near {self.pairs.images[index]}")
+        raise InputError(
+            f"{MAX_SUBSTITUTES} unreadable images in a row near {self.pairs.images[index]}"
+        )
 
 
 @dataclass
@@ -96,7 +98,9 @@ class ClipTask(TrainTask):
         self._config = openclip_config(self.arch, self._template)
         import open_clip
 
-        self.tokenizer = open_clip.get_tokenizer(self.arch, context_length=self._config["context_length"])
+        self.tokenizer = open_clip.get_tokenizer(
+            self.arch, context_length=self._config["context_length"]
+        )
         c = self._config
         self.preprocess = ImagePreprocess(int(c["image_size"]), tuple(c["mean"]), tuple(c["std"]))
 
@@ -141,7 +145,9 @@ class ClipTask(TrainTask):
         try:
             model.load_state_dict(load_weights_file(Path(run_dir) / "model.safetensors"))
         except RuntimeError as e:
-            raise ModelError(f"--init {run_dir}: weights do not fit {self.arch}: {str(e)[:300]}") from e
+            raise ModelError(
+                f"--init {run_dir}: weights do not fit {self.arch}: {str(e)[:300]}"
+            ) from e
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
@@ -162,10 +168,14 @@ class ClipTask(TrainTask):
     def recipe(self) -> dict[str, Any]:
         report = self.train_pairs.report
         return {
-            "objective": "clip", "loss": "symmetric InfoNCE (local loss, gathered with grad)",
-            "pairs": self.train_pairs.description, "pretrained": self.pretrained,
-            "train_pairs": len(self.train_pairs), "val_pairs": len(self.val_pairs),
-            "pairs_skipped": dict(report.skipped), "skipped_images": self.skipped,
+            "objective": "clip",
+            "loss": "symmetric InfoNCE (local loss, gathered with grad)",
+            "pairs": self.train_pairs.description,
+            "pretrained": self.pretrained,
+            "train_pairs": len(self.train_pairs),
+            "val_pairs": len(self.val_pairs),
+            "pairs_skipped": dict(report.skipped),
+            "skipped_images": self.skipped,
             "logit_scale": self.logit_scale,
         }
 
@@ -179,7 +189,7 @@ def heldout_split(pairs: Pairs, val_fraction: float, seed: int = 0) -> tuple[lis
     Example:
         >>> train_idx, val_idx = heldout_split(load_pairs("pairs.csv"), 0.2)   # doctest: +SKIP
     """
-    keys = [f"{image}\t{caption}" for image, caption in zip(pairs.images, pairs.captions)]
+    keys = [f"{image}\t{caption}" for image, caption in zip(pairs.images, pairs.captions, strict=False)]
     return split_indices(len(pairs), val_fraction, seed, keys)
 
 
@@ -227,8 +237,17 @@ def pretrain_clip(
         raise InputError("pass either --pretrained or --init, not both")
     loaded = load_pairs(pairs, image_col, text_col, progress=progress or NullProgress())
     train_idx, val_idx = heldout_split(loaded, val_fraction, loop_options.get("seed", 0))
-    task = ClipTask(loaded.subset(train_idx), loaded.subset(val_idx), resolve_arch(model), pretrained)
-    config = TrainConfig(out=Path(out), epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                         lr=lr, weight_decay=weight_decay, **loop_options)
+    task = ClipTask(
+        loaded.subset(train_idx), loaded.subset(val_idx), resolve_arch(model), pretrained
+    )
+    config = TrainConfig(
+        out=Path(out),
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        weight_decay=weight_decay,
+        **loop_options,
+    )
     summary = train(task, config, progress)
     return ClipTrainSummary(summary, loaded.report, len(train_idx), len(val_idx), task.skipped)

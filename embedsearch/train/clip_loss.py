@@ -62,7 +62,9 @@ def clip_loss(
     labels = torch.arange(n, device=image_features.device) + rank * n
     logits_per_image = scale * image_features @ all_texts.T
     logits_per_text = scale * text_features @ all_images.T
-    return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)) / 2
+    return (
+        F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)
+    ) / 2
 
 
 def retrieval_recall(
@@ -78,10 +80,13 @@ def retrieval_recall(
     """
     images, texts = image_features.float(), text_features.float()
     result = {}
-    for name, queries, candidates in (("image_to_text", images, texts), ("text_to_image", texts, images)):
+    for name, queries, candidates in (
+        ("image_to_text", images, texts),
+        ("text_to_image", texts, images),
+    ):
         ranks = []
         for start in range(0, len(queries), 1024):  # blocks keep memory at 1024 x n
-            sims = queries[start:start + 1024] @ candidates.T
+            sims = queries[start : start + 1024] @ candidates.T
             own = sims.diagonal(offset=start).unsqueeze(1)
             # Rank of the own pair = candidates scoring at least as high, minus itself.
             ranks.append((sims >= own).sum(dim=1) - 1)

@@ -32,7 +32,9 @@ def labelled_images(eval_dir: str | Path) -> list[tuple[Path, int]]:
     labels = sorted(p for p in eval_dir.iterdir() if p.is_dir()) if eval_dir.is_dir() else []
     items = [(path, i) for i, label in enumerate(labels) for path in iter_image_files(label)]
     if len(labels) < 2 or len(items) < 2:
-        raise InputError(f"--eval-dir {eval_dir} needs sub-folders of images, one per label (at least 2)")
+        raise InputError(
+            f"--eval-dir {eval_dir} needs sub-folders of images, one per label (at least 2)"
+        )
     return items
 
 
@@ -41,11 +43,13 @@ def embed_labelled(
     backbone: nn.Module, items: list[tuple[Path, int]], config: dict[str, Any], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised features and labels of ``items`` (unreadable images are left out)."""
-    preprocess = ImagePreprocess(int(config["image_size"]), tuple(config["mean"]), tuple(config["std"]))
+    preprocess = ImagePreprocess(
+        int(config["image_size"]), tuple(config["mean"]), tuple(config["std"])
+    )
     features, labels = [], []
     for start in range(0, len(items), EVAL_BATCH):
         pixels, batch_labels = [], []
-        for path, label in items[start:start + EVAL_BATCH]:
+        for path, label in items[start : start + EVAL_BATCH]:
             try:
                 pixels.append(preprocess(load_image(path, draft_size=preprocess.image_size)))
             except DecodeError:
@@ -59,7 +63,10 @@ def embed_labelled(
 
 
 def weighted_knn_accuracy(
-    features: torch.Tensor, labels: torch.Tensor, k: int = KNN_K, temperature: float = KNN_TEMPERATURE
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    k: int = KNN_K,
+    temperature: float = KNN_TEMPERATURE,
 ) -> float:
     """Leave-one-out weighted kNN accuracy of normalised ``features`` with integer ``labels``.
 
@@ -73,17 +80,19 @@ def weighted_knn_accuracy(
     classes = int(labels.max()) + 1
     correct = 0
     for start in range(0, n, EVAL_BATCH):
-        sims = features[start:start + EVAL_BATCH] @ features.T
+        sims = features[start : start + EVAL_BATCH] @ features.T
         rows = torch.arange(sims.shape[0])
         sims[rows, start + rows] = -float("inf")  # leave the query itself out
         top, index = sims.topk(k, dim=1)
         votes = torch.zeros(sims.shape[0], classes)
         votes.scatter_add_(1, labels[index], (top / temperature).exp())
-        correct += int((votes.argmax(1) == labels[start:start + EVAL_BATCH]).sum())
+        correct += int((votes.argmax(1) == labels[start : start + EVAL_BATCH]).sum())
     return correct / n
 
 
-def knn_eval(backbone: nn.Module, eval_dir: str | Path, config: dict[str, Any], device: torch.device) -> float:
+def knn_eval(
+    backbone: nn.Module, eval_dir: str | Path, config: dict[str, Any], device: torch.device
+) -> float:
     """Weighted kNN accuracy (k 20, T 0.07) of ``backbone`` on ``eval_dir``'s labelled sub-folders."""
     features, labels = embed_labelled(backbone, labelled_images(eval_dir), config, device)
     return round(weighted_knn_accuracy(features, labels), 4)

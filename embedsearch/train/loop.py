@@ -130,7 +130,9 @@ class _Runner:
         if config.threads:
             torch.set_num_threads(config.threads)
         self.precision = _resolve_precision(config.precision, self.device)
-        self.channels_last = self.device.type == "cuda" if config.channels_last is None else config.channels_last
+        self.channels_last = (
+            self.device.type == "cuda" if config.channels_last is None else config.channels_last
+        )
         torch.manual_seed(config.seed)
         self.dataset = task.dataset()
         self.steps_per_epoch = len(self.dataset) // config.batch_size
@@ -161,8 +163,12 @@ class _Runner:
         self.optimizer = build_optimizer(cfg.optimizer, groups, lr)
         total = cfg.epochs * self.steps_per_epoch
         warmup = min(total // 2, round(cfg.warmup_epochs * self.steps_per_epoch))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(warmup, total))
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == torch.float16)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(warmup, total)
+        )
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.precision == torch.float16
+        )
         self.wrapped: nn.Module = model
         if dist_utils.is_distributed():
             ids = [self.device] if self.device.type == "cuda" else None
@@ -219,8 +225,9 @@ class _Runner:
     def _loader(self) -> DataLoader:
         cfg, world = self.cfg, dist_utils.world_size()
         micro = cfg.batch_size // world // cfg.accumulate
-        sampler = EpochSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.state.epoch,
-                               self.state.step_in_epoch)
+        sampler = EpochSampler(
+            len(self.dataset), cfg.batch_size, cfg.seed, self.state.epoch, self.state.step_in_epoch
+        )
         workers = default_training_workers(self.device.type) if cfg.workers is None else cfg.workers
         return DataLoader(
             self.dataset,
@@ -271,12 +278,16 @@ class _Runner:
         for micro in range(cfg.accumulate):
             batch = _to_device(next(batches), self.device, self.channels_last)
             items += self.task.batch_items(batch)
-            sync = micro == cfg.accumulate - 1 or not isinstance(self.wrapped, nn.parallel.DistributedDataParallel)
+            sync = micro == cfg.accumulate - 1 or not isinstance(
+                self.wrapped, nn.parallel.DistributedDataParallel
+            )
             with contextlib.nullcontext() if sync else self.wrapped.no_sync(), self._autocast():
                 loss = self.task.loss(self.wrapped, batch) / cfg.accumulate
             if not torch.isfinite(loss):
-                raise ModelError(f"training diverged: loss is {loss.item()} at step {self.state.global_step}; "
-                                 "lower --lr or use --precision fp32")
+                raise ModelError(
+                    f"training diverged: loss is {loss.item()} at step {self.state.global_step}; "
+                    "lower --lr or use --precision fp32"
+                )
             self.scaler.scale(loss).backward()
             total_loss += float(loss.detach())
         self.last_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used, for metrics
@@ -307,7 +318,9 @@ class _Runner:
         if self.main:
             self.model.eval()
             with self._autocast():
-                record.update({f"eval_{k}": v for k, v in self.task.evaluate(self.model, self.device).items()})
+                record.update(
+                    {f"eval_{k}": v for k, v in self.task.evaluate(self.model, self.device).items()}
+                )
             self.model.train()
         state.epoch += 1
         state.step_in_epoch, state.loss_sum, state.images, state.seconds = 0, 0.0, 0, 0.0
@@ -321,26 +334,40 @@ class _Runner:
     def _save_run_dir(self) -> None:
         export = self.task.export(self.model)
         training = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.cfg).items()}
-        training.update(lr=self.lr, epochs_done=self.state.epoch, world_size=dist_utils.world_size(),
-                        **self.task.recipe())
-        save_run_dir(self.out, {**export.config, "training": training}, export.state_dict, export.extra_tensors)
+        training.update(
+            lr=self.lr,
+            epochs_done=self.state.epoch,
+            world_size=dist_utils.world_size(),
+            **self.task.recipe(),
+        )
+        save_run_dir(
+            self.out,
+            {**export.config, "training": training},
+            export.state_dict,
+            export.extra_tensors,
+        )
 
     def _save_checkpoint(self) -> Path | None:
         if not self.main:
             return None
-        return save_checkpoint(self.out, {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "position": asdict(self.state),
-            "batch_size": self.cfg.batch_size,
-        })
+        return save_checkpoint(
+            self.out,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "position": asdict(self.state),
+                "batch_size": self.cfg.batch_size,
+            },
+        )
 
 
 def _check_config(cfg: TrainConfig) -> None:
     if cfg.optimizer not in OPTIMIZERS:
-        raise InputError(f"unknown optimizer {cfg.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        raise InputError(
+            f"unknown optimizer {cfg.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
+        )
     if cfg.epochs < 1 or cfg.batch_size < 2 or cfg.accumulate < 1:
         raise InputError("--epochs must be >= 1, --batch-size >= 2 and --accumulate >= 1")
     parts = dist_utils.world_size() * cfg.accumulate
@@ -355,7 +382,11 @@ def _resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """``auto`` -> bf16 on CUDA, fp32 on the CPU (CPU bf16 is slower for training on most chips)."""
     choices = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        return (
+            torch.bfloat16
+            if device.type == "cuda" and torch.cuda.is_bf16_supported()
+            else torch.float32
+        )
     if precision not in choices:
         raise ModelError(f"unknown precision {precision!r}: use auto, fp32, bf16 or fp16")
     if precision == "fp16" and device.type != "cuda":

@@ -32,7 +32,9 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -
         True
     """
     if z1.shape != z2.shape or z1.ndim != 2:
-        raise ValueError(f"views must be (N, D) of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise ValueError(
+            f"views must be (N, D) of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
     n = z1.shape[0]
     local = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     candidates = gather_with_grad(local)

@@ -54,7 +54,7 @@ def plot_metrics(run_dir: Path) -> Path:
         twin = ax.twinx()
         for key in eval_keys:
             points = [(r["epoch"], r[key]) for r in records if key in r]
-            twin.plot(*zip(*points), marker="s", linestyle="--", label=key)
+            twin.plot(*zip(*points, strict=False), marker="s", linestyle="--", label=key)
         twin.set_ylabel("eval")
         twin.legend(loc="upper right")
     ax.legend(loc="upper left")

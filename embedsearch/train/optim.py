@@ -52,7 +52,9 @@ def build_optimizer(name: str, groups: list[dict], lr: float) -> torch.optim.Opt
     raise InputError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
 
 
-def warmup_cosine(warmup_steps: int, total_steps: int, final_fraction: float = 0.0) -> Callable[[int], float]:
+def warmup_cosine(
+    warmup_steps: int, total_steps: int, final_fraction: float = 0.0
+) -> Callable[[int], float]:
     """LR multiplier: linear warmup from ~0 to 1, then cosine decay to ``final_fraction``.
 
     Example:

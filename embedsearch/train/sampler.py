@@ -23,8 +23,10 @@ class EpochSampler(Sampler):
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, epoch: int, skip_steps: int = 0) -> None:
-        self.keys = epoch_keys(n, batch_size, seed, epoch, dist_utils.rank(), dist_utils.world_size())
-        self.keys = self.keys[skip_steps * (batch_size // dist_utils.world_size()):]
+        self.keys = epoch_keys(
+            n, batch_size, seed, epoch, dist_utils.rank(), dist_utils.world_size()
+        )
+        self.keys = self.keys[skip_steps * (batch_size // dist_utils.world_size()) :]
 
     def __iter__(self):
         return iter(self.keys)
@@ -33,13 +35,15 @@ class EpochSampler(Sampler):
         return len(self.keys)
 
 
-def epoch_keys(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int) -> list[tuple[int, int]]:
+def epoch_keys(
+    n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int
+) -> list[tuple[int, int]]:
     """The ``(index, item_seed)`` keys rank ``rank`` of ``world`` visits in ``epoch``."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(n, generator=generator)[: (n // batch_size) * batch_size].tolist()
     share = batch_size // world
     keys = []
     for start in range(0, len(order), batch_size):
-        for index in order[start + rank * share: start + (rank + 1) * share]:
+        for index in order[start + rank * share : start + (rank + 1) * share]:
             keys.append((index, ((seed * 1_000_003 + epoch) * 10_000_019 + index) % (2**62)))
     return keys

@@ -42,7 +42,9 @@ PROJECTION_DIM = 128
 MAX_SUBSTITUTES = 16
 
 
-def projection_head(width: int, hidden: int | None = None, out: int = PROJECTION_DIM) -> nn.Sequential:
+def projection_head(
+    width: int, hidden: int | None = None, out: int = PROJECTION_DIM
+) -> nn.Sequential:
     """SimCLR's MLP head: Linear-BN-ReLU-Linear-BN (hidden defaults to the backbone width)."""
     hidden = hidden or width
     return nn.Sequential(
@@ -99,7 +101,9 @@ def list_images(folder: str | Path) -> list[Path]:
         raise InputError(f"{folder} is not a folder of images")
     paths = list(iter_image_files(folder))
     if not paths:
-        raise InputError(f"{folder} contains no images (looked for .jpg, .png, .webp, ... recursively)")
+        raise InputError(
+            f"{folder} contains no images (looked for .jpg, .png, .webp, ... recursively)"
+        )
     return paths
 
 
@@ -130,7 +134,9 @@ class SimCLRTask(TrainTask):
 
     def __post_init__(self) -> None:
         if self.arch not in RESNET_WIDTHS:
-            raise ModelError(f"unknown --arch {self.arch!r}: choose one of {', '.join(RESNET_WIDTHS)}")
+            raise ModelError(
+                f"unknown --arch {self.arch!r}: choose one of {', '.join(RESNET_WIDTHS)}"
+            )
         if self.small_stem is None:
             self.small_stem = self.augment.image_size <= SMALL_STEM_MAX_SIZE
 
@@ -153,11 +159,16 @@ class SimCLRTask(TrainTask):
         return nt_xent_loss(projections[:n], projections[n:], self.temperature)
 
     def default_lr(self, optimizer: str, batch_size: int) -> float:
-        return {"lars": 0.3 * batch_size / 256, "sgd": 0.06 * batch_size / 256, "adamw": 1e-3}[optimizer]
+        return {"lars": 0.3 * batch_size / 256, "sgd": 0.06 * batch_size / 256, "adamw": 1e-3}[
+            optimizer
+        ]
 
     def config(self) -> dict[str, Any]:
         """The embedding model's run config (backbone only)."""
-        return {**simclr_config(self.arch, self.augment.image_size), "small_stem": bool(self.small_stem)}
+        return {
+            **simclr_config(self.arch, self.augment.image_size),
+            "small_stem": bool(self.small_stem),
+        }
 
     def export(self, model: nn.Module) -> RunExport:
         head = {HEAD_PREFIX + k: v for k, v in model.head.state_dict().items()}
@@ -173,8 +184,10 @@ class SimCLRTask(TrainTask):
         from embedsearch.encoders.weights import load_weights_file
 
         weights = load_weights_file(Path(run_dir) / "model.safetensors")
-        model.backbone.load_state_dict({k: v for k, v in weights.items() if not k.startswith(HEAD_PREFIX)})
-        head = {k[len(HEAD_PREFIX):]: v for k, v in weights.items() if k.startswith(HEAD_PREFIX)}
+        model.backbone.load_state_dict(
+            {k: v for k, v in weights.items() if not k.startswith(HEAD_PREFIX)}
+        )
+        head = {k[len(HEAD_PREFIX) :]: v for k, v in weights.items() if k.startswith(HEAD_PREFIX)}
         if head:
             model.head.load_state_dict(head)
 
@@ -187,9 +200,14 @@ class SimCLRTask(TrainTask):
     def recipe(self) -> dict[str, Any]:
         aug = self.augment
         return {
-            "objective": "simclr", "loss": "nt_xent", "temperature": self.temperature,
-            "color_strength": aug.color_strength, "crop_scale": list(aug.crop_scale),
-            "jpeg_prob": aug.jpeg_prob, "blur": aug.blur, "projection_dim": PROJECTION_DIM,
+            "objective": "simclr",
+            "loss": "nt_xent",
+            "temperature": self.temperature,
+            "color_strength": aug.color_strength,
+            "crop_scale": list(aug.crop_scale),
+            "jpeg_prob": aug.jpeg_prob,
+            "blur": aug.blur,
+            "projection_dim": PROJECTION_DIM,
             "head_hidden": self.head_hidden or RESNET_WIDTHS[self.arch],
         }
 
@@ -239,12 +257,22 @@ def pretrain_simclr(
         raise InputError(f"--image-size {image_size} is too small; use 16 or more")
     augment = SimCLRAugment(image_size, color_strength, (crop_min_scale, 1.0), jpeg_prob)
     task = SimCLRTask(
-        image_dir=Path(image_dir), arch=arch, augment=augment,
+        image_dir=Path(image_dir),
+        arch=arch,
+        augment=augment,
         temperature=temperature or default_temperature(image_size),
-        seed=loop_options.get("seed", 0), small_stem=small_stem, head_hidden=head_hidden,
+        seed=loop_options.get("seed", 0),
+        small_stem=small_stem,
+        head_hidden=head_hidden,
         eval_dir=Path(eval_dir) if eval_dir is not None else None,
     )
-    config = TrainConfig(out=Path(out), epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                         lr=lr, weight_decay=weight_decay, **loop_options)
+    config = TrainConfig(
+        out=Path(out),
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        weight_decay=weight_decay,
+        **loop_options,
+    )
     return train(task, config, progress)
-

@@ -46,7 +46,9 @@ class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
         var = all_reduce((centred * centred).sum(dims)) / total
         mean = sums[:channels] / total
         if self.track_running_stats:
-            self._update_running_stats(mean.detach(), var.detach() * total / (total - 1).clamp_min(1))
+            self._update_running_stats(
+                mean.detach(), var.detach() * total / (total - 1).clamp_min(1)
+            )
         y = centred * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
@@ -55,7 +57,9 @@ class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
         self.num_batches_tracked += 1
-        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        momentum = (
+            self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        )
         self.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
         self.running_var.mul_(1 - momentum).add_(unbiased_var, alpha=momentum)
 
@@ -73,8 +77,13 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
 
 def _convert(module: nn.Module) -> nn.Module:
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        replacement = CrossRankBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                                         module.track_running_stats)
+        replacement = CrossRankBatchNorm(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+        )
         replacement.load_state_dict(module.state_dict())
         replacement.train(module.training)
         return replacement

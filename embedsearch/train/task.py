@@ -101,7 +101,9 @@ class TrainTask:
         return param.ndim <= 1
 
     def default_lr(self, optimizer: str, batch_size: int) -> float:
-        return {"lars": 0.3 * batch_size / 256, "sgd": 0.1 * batch_size / 256, "adamw": 1e-3}[optimizer]
+        return {"lars": 0.3 * batch_size / 256, "sgd": 0.1 * batch_size / 256, "adamw": 1e-3}[
+            optimizer
+        ]
 
     def load_init(self, model: nn.Module, run_dir: Path) -> None:
         raise ModelError(f"--init is not supported for {self.family} training")

@@ -18,7 +18,10 @@ ARGS = ["--model", "simclr:resnet18", "--image-size", "32", "--workers", "0", "-
 
 
 def _rows(out) -> list[dict]:
-    tables = [pq.read_table(p, columns=["id", "source"]) for p in sorted(glob.glob(f"{out}/part-*.parquet"))]
+    tables = [
+        pq.read_table(p, columns=["id", "source"])
+        for p in sorted(glob.glob(f"{out}/part-*.parquet"))
+    ]
     return pa.concat_tables(tables).to_pylist() if tables else []
 
 
@@ -35,11 +38,16 @@ def test_embed_prints_summary_and_info_describes_the_dir(run_cli, image_folder, 
     "args, message",
     [
         (["embed", "{missing}", "--model", "simclr:resnet18", "--out", "{out}"], "does not exist"),
-        (["embed", "{images}", "--model", "nope:thing", "--out", "{out}"], "unknown model 'nope:thing'"),
+        (
+            ["embed", "{images}", "--model", "nope:thing", "--out", "{out}"],
+            "unknown model 'nope:thing'",
+        ),
         (["info", "{images}"], "not a run dir, embedding dir or index dir"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_without_traceback(run_cli, image_folder, tmp_path, args, message) -> None:
+def test_bad_input_is_one_line_exit_2_without_traceback(
+    run_cli, image_folder, tmp_path, args, message
+) -> None:
     fill = {"missing": tmp_path / "nope", "out": tmp_path / "emb", "images": image_folder}
     result = run_cli(*[a.format(**fill) for a in args])
     assert result.exit_code == 2
@@ -51,7 +59,15 @@ def test_debug_shows_the_traceback(run_cli, tmp_path) -> None:
     from embedsearch.errors import InputError
 
     with pytest.raises(InputError):
-        run_cli("--debug", "embed", tmp_path / "nope", "--model", "simclr:resnet18", "--out", tmp_path / "o")
+        run_cli(
+            "--debug",
+            "embed",
+            tmp_path / "nope",
+            "--model",
+            "simclr:resnet18",
+            "--out",
+            tmp_path / "o",
+        )
     os.environ.pop("EMBEDSEARCH_DEBUG", None)
 
 
@@ -66,7 +82,18 @@ def test_kill_9_then_rerun_gives_every_input_exactly_once(tmp_path, make_images)
     images = tmp_path / "images"
     make_images(images, 36)
     out = tmp_path / "emb"
-    cmd = [sys.executable, "-m", "embedsearch", "embed", str(images), "--out", str(out), *ARGS, "--shard-rows", "4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "embedsearch",
+        "embed",
+        str(images),
+        "--out",
+        str(out),
+        *ARGS,
+        "--shard-rows",
+        "4",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(glob.glob(f"{out}/part-*.parquet")) < 2:
@@ -75,7 +102,9 @@ def test_kill_9_then_rerun_gives_every_input_exactly_once(tmp_path, make_images)
     proc.wait()
     partial = len(_rows(out))
     assert 0 < partial < 36  # killed mid-run, some shards committed
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    subprocess.run(
+        cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300
+    )
     rows = _rows(out)
     assert len(rows) == 36
     assert len({r["id"] for r in rows}) == 36 and len({r["source"] for r in rows}) == 36
@@ -86,17 +115,35 @@ def test_torchrun_two_ranks_equal_a_single_process_run(tmp_path, make_images) ->
     make_images(images, 20)
     single, multi = tmp_path / "single", tmp_path / "multi"
     base = ["embed", str(images), *ARGS, "--shard-rows", "4"]
-    subprocess.run([sys.executable, "-m", "embedsearch", *base, "--out", str(single)], check=True,
-                   capture_output=True, timeout=300)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-                "-m", "embedsearch", *base, "--out", str(multi)]
+    subprocess.run(
+        [sys.executable, "-m", "embedsearch", *base, "--out", str(single)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "embedsearch",
+        *base,
+        "--out",
+        str(multi),
+    ]
     result = subprocess.run(torchrun, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     a = {r["id"]: r["source"] for r in _rows(single)}
     b = _rows(multi)
     assert len(b) == 20 and {r["id"]: r["source"] for r in b} == a
     manifest = json.loads((multi / "manifest.json").read_text())
-    assert manifest["totals"]["rows"] == 20 and len({s["file"] for s in manifest["shards"]}) == len(manifest["shards"])
+    assert manifest["totals"]["rows"] == 20 and len({s["file"] for s in manifest["shards"]}) == len(
+        manifest["shards"]
+    )
 
 
 def test_info_describes_a_run_dir(run_cli, tmp_path) -> None:
@@ -105,7 +152,9 @@ def test_info_describes_a_run_dir(run_cli, tmp_path) -> None:
 
     enc = load_encoder("simclr:resnet18", image_size=32)
     save_run_dir(tmp_path / "run", enc.config, enc.model.state_dict())
-    (tmp_path / "run" / "metrics.jsonl").write_text('{"epoch": 1, "loss": 5.1}\n{"epoch": 2, "loss": 4.2}\n')
+    (tmp_path / "run" / "metrics.jsonl").write_text(
+        '{"epoch": 1, "loss": 5.1}\n{"epoch": 2, "loss": 4.2}\n'
+    )
     facts = json.loads(run_cli("info", tmp_path / "run", "--json").stdout)
     assert facts["kind"] == "run dir" and facts["family"] == "simclr" and facts["dim"] == 512
     assert facts["fingerprint"] == enc.fingerprint and facts["epochs logged"] == 2

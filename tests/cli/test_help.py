@@ -22,9 +22,11 @@ print("HEAVY:" + ",".join(heavy))
 
 def _help_imports(argv: list[str]) -> tuple[str, list[str]]:
     code = PROBE.format(argv=argv, heavy=HEAVY)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     line = [x for x in result.stdout.splitlines() if x.startswith("HEAVY:")][-1]
-    return result.stdout, [m for m in line[len("HEAVY:"):].split(",") if m]
+    return result.stdout, [m for m in line[len("HEAVY:") :].split(",") if m]
 
 
 def _commands() -> list[str]:

@@ -10,8 +10,8 @@ from PIL import Image
 from embedsearch.data.augment import SimCLRAugment, color_jitter
 from embedsearch.encoders.base import IMAGENET_MEAN, IMAGENET_STD
 
-LOW = torch.tensor([(0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(3, 1, 1)
-HIGH = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(3, 1, 1)
+LOW = torch.tensor([(0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=False)]).view(3, 1, 1)
+HIGH = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=False)]).view(3, 1, 1)
 
 
 @pytest.fixture
@@ -46,7 +46,9 @@ def test_full_crop_without_colour_is_the_resized_image(photo: Image.Image) -> No
     expected = (np.asarray(square, np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD
     expected = torch.from_numpy(expected.transpose(2, 0, 1).astype(np.float32))
     # seed 1 draws no grayscale; the flip is a coin toss, so either orientation is right.
-    assert any(torch.allclose(view, e, atol=1e-4) for e in (expected, torch.flip(expected, dims=[2])))
+    assert any(
+        torch.allclose(view, e, atol=1e-4) for e in (expected, torch.flip(expected, dims=[2]))
+    )
 
 
 def test_blur_only_from_96_pixels() -> None:
@@ -70,8 +72,12 @@ def test_grayscale_input_gives_three_channels() -> None:
 def _reference_jitter(array: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """The colour jitter written plainly, one full-size operation at a time."""
     low, high = max(0, 1 - 0.8 * strength), 1 + 0.8 * strength
-    amounts = {"brightness": rng.uniform(low, high), "contrast": rng.uniform(low, high),
-               "saturation": rng.uniform(low, high), "hue": rng.uniform(-0.2 * strength, 0.2 * strength)}
+    amounts = {
+        "brightness": rng.uniform(low, high),
+        "contrast": rng.uniform(low, high),
+        "saturation": rng.uniform(low, high),
+        "hue": rng.uniform(-0.2 * strength, 0.2 * strength),
+    }
     yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
     out = array.astype(np.float64)
     for name in rng.permutation(list(amounts)):
@@ -95,7 +101,11 @@ def test_color_jitter_matches_the_plain_reference_and_copies_unless_asked(seed: 
     array = np.random.default_rng(seed).random((12, 10, 3), dtype=np.float32)
     before = array.copy()
     out = color_jitter(array, 1.0, np.random.default_rng(100 + seed))
-    np.testing.assert_allclose(out, _reference_jitter(before, 1.0, np.random.default_rng(100 + seed)), atol=1e-5)
+    np.testing.assert_allclose(
+        out, _reference_jitter(before, 1.0, np.random.default_rng(100 + seed)), atol=1e-5
+    )
     assert np.array_equal(array, before)  # inplace=False must not touch the caller's array
     # inplace=True only permits overwriting the input; the result is the same.
-    np.testing.assert_array_equal(color_jitter(array, 1.0, np.random.default_rng(100 + seed), inplace=True), out)
+    np.testing.assert_array_equal(
+        color_jitter(array, 1.0, np.random.default_rng(100 + seed), inplace=True), out
+    )

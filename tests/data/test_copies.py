@@ -19,7 +19,9 @@ def _array(image: Image.Image) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def mild() -> copies.CopySet:
-    return make_copy_set(n_train=20, n_corpus=30, strength="mild", size=32, seed=3, copies_per_original=2)
+    return make_copy_set(
+        n_train=20, n_corpus=30, strength="mild", size=32, seed=3, copies_per_original=2
+    )
 
 
 def test_shapes_and_labels(mild: copies.CopySet) -> None:
@@ -33,7 +35,7 @@ def test_shapes_and_labels(mild: copies.CopySet) -> None:
 def test_each_mild_copy_is_closest_to_its_own_original(mild: copies.CopySet) -> None:
     corpus = np.stack([_array(im) for im in mild.corpus])
     hits = 0
-    for image, original in zip(mild.copies, mild.copy_of):
+    for image, original in zip(mild.copies, mild.copy_of, strict=False):
         distances = ((corpus - _array(image)) ** 2).mean(axis=(1, 2, 3))
         hits += int(np.argmin(distances) == original)
     # Mild copies are re-crops of >= 88 % of the area: pixel distance alone nearly always finds them.
@@ -44,15 +46,18 @@ def test_same_seed_same_set_other_seed_other_set() -> None:
     a = make_copy_set(5, 6, "strong", size=24, seed=11)
     b = make_copy_set(5, 6, "strong", size=24, seed=11)
     c = make_copy_set(5, 6, "strong", size=24, seed=12)
-    for x, y in zip(a.train + a.corpus + a.copies, b.train + b.corpus + b.copies):
+    for x, y in zip(a.train + a.corpus + a.copies, b.train + b.corpus + b.copies, strict=False):
         assert np.array_equal(_array(x), _array(y))
-    assert not all(np.array_equal(_array(x), _array(y)) for x, y in zip(a.corpus, c.corpus))
+    assert not all(np.array_equal(_array(x), _array(y)) for x, y in zip(a.corpus, c.corpus, strict=False))
 
 
 def test_corpus_does_not_depend_on_train_count() -> None:
     a = make_copy_set(0, 6, "mild", size=24, seed=5)
     b = make_copy_set(15, 6, "mild", size=24, seed=5)
-    assert all(np.array_equal(_array(x), _array(y)) for x, y in zip(a.corpus + a.copies, b.corpus + b.copies))
+    assert all(
+        np.array_equal(_array(x), _array(y))
+        for x, y in zip(a.corpus + a.copies, b.corpus + b.copies, strict=False)
+    )
 
 
 def test_train_and_corpus_crops_come_from_disjoint_zones_and_corpus_crops_barely_overlap() -> None:
@@ -78,7 +83,14 @@ def test_strong_copies_differ_more_from_their_originals_than_mild_ones() -> None
     strong = make_copy_set(0, 40, "strong", size=32, seed=1)
 
     def mean_error(s: copies.CopySet) -> float:
-        return float(np.mean([np.abs(_array(c) - _array(s.corpus[o])).mean() for c, o in zip(s.copies, s.copy_of)]))
+        return float(
+            np.mean(
+                [
+                    np.abs(_array(c) - _array(s.corpus[o])).mean()
+                    for c, o in zip(s.copies, s.copy_of, strict=False)
+                ]
+            )
+        )
 
     assert mean_error(strong) > 1.5 * mean_error(mild)
 

@@ -24,14 +24,20 @@ def images(tmp_path: Path) -> Path:
     return folder
 
 
-def _write_delimited(path: Path, sep: str, rows: list[tuple[str, str]], header=("filepath", "caption")) -> Path:
+def _write_delimited(
+    path: Path, sep: str, rows: list[tuple[str, str]], header=("filepath", "caption")
+) -> Path:
     lines = [sep.join(header)] + [sep.join(row) for row in rows]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-@pytest.mark.parametrize("sep,suffix", [(",", ".csv"), ("\t", ".tsv"), ("\t", ".csv"), (";", ".csv")])
-def test_delimited_tables_with_any_separator(tmp_path: Path, images: Path, sep: str, suffix: str) -> None:
+@pytest.mark.parametrize(
+    "sep,suffix", [(",", ".csv"), ("\t", ".tsv"), ("\t", ".csv"), (";", ".csv")]
+)
+def test_delimited_tables_with_any_separator(
+    tmp_path: Path, images: Path, sep: str, suffix: str
+) -> None:
     rows = [(f"img/{i}.png", f"caption number {i}") for i in range(4)]
     pairs = load_pairs(_write_delimited(tmp_path / f"pairs{suffix}", sep, rows))
     assert pairs.captions == [f"caption number {i}" for i in range(4)]
@@ -51,48 +57,65 @@ def test_jsonl_and_parquet_with_default_column_names(tmp_path: Path, images: Pat
 def test_bad_rows_are_counted_by_reason_not_raised(tmp_path: Path, images: Path) -> None:
     rows = [
         ("img/0.png", "fine"),
-        ("img/1.png", ""),                # empty caption
-        ("img/missing.png", "gone"),      # missing image
-        ("img/broken.png", "corrupt"),    # unreadable image
-        ("", "no path"),                  # empty image path
+        ("img/1.png", ""),  # empty caption
+        ("img/missing.png", "gone"),  # missing image
+        ("img/broken.png", "corrupt"),  # unreadable image
+        ("", "no path"),  # empty image path
         ("img/3.png", "also fine"),
     ]
     pairs = load_pairs(_write_delimited(tmp_path / "p.csv", ",", rows))
     assert pairs.captions == ["fine", "also fine"]
     report = pairs.report
     assert (report.rows, report.kept) == (6, 2)
-    assert dict(report.skipped) == {"empty caption": 1, "missing image": 1, "broken image": 1,
-                                    "empty image path": 1}
+    assert dict(report.skipped) == {
+        "empty caption": 1,
+        "missing image": 1,
+        "broken image": 1,
+        "empty image path": 1,
+    }
     assert "1 missing image" in report.summary()
     assert any("row 3" in example and "missing.png" in example for example in report.examples)
 
 
 def test_missing_columns_name_what_is_present(tmp_path: Path, images: Path) -> None:
-    table = _write_delimited(tmp_path / "p.csv", ",", [("img/0.png", "x")], header=("file", "caption"))
+    table = _write_delimited(
+        tmp_path / "p.csv", ",", [("img/0.png", "x")], header=("file", "caption")
+    )
     with pytest.raises(InputError, match=r"filepath\|image\|path.*columns present: file, caption"):
         load_pairs(table)
-    with pytest.raises(InputError, match=r"no column 'descr' \(--text-col\); columns present: file, caption"):
+    with pytest.raises(
+        InputError, match=r"no column 'descr' \(--text-col\); columns present: file, caption"
+    ):
         load_pairs(table, image_col="file", text_col="descr")
     assert load_pairs(table, image_col="file").captions == ["x"]
 
 
 def test_pick_columns_prefers_the_first_default() -> None:
-    assert pick_columns(["path", "text", "filepath", "caption"], None, None, "t") == ("filepath", "caption")
+    assert pick_columns(["path", "text", "filepath", "caption"], None, None, "t") == (
+        "filepath",
+        "caption",
+    )
 
 
 def test_folder_with_same_name_captions(tmp_path: Path, images: Path) -> None:
     (images / "0.txt").write_text("a dark square\n")
-    (images / "1.txt").write_text("   \n")              # empty caption
+    (images / "1.txt").write_text("   \n")  # empty caption
     (images / "2.txt").write_text("another square")
     (images / "broken.txt").write_text("never decodes")
-    pairs = load_pairs(images)                          # 3.png has no caption file
+    pairs = load_pairs(images)  # 3.png has no caption file
     assert pairs.captions == ["a dark square", "another square"]
-    assert dict(pairs.report.skipped) == {"empty caption": 1, "no caption file": 1, "broken image": 1}
+    assert dict(pairs.report.skipped) == {
+        "empty caption": 1,
+        "no caption file": 1,
+        "broken image": 1,
+    }
 
 
 def test_nothing_usable_is_one_clear_error(tmp_path: Path, images: Path) -> None:
     table = _write_delimited(tmp_path / "p.csv", ",", [("img/missing.png", "x"), ("img/0.png", "")])
-    with pytest.raises(InputError, match="no usable image-caption pairs.*1 empty caption, 1 missing image"):
+    with pytest.raises(
+        InputError, match="no usable image-caption pairs.*1 empty caption, 1 missing image"
+    ):
         load_pairs(table)
     with pytest.raises(InputError, match="does not exist"):
         load_pairs(tmp_path / "nope.csv")
@@ -107,6 +130,6 @@ def test_split_is_deterministic_disjoint_and_order_independent() -> None:
     _, val_reversed = split_indices(200, 0.25, 0, reversed_keys)
     assert {reversed_keys[i] for i in val_reversed} == {keys[i] for i in val}
     assert split_indices(200, 0.25, 1, keys)[1] != val
-    assert split_indices(3, 0.01, 0, keys[:3])[1] != []       # at least one held out
+    assert split_indices(3, 0.01, 0, keys[:3])[1] != []  # at least one held out
     with pytest.raises(InputError, match="--val-fraction"):
         split_indices(10, 1.0, 0, keys[:10])

@@ -31,7 +31,9 @@ def test_same_seed_same_corpus_other_seed_differs(tmp_path: Path) -> None:
     c = make_shapes_corpus(tmp_path / "c", n=12, seed=4)
     assert a.pairs.read_text() == b.pairs.read_text() != c.pairs.read_text()
     for name in ("00000.png", "00011.png"):
-        assert np.array_equal(np.asarray(Image.open(a.images / name)), np.asarray(Image.open(b.images / name)))
+        assert np.array_equal(
+            np.asarray(Image.open(a.images / name)), np.asarray(Image.open(b.images / name))
+        )
 
 
 def test_layout_table_and_sidecar_captions_agree(tmp_path: Path) -> None:

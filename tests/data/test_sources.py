@@ -25,24 +25,34 @@ def test_folder_lists_images_recursively_in_stable_order(tmp_path) -> None:
 
 def test_text_file_skips_blank_lines_and_reports_undecodable_ones(tmp_path) -> None:
     path = tmp_path / "docs.txt"
-    path.write_bytes("first\n\nsecond\r\n\xff\xfe oops\nthird".encode("utf-8", "surrogateescape").replace(b"\xc3\xbf\xc3\xbe", b"\xff\xfe"))
+    path.write_bytes(
+        "first\n\nsecond\r\n\xff\xfe oops\nthird".encode("utf-8", "surrogateescape").replace(
+            b"\xc3\xbf\xc3\xbe", b"\xff\xfe"
+        )
+    )
     items = list(open_source(path))
     assert [i.text for i in items if not i.error] == ["first", "second", "third"]
     bad = [i for i in items if i.error]
     assert len(bad) == 1 and bad[0].source.endswith(":4") and "not UTF-8" in bad[0].error
 
 
-@pytest.mark.parametrize("sep, suffix", [(",", ".csv"), ("\t", ".csv"), ("\t", ".tsv"), (";", ".csv")])
+@pytest.mark.parametrize(
+    "sep, suffix", [(",", ".csv"), ("\t", ".csv"), ("\t", ".tsv"), (";", ".csv")]
+)
 def test_separator_is_detected(tmp_path, sep: str, suffix: str) -> None:
     path = tmp_path / f"t{suffix}"
-    path.write_text(f"filepath{sep}caption\na.jpg{sep}\"a cat, sitting\"\nb.jpg{sep}dog\n")
+    path.write_text(f'filepath{sep}caption\na.jpg{sep}"a cat, sitting"\nb.jpg{sep}dog\n')
     assert detect_separator(path) == sep
     items = list(open_source(path, text_col="caption"))
     assert items[0].text == "a cat, sitting" and items[0].metadata == {"filepath": "a.jpg"}
 
 
 def test_table_image_paths_resolve_relative_to_the_table(tmp_path) -> None:
-    rows = [{"image": "x/a.jpg", "label": 1}, {"image": "/abs/b.jpg", "label": 2}, {"image": None, "label": 3}]
+    rows = [
+        {"image": "x/a.jpg", "label": 1},
+        {"image": "/abs/b.jpg", "label": 2},
+        {"image": None, "label": 3},
+    ]
     path = tmp_path / "t.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     items = list(open_source(path, image_col="image"))
@@ -61,7 +71,9 @@ def test_reserved_column_names_are_carried_under_another_name(tmp_path) -> None:
 def test_missing_column_is_named_with_the_columns_present(tmp_path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("path\tcaption\na.jpg\thello\n")
-    with pytest.raises(InputError, match=r"no column 'filepath' \(--image-col\); columns present: path, caption"):
+    with pytest.raises(
+        InputError, match=r"no column 'filepath' \(--image-col\); columns present: path, caption"
+    ):
         open_source(path, image_col="filepath")
 
 

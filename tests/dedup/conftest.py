@@ -32,10 +32,23 @@ def write_dir(
     """An embedding dir with the given (normalised) vectors; distinct hashes unless given."""
     n, dim = vectors.shape
     ids = np.arange(first_id, first_id + n)
-    sources = list(sources) if sources is not None else [f"{path.name}/item_{i:05d}.png" for i in ids]
-    hashes = list(hashes) if hashes is not None else [hashlib.blake2b(s.encode(), digest_size=16).hexdigest() for s in sources]
-    d = EmbeddingDir.create_or_open(path, model="test-model", model_options={}, fingerprint=fingerprint,
-                                    modality=modality, dim=dim, source="generated")
+    sources = (
+        list(sources) if sources is not None else [f"{path.name}/item_{i:05d}.png" for i in ids]
+    )
+    hashes = (
+        list(hashes)
+        if hashes is not None
+        else [hashlib.blake2b(s.encode(), digest_size=16).hexdigest() for s in sources]
+    )
+    d = EmbeddingDir.create_or_open(
+        path,
+        model="test-model",
+        model_options={},
+        fingerprint=fingerprint,
+        modality=modality,
+        dim=dim,
+        source="generated",
+    )
     writer = ShardWriter(d, reserve_next_id=first_id + n, shard_rows=shard_rows)
     writer.add(ids, sources, hashes, unit(vectors))
     writer.close()
@@ -48,7 +61,9 @@ def random_unit(n: int, dim: int, seed: int) -> np.ndarray:
 
 def near_copy(v: np.ndarray, cos: float, seed: int) -> np.ndarray:
     """A unit vector at exactly cosine ``cos`` from unit vector ``v``."""
-    noise = np.random.default_rng([seed, 7919]).normal(size=v.shape)  # not the stream random_unit used
+    noise = np.random.default_rng([seed, 7919]).normal(
+        size=v.shape
+    )  # not the stream random_unit used
     noise -= (noise @ v) * v
     noise = unit(noise)
     return unit(cos * v + np.sqrt(1 - cos**2) * noise)
@@ -57,4 +72,6 @@ def near_copy(v: np.ndarray, cos: float, seed: int) -> np.ndarray:
 @pytest.fixture
 def gen() -> SimpleNamespace:
     """``gen.write_dir``, ``gen.random_unit``, ``gen.near_copy``, ``gen.unit``."""
-    return SimpleNamespace(write_dir=write_dir, random_unit=random_unit, near_copy=near_copy, unit=unit)
+    return SimpleNamespace(
+        write_dir=write_dir, random_unit=random_unit, near_copy=near_copy, unit=unit
+    )

@@ -32,7 +32,7 @@ def test_finds_exact_and_near_copies_and_writes_readable_outputs(tmp_path, corpu
     emb, _, sources = corpus
     result = find_duplicates(emb, out=tmp_path / "out", threshold=0.9)
     pairs = pd.read_parquet(result.out / "pairs.parquet")
-    found = {(a, b) for a, b in zip(pairs.id_a, pairs.id_b)}
+    found = {(a, b) for a, b in zip(pairs.id_a, pairs.id_b, strict=False)}
     assert found == {(i, 200 + i) for i in range(10)} | {(20 + j, 210 + j) for j in range(3)}
     assert set(pairs.loc[pairs.exact, "id_b"]) == {210, 211, 212}
     near_scores = pairs.loc[~pairs.exact, "score"]
@@ -45,8 +45,11 @@ def test_finds_exact_and_near_copies_and_writes_readable_outputs(tmp_path, corpu
     assert sorted(removed) == sorted(sources[i] for i in list(range(200, 213)))
     assert sorted(kept + removed) == sorted(sources)
     summary = json.loads((result.out / "dedup.json").read_text())
-    assert (summary["pairs"], summary["groups"], summary["to_remove"]) == (13, 13, 13) == (
-        result.pairs, result.groups, result.to_remove)
+    assert (
+        (summary["pairs"], summary["groups"], summary["to_remove"])
+        == (13, 13, 13)
+        == (result.pairs, result.groups, result.to_remove)
+    )
     assert (result.out / "histogram.png").stat().st_size > 1000
     assert "threshold 0.9000" in (result.out / "histogram.txt").read_text()
 
@@ -73,7 +76,9 @@ def test_chains_are_not_merged(tmp_path, gen) -> None:
 
 @pytest.mark.parametrize("exact_limit", [near.EXACT_LIMIT, 100], ids=["flat", "ivf"])
 def test_against_reports_only_cross_pairs(tmp_path, monkeypatch, gen, exact_limit) -> None:
-    monkeypatch.setattr(near, "EXACT_LIMIT", exact_limit)  # the IVF index is built over the other set only
+    monkeypatch.setattr(
+        near, "EXACT_LIMIT", exact_limit
+    )  # the IVF index is built over the other set only
     train = gen.random_unit(200, 16, seed=2)
     test = gen.random_unit(60, 16, seed=3)
     test[5] = gen.near_copy(train[7], 0.98, seed=0)
@@ -90,7 +95,11 @@ def test_against_reports_only_cross_pairs(tmp_path, monkeypatch, gen, exact_limi
     assert result.search.startswith("IVF") == (exact_limit == 100)
     pairs = pd.read_parquet(result.out / "pairs.parquet")
     assert (pairs.dir_a == 0).all() and (pairs.dir_b == 1).all()
-    assert sorted(zip(pairs.id_a, pairs.id_b, pairs.exact)) == [(5, 7, False), (6, 8, False), (50, 9, True)]
+    assert sorted(zip(pairs.id_a, pairs.id_b, pairs.exact, strict=False)) == [
+        (5, 7, False),
+        (6, 8, False),
+        (50, 9, True),
+    ]
     removed = (result.out / "remove.txt").read_text().splitlines()
     assert removed == ["test/item_00005.png", "test/item_00006.png", "test/item_00050.png"]
     assert len((result.out / "keep.txt").read_text().splitlines()) == 57
@@ -103,18 +112,25 @@ def test_ivf_path_matches_brute_force(tmp_path, monkeypatch, gen) -> None:
     emb = gen.write_dir(tmp_path / "emb", x, shard_rows=1000)
     monkeypatch.setattr(near, "EXACT_LIMIT", 1000)
     # Raw cosines, so the pairs can be checked against brute force on the same vectors.
-    result = find_duplicates(emb, out=tmp_path / "out", threshold=0.9, nprobe=8, block_rows=700, whiten=False)
+    result = find_duplicates(
+        emb, out=tmp_path / "out", threshold=0.9, nprobe=8, block_rows=700, whiten=False
+    )
     assert result.search.startswith("IVF")
     pairs = pd.read_parquet(result.out / "pairs.parquet")
     sims = x @ x.T
-    truth = {(int(a), int(b)) for a, b in zip(*np.nonzero(np.triu(sims >= 0.9, 1)))}
-    assert {(a, b) for a, b in zip(pairs.id_a, pairs.id_b)} == truth
+    truth = {(int(a), int(b)) for a, b in zip(*np.nonzero(np.triu(sims >= 0.9, 1)), strict=False)}
+    assert {(a, b) for a, b in zip(pairs.id_a, pairs.id_b, strict=False)} == truth
     assert len(truth) == 40
 
 
 def test_large_groups_are_found_whole_beyond_k(tmp_path, gen) -> None:
     base = gen.random_unit(1, 16, seed=5)[0]
-    x = np.concatenate([np.stack([gen.near_copy(base, 0.995, seed=s) for s in range(30)]), gen.random_unit(100, 16, seed=6)])
+    x = np.concatenate(
+        [
+            np.stack([gen.near_copy(base, 0.995, seed=s) for s in range(30)]),
+            gen.random_unit(100, 16, seed=6),
+        ]
+    )
     emb = gen.write_dir(tmp_path / "emb", x)
     result = find_duplicates(emb, out=tmp_path / "out", threshold=0.95, k=4)
     groups = pd.read_parquet(result.out / "groups.parquet")
@@ -122,10 +138,14 @@ def test_large_groups_are_found_whole_beyond_k(tmp_path, gen) -> None:
     assert result.pairs == 30 * 29 // 2  # every pair above the threshold, not only 4 per item
 
 
-def test_default_threshold_without_calibration_follows_the_documented_rule(tmp_path, corpus, gen) -> None:
+def test_default_threshold_without_calibration_follows_the_documented_rule(
+    tmp_path, corpus, gen
+) -> None:
     emb, x, _ = corpus  # model "test-model" cannot be loaded: no copy calibration
     result = find_duplicates(emb, out=tmp_path / "out")
-    expected, rule = threshold.default_threshold(x, len(x), None)  # 300 rows < SAMPLE_ROWS: the sample is everything
+    expected, rule = threshold.default_threshold(
+        x, len(x), None
+    )  # 300 rows < SAMPLE_ROWS: the sample is everything
     assert rule.startswith("no copy calibration")
     # The documented null: leave out each row's best match, then the score ~0.05 * N pairs exceed.
     scores = x @ x.T
@@ -140,7 +160,9 @@ def test_default_threshold_without_calibration_follows_the_documented_rule(tmp_p
     assert expected == pytest.approx(max(threshold.FALLBACK_FLOOR, null), abs=1e-4)
     assert result.threshold == pytest.approx(expected, abs=1e-5)
     assert result.threshold_rule == rule
-    assert json.loads((result.out / "dedup.json").read_text())["threshold"] == pytest.approx(expected, abs=1e-5)
+    assert json.loads((result.out / "dedup.json").read_text())["threshold"] == pytest.approx(
+        expected, abs=1e-5
+    )
 
 
 def test_keep_rules_choose_the_survivor(tmp_path, gen) -> None:

@@ -17,7 +17,9 @@ from embedsearch.store.writer import ShardWriter
 
 
 def _trained_ivf(x: np.ndarray, nlist: int) -> faiss.IndexIVFFlat:
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(x.shape[1]), x.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFFlat(
+        faiss.IndexFlatIP(x.shape[1]), x.shape[1], nlist, faiss.METRIC_INNER_PRODUCT
+    )
     index.cp.seed = 1
     index.cp.min_points_per_centroid = 1
     index.train(x)
@@ -40,14 +42,14 @@ def test_add_presized_builds_the_index_that_add_builds(gen) -> None:
 
     def blocks():
         for first in range(0, len(x), 700):
-            yield first, x[first:first + 700]
+            yield first, x[first : first + 700]
 
     plain, presized = _trained_ivf(x, 32), _trained_ivf(x, 32)
     for _, vectors in blocks():
         plain.add(vectors)
     add_presized(presized, blocks, len(x))
     assert presized.ntotal == plain.ntotal == len(x)
-    for (ids_a, codes_a), (ids_b, codes_b) in zip(_lists(plain), _lists(presized)):
+    for (ids_a, codes_a), (ids_b, codes_b) in zip(_lists(plain), _lists(presized), strict=False):
         np.testing.assert_array_equal(ids_a, ids_b)
         np.testing.assert_array_equal(codes_a, codes_b)
     plain.nprobe = presized.nprobe = 4
@@ -64,13 +66,22 @@ def test_add_presized_refuses_a_row_count_other_than_announced(gen) -> None:
 
 def test_inputs_skip_superseded_rows(tmp_path, gen) -> None:
     x = gen.random_unit(13, 8, seed=3)
-    d = EmbeddingDir.create_or_open(tmp_path / "emb", model="m", model_options={}, fingerprint="fp",
-                                    modality="image", dim=8, source="generated")
+    d = EmbeddingDir.create_or_open(
+        tmp_path / "emb",
+        model="m",
+        model_options={},
+        fingerprint="fp",
+        modality="image",
+        dim=8,
+        source="generated",
+    )
     writer = ShardWriter(d, reserve_next_id=10, shard_rows=4)
     writer.add(np.arange(10), [f"s{i}" for i in range(10)], [f"h{i}" for i in range(10)], x[:10])
     writer.close()
     writer = ShardWriter(d, reserve_next_id=13, shard_rows=4)
-    writer.add(np.arange(10, 13), ["s1", "s2", "s10"], ["h1b", "h2b", "h10"], x[10:], superseded=[1, 2])
+    writer.add(
+        np.arange(10, 13), ["s1", "s2", "s10"], ["h1b", "h2b", "h10"], x[10:], superseded=[1, 2]
+    )
     writer.close()
     dirs = resolve_dirs(tmp_path / "emb")
     catalog = load_catalog(dirs)

@@ -15,15 +15,21 @@ from embedsearch.errors import FormatError
 def test_text_corpus_exact_and_near_duplicate_documents(tmp_path) -> None:
     from embedsearch.embedding import embed
 
-    docs = [f"report number {i} about the {w} harvest in the northern valley" for i, w in
-            enumerate(["apple", "pear", "grain", "rice", "olive", "grape", "corn", "bean"])]
-    lines = docs + [docs[2], docs[5] + "!", "a completely different sentence about rockets and space"]
+    docs = [
+        f"report number {i} about the {w} harvest in the northern valley"
+        for i, w in enumerate(["apple", "pear", "grain", "rice", "olive", "grape", "corn", "bean"])
+    ]
+    lines = docs + [
+        docs[2],
+        docs[5] + "!",
+        "a completely different sentence about rockets and space",
+    ]
     (tmp_path / "docs.txt").write_text("\n".join(lines) + "\n")
     embed(tmp_path / "docs.txt", model="tiny-clip", out=tmp_path / "emb", modality="text")
     result = find_duplicates(tmp_path / "emb", out=tmp_path / "out", threshold=0.999)
     pairs = pd.read_parquet(result.out / "pairs.parquet")
     exact = pairs[pairs.exact]
-    assert list(zip(exact.source_a, exact.source_b)) == [(docs[2], docs[2])]
+    assert list(zip(exact.source_a, exact.source_b, strict=False)) == [(docs[2], docs[2])]
     removed = (result.out / "remove.txt").read_text().splitlines()
     assert docs[2] in removed and len(removed) == result.to_remove
     kept = (result.out / "keep.txt").read_text().splitlines()
@@ -55,7 +61,9 @@ def test_cli_writes_results_and_prints_json(tmp_path, gen, run_cli) -> None:
     x = gen.random_unit(120, 16, seed=4)
     x[100] = gen.near_copy(x[3], 0.99, seed=1)
     emb = gen.write_dir(tmp_path / "emb", x)
-    result = run_cli("dedup", emb, "--out", tmp_path / "out", "--threshold", "0.95", "--format", "json")
+    result = run_cli(
+        "dedup", emb, "--out", tmp_path / "out", "--threshold", "0.95", "--format", "json"
+    )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["pairs"], summary["to_remove"], summary["threshold"]) == (1, 1, 0.95)
@@ -63,7 +71,11 @@ def test_cli_writes_results_and_prints_json(tmp_path, gen, run_cli) -> None:
     table = run_cli("dedup", emb, "--out", tmp_path / "out", "-t", "0.95")
     assert table.exit_code == 0 and "to remove" in table.stderr and table.stdout == ""
     bad = run_cli("dedup", tmp_path / "nothing", "--out", tmp_path / "o2")
-    assert bad.exit_code == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
+    assert (
+        bad.exit_code == 2
+        and bad.stderr.strip().startswith("error:")
+        and "Traceback" not in bad.stderr
+    )
     assert np.isclose(pd.read_parquet(tmp_path / "out" / "pairs.parquet").score[0], 0.99, atol=1e-4)
 
 
@@ -84,8 +96,13 @@ def test_default_threshold_is_calibrated_on_self_made_copies_of_the_corpus(tmp_p
     sources = sorted(str(p) for p in folder.iterdir())  # 30 < CALIBRATION_IMAGES: every image
     from embedsearch.store.embedding_dir import EmbeddingDir
 
-    copies = threshold.self_copies(EmbeddingDir.open(tmp_path / "emb"), sources, recipes=("mild",)).scores("mild")
+    copies = threshold.self_copies(
+        EmbeddingDir.open(tmp_path / "emb"), sources, recipes=("mild",)
+    ).scores("mild")
     assert copies is not None and len(copies) == 30
     expected = threshold.null_bound(x, len(x))  # copies are checked against it, they do not move it
     assert result.threshold == pytest.approx(expected, abs=1e-4)
-    assert f"{np.mean(copies >= result.threshold):.0%} of 30 mild self-copies pass" in result.threshold_rule
+    assert (
+        f"{np.mean(copies >= result.threshold):.0%} of 30 mild self-copies pass"
+        in result.threshold_rule
+    )

@@ -29,7 +29,10 @@ def test_fit_whitens_the_sample_to_unit_variance_in_every_kept_direction() -> No
 def test_dims_follow_the_documented_rule() -> None:
     rng = np.random.default_rng(1)
     assert fit_whitening(rng.normal(size=(whitening.MIN_ROWS - 1, 16)).astype(np.float32)) is None
-    assert fit_whitening(rng.normal(size=(508, 512)).astype(np.float32)).dims == 508 // whitening.ROWS_PER_DIM
+    assert (
+        fit_whitening(rng.normal(size=(508, 512)).astype(np.float32)).dims
+        == 508 // whitening.ROWS_PER_DIM
+    )
     assert fit_whitening(rng.normal(size=(5000, 512)).astype(np.float32)).dims == whitening.MAX_DIMS
     flat = np.zeros((800, 32), np.float32)
     flat[:, :3] = rng.normal(size=(800, 3))  # three directions carry all the variance
@@ -40,7 +43,9 @@ def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def styled_corpus(n: int = 800, seed: int = 0, noise: str = "style") -> tuple[np.ndarray, set[tuple[int, int]]]:
+def styled_corpus(
+    n: int = 800, seed: int = 0, noise: str = "style"
+) -> tuple[np.ndarray, set[tuple[int, int]]]:
     """Items = a strong low-rank "style" + a faint "detail"; rows n/2.. are copies of rows 0..n/2.
 
     ``noise="style"``: copies keep the detail and the style moves, like photo embeddings, where
@@ -59,13 +64,15 @@ def styled_corpus(n: int = 800, seed: int = 0, noise: str = "style") -> tuple[np
     else:
         detail[:, 8:] *= 0.02  # most directions nearly empty in the corpus ...
         originals = style + detail
-        copies = originals + rng.normal(size=originals.shape) * 0.3  # ... and full of the copies' noise
+        copies = (
+            originals + rng.normal(size=originals.shape) * 0.3
+        )  # ... and full of the copies' noise
     x = np.concatenate([unit(originals), unit(copies)])
     return x, {(i, n_orig + i) for i in range(n_orig)}
 
 
 def f1(pairs: pd.DataFrame, truth: set[tuple[int, int]]) -> float:
-    found = {(int(a), int(b)) for a, b in zip(pairs.id_a, pairs.id_b)}
+    found = {(int(a), int(b)) for a, b in zip(pairs.id_a, pairs.id_b, strict=False)}
     tp = len(found & truth)
     return 2 * tp / (len(found) + len(truth)) if found else 0.0
 
@@ -96,7 +103,9 @@ def test_whitened_scores_are_cosines_of_the_whitened_vectors(tmp_path, gen) -> N
     y = w(x)
     pairs = pd.read_parquet(result.out / "pairs.parquet")
     assert len(pairs) > 0
-    np.testing.assert_allclose(pairs.score, np.einsum("ij,ij->i", y[pairs.id_a], y[pairs.id_b]), atol=1e-4)
+    np.testing.assert_allclose(
+        pairs.score, np.einsum("ij,ij->i", y[pairs.id_a], y[pairs.id_b]), atol=1e-4
+    )
 
 
 def test_whiten_on_too_few_rows_and_with_semdedup_is_refused(tmp_path, gen) -> None:
@@ -105,13 +114,15 @@ def test_whiten_on_too_few_rows_and_with_semdedup_is_refused(tmp_path, gen) -> N
         find_duplicates(emb, out=tmp_path / "out", whiten=True)
     with pytest.raises(InputError, match="knn only"):
         find_duplicates(emb, out=tmp_path / "out", method="semdedup", whiten=True)
-    assert find_duplicates(emb, out=tmp_path / "out").space == "raw cosine"  # the default: too few to fit
+    assert (
+        find_duplicates(emb, out=tmp_path / "out").space == "raw cosine"
+    )  # the default: too few to fit
 
 
 def self_copies_of(x: np.ndarray) -> SelfCopies:
     """The 200 first (original, copy) pairs of a styled corpus, as dedup's self-copy test would see them."""
     half = len(x) // 2
-    return SelfCopies(x[:200], {"mild": x[half:half + 200], "strong": x[half:half + 200]})
+    return SelfCopies(x[:200], {"mild": x[half : half + 200], "strong": x[half : half + 200]})
 
 
 @pytest.mark.parametrize("noise, expect_whitened", [("style", True), ("isotropic", False)])
@@ -119,7 +130,10 @@ def test_default_whitens_only_when_it_helps_the_corpus_own_copies(noise, expect_
     x, truth = styled_corpus(noise=noise)
     whitening, why = choose_whitening(lambda: x, len(x), self_copies_of(x), whiten=None)
     assert (whitening is not None) == expect_whitened, why
-    assert why.startswith("whitened: " if expect_whitened else "raw cosine: ") and "strong self-copies" in why
+    assert (
+        why.startswith("whitened: " if expect_whitened else "raw cosine: ")
+        and "strong self-copies" in why
+    )
     # ... and that choice is the one with more of the true pairs above the null bound.
     from embedsearch.dedup.threshold import null_bound
 
@@ -135,10 +149,17 @@ def test_default_compares_raw_cosines_without_images_to_test_on(tmp_path, gen, m
 
     samples = []
     original = api._Inputs.sample
-    monkeypatch.setattr(api._Inputs, "sample", lambda self, *a, **k: samples.append(a) or original(self, *a, **k))
+    monkeypatch.setattr(
+        api._Inputs, "sample", lambda self, *a, **k: samples.append(a) or original(self, *a, **k)
+    )
     x, _ = styled_corpus()
-    result = find_duplicates(gen.write_dir(tmp_path / "emb", x), out=tmp_path / "out", threshold=0.9)
-    assert result.space == "raw cosine" and result.whitening == "raw cosine: no images of the corpus to test whitening on"
+    result = find_duplicates(
+        gen.write_dir(tmp_path / "emb", x), out=tmp_path / "out", threshold=0.9
+    )
+    assert (
+        result.space == "raw cosine"
+        and result.whitening == "raw cosine: no images of the corpus to test whitening on"
+    )
     assert samples == []  # nothing to decide and a threshold given: no extra pass over the vectors
 
 
@@ -149,4 +170,6 @@ def test_cli_no_whiten_flag(tmp_path, gen, run_cli) -> None:
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["scores"] == "raw cosine"
     result = run_cli("dedup", emb, "--out", tmp_path / "out", "--whiten", "--format", "json")
-    assert json.loads(result.stdout)["scores"].startswith("PCA-whitened, 64 of 64 dims, fit on 800 rows")
+    assert json.loads(result.stdout)["scores"].startswith(
+        "PCA-whitened, 64 of 64 dims, fit on 800 rows"
+    )

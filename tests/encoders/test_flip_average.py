@@ -19,7 +19,9 @@ def test_an_image_and_its_mirror_get_the_same_vector_only_with_flip_average() ->
     plain = load_encoder("simclr:resnet18", image_size=32)
     flipped = load_encoder("simclr:resnet18", image_size=32, flip_average=True)
     a, b = plain.embed_images(pixels), plain.embed_images(pixels.flip(-1))
-    assert np.einsum("ij,ij->i", a, b).max() < 0.9999  # a random-init ResNet is not mirror-invariant
+    assert (
+        np.einsum("ij,ij->i", a, b).max() < 0.9999
+    )  # a random-init ResNet is not mirror-invariant
     fa, fb = flipped.embed_images(pixels), flipped.embed_images(pixels.flip(-1))
     np.testing.assert_allclose(fa, fb, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(fa, axis=1), 1.0, rtol=1e-5)
@@ -36,8 +38,17 @@ def test_embed_records_flip_average_so_the_dir_reloads_the_same_encoder(tmp_path
     rng = np.random.default_rng(0)
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-        Image.fromarray(np.asarray(Image.open(folder / f"{i}.png"))[:, ::-1]).save(folder / f"{i}_mirror.png")
-    embed(folder, model="simclr:resnet18", out=tmp_path / "emb", image_size=32, flip_average=True, workers=0)
+        Image.fromarray(np.asarray(Image.open(folder / f"{i}.png"))[:, ::-1]).save(
+            folder / f"{i}_mirror.png"
+        )
+    embed(
+        folder,
+        model="simclr:resnet18",
+        out=tmp_path / "emb",
+        image_size=32,
+        flip_average=True,
+        workers=0,
+    )
     emb = EmbeddingDir.open(tmp_path / "emb")
     assert emb.model_options == {"image_size": 32, "flip_average": True}
     reloaded = load_encoder(emb.model, **emb.model_options)

@@ -19,13 +19,19 @@ def test_simclr_run_dir_round_trip_keeps_weights_and_fingerprint(tmp_path) -> No
         for p in enc.model.parameters():
             p.add_(torch.randn_like(p) * 0.01)  # "trained" weights, unlike the seeded init
     head = {"head.0.weight": torch.randn(8, 512)}
-    run = save_run_dir(tmp_path / "run", {**enc.config, "training": {"epochs": 1}}, enc.model.state_dict(), head)
+    run = save_run_dir(
+        tmp_path / "run", {**enc.config, "training": {"epochs": 1}}, enc.model.state_dict(), head
+    )
     loaded = load_encoder(str(run))
     assert loaded.fingerprint == enc.fingerprint
     x = torch.randn(2, 3, 32, 32)
     np.testing.assert_allclose(loaded.embed_images(x), enc.embed_images(x), atol=1e-5)
     config = json.loads((run / "config.json").read_text())
-    assert config["format"] == "embedsearch-run" and config["family"] == "simclr" and config["small_stem"]
+    assert (
+        config["format"] == "embedsearch-run"
+        and config["family"] == "simclr"
+        and config["small_stem"]
+    )
 
 
 def test_clip_run_dir_round_trip_with_text_tower(tmp_path) -> None:

@@ -24,7 +24,11 @@ class _Payload:
 def _malicious_checkpoint(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"state_dict": {"w": torch.zeros(1)}, "extra": _Payload(str(marker))}, path, pickle_module=pickle)
+    torch.save(
+        {"state_dict": {"w": torch.zeros(1)}, "extra": _Payload(str(marker))},
+        path,
+        pickle_module=pickle,
+    )
     return path, marker
 
 

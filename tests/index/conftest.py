@@ -13,7 +13,9 @@ from embedsearch.store.embedding_dir import EmbeddingDir
 from embedsearch.store.writer import ShardWriter
 
 
-def clustered_vectors(n: int, dim: int, seed: int, latent: int = 8, clusters: int = 50) -> np.ndarray:
+def clustered_vectors(
+    n: int, dim: int, seed: int, latent: int = 8, clusters: int = 50
+) -> np.ndarray:
     """L2-normalised vectors near a low-dimensional subspace, in clusters (like real embeddings).
 
     The subspace and the cluster centres depend only on ``dim``, so different seeds draw
@@ -21,25 +23,53 @@ def clustered_vectors(n: int, dim: int, seed: int, latent: int = 8, clusters: in
     """
     rng = np.random.default_rng(seed)
     basis = np.random.default_rng(1000 + dim).standard_normal((latent, dim)).astype(np.float32)
-    centres = np.random.default_rng(2000 + dim).standard_normal((clusters, latent)).astype(np.float32)
-    z = centres[rng.integers(0, clusters, n)] + 0.4 * rng.standard_normal((n, latent)).astype(np.float32)
+    centres = (
+        np.random.default_rng(2000 + dim).standard_normal((clusters, latent)).astype(np.float32)
+    )
+    z = centres[rng.integers(0, clusters, n)] + 0.4 * rng.standard_normal((n, latent)).astype(
+        np.float32
+    )
     x = z @ basis + 0.2 * rng.standard_normal((n, dim)).astype(np.float32)
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def write_emb_dir(path: Path, vectors: np.ndarray, *, start_id: int = 0, fingerprint: str = "fp-test",
-                  model: str = "simclr:resnet18", prefix: str = "img", shard_rows: int = 1500,
-                  columns: dict[str, Callable[[int], Any]] | None = None) -> np.ndarray:
+def write_emb_dir(
+    path: Path,
+    vectors: np.ndarray,
+    *,
+    start_id: int = 0,
+    fingerprint: str = "fp-test",
+    model: str = "simclr:resnet18",
+    prefix: str = "img",
+    shard_rows: int = 1500,
+    columns: dict[str, Callable[[int], Any]] | None = None,
+) -> np.ndarray:
     """Append ``vectors`` to the embedding dir at ``path`` with ids from ``start_id``; returns the ids.
     Metadata: ``label`` = id % 5, plus ``columns`` (name -> value of an id)."""
-    d = EmbeddingDir.create_or_open(path, model=model, model_options={"image_size": 32}, fingerprint=fingerprint,
-                                    modality="image", dim=vectors.shape[1], source="synthetic")
+    d = EmbeddingDir.create_or_open(
+        path,
+        model=model,
+        model_options={"image_size": 32},
+        fingerprint=fingerprint,
+        modality="image",
+        dim=vectors.shape[1],
+        source="synthetic",
+    )
     ids = np.arange(start_id, start_id + len(vectors), dtype=np.int64)
-    writer = ShardWriter(d, reserve_next_id=int(ids[-1]) + 1 if len(ids) else start_id, shard_rows=shard_rows)
+    writer = ShardWriter(
+        d, reserve_next_id=int(ids[-1]) + 1 if len(ids) else start_id, shard_rows=shard_rows
+    )
     if len(ids):
-        writer.add(ids, [f"{prefix}/{i}.png" for i in ids], [f"h{i}" for i in ids], vectors,
-                   {"label": [int(i % 5) for i in ids],
-                    **{name: [value(int(i)) for i in ids] for name, value in (columns or {}).items()}})
+        writer.add(
+            ids,
+            [f"{prefix}/{i}.png" for i in ids],
+            [f"h{i}" for i in ids],
+            vectors,
+            {
+                "label": [int(i % 5) for i in ids],
+                **{name: [value(int(i)) for i in ids] for name, value in (columns or {}).items()},
+            },
+        )
     writer.close()
     return ids
 

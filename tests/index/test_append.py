@@ -49,7 +49,9 @@ def test_append_adds_new_dirs_and_new_rows_exactly_once(tmp_path, vectors, write
 
 def test_append_refuses_another_model_and_a_missing_index(tmp_path, vectors, write_emb) -> None:
     write_emb(tmp_path / "a", vectors(400, 16, 1))
-    write_emb(tmp_path / "other", vectors(400, 16, 2), fingerprint="fp-other", model="openclip:RN50")
+    write_emb(
+        tmp_path / "other", vectors(400, 16, 2), fingerprint="fp-other", model="openclip:RN50"
+    )
     build_index([tmp_path / "a"], tmp_path / "idx", kind="flat")
     with pytest.raises(MismatchError, match="different models"):
         build_index([tmp_path / "other"], tmp_path / "idx", append=True)

@@ -8,10 +8,19 @@ from embedsearch.errors import InputError
 from embedsearch.index.budget import default_max_memory, format_bytes, parse_memory
 
 
-@pytest.mark.parametrize("text, size", [
-    ("500M", 500 * 2**20), ("4G", 4 * 2**30), ("1.5G", int(1.5 * 2**30)), ("30MB", 30 * 2**20),
-    ("30MiB", 30 * 2**20), ("2048", 2048), ("64k", 64 * 2**10), (1000, 1000),
-])
+@pytest.mark.parametrize(
+    "text, size",
+    [
+        ("500M", 500 * 2**20),
+        ("4G", 4 * 2**30),
+        ("1.5G", int(1.5 * 2**30)),
+        ("30MB", 30 * 2**20),
+        ("30MiB", 30 * 2**20),
+        ("2048", 2048),
+        ("64k", 64 * 2**10),
+        (1000, 1000),
+    ],
+)
 def test_parse_memory_accepts_units(text, size) -> None:
     assert parse_memory(text) == size
 

@@ -32,7 +32,9 @@ def clip_index(tmp_path_factory):
 
 
 def test_text_query_searches_images_with_the_index_model(clip_index, run_cli) -> None:
-    result = run_cli("query", clip_index / "idx", "--text", "a red square", "-k", "5", "--format", "json")
+    result = run_cli(
+        "query", clip_index / "idx", "--text", "a red square", "-k", "5", "--format", "json"
+    )
     assert result.exit_code == 0, result.stderr
     (answer,) = json.loads(result.stdout)  # only JSON on stdout
     assert answer["type"] == "text" and answer["query"] == "a red square"
@@ -56,7 +58,18 @@ def test_image_query_finds_itself_and_grid_is_drawn(clip_index, run_cli) -> None
 
     grid = clip_index / "grid.png"
     image = clip_index / "images" / "img_07.png"
-    result = run_cli("query", clip_index / "idx", "--image", image, "-k", "3", "--grid", grid, "--format", "jsonl")
+    result = run_cli(
+        "query",
+        clip_index / "idx",
+        "--image",
+        image,
+        "-k",
+        "3",
+        "--grid",
+        grid,
+        "--format",
+        "jsonl",
+    )
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 3 and rows[0]["source"].endswith("img_07.png")
@@ -72,18 +85,39 @@ def test_image_query_finds_itself_and_grid_is_drawn(clip_index, run_cli) -> None
 def test_queries_file_mixes_texts_and_images_and_csv_output(clip_index, run_cli) -> None:
     queries = clip_index / "queries.txt"
     queries.write_text(f"a blue thing\n{clip_index / 'images' / 'img_03.png'}\nsomething green\n")
-    result = run_cli("query", clip_index / "idx", "--queries", queries, "-k", "2", "--format", "csv")
+    result = run_cli(
+        "query", clip_index / "idx", "--queries", queries, "-k", "2", "--format", "csv"
+    )
     assert result.exit_code == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["query_index"], r["query_type"]) for r in rows] == [
-        ("0", "text"), ("0", "text"), ("1", "image"), ("1", "image"), ("2", "text"), ("2", "text")]
+        ("0", "text"),
+        ("0", "text"),
+        ("1", "image"),
+        ("1", "image"),
+        ("2", "text"),
+        ("2", "text"),
+    ]
     assert rows[2]["source"].endswith("img_03.png")
 
 
 def test_text_on_an_image_only_model_is_a_one_line_error(tmp_path, run_cli, make_images) -> None:
     make_images(tmp_path / "imgs", 6)
-    assert run_cli("embed", tmp_path / "imgs", "--out", tmp_path / "emb", "--model", "simclr:resnet18",
-                   "--image-size", "32", "--workers", "0").exit_code == 0
+    assert (
+        run_cli(
+            "embed",
+            tmp_path / "imgs",
+            "--out",
+            tmp_path / "emb",
+            "--model",
+            "simclr:resnet18",
+            "--image-size",
+            "32",
+            "--workers",
+            "0",
+        ).exit_code
+        == 0
+    )
     built = run_cli("index", tmp_path / "emb", "--out", tmp_path / "idx", "--format", "json")
     assert built.exit_code == 0 and json.loads(built.stdout)["ntotal"] == 6
     result = run_cli("query", tmp_path / "idx", "--text", "a cat")
@@ -94,19 +128,27 @@ def test_text_on_an_image_only_model_is_a_one_line_error(tmp_path, run_cli, make
     assert json.loads(by_id.stdout)[0]["hits"][0]["id"] == 2
 
 
-@pytest.mark.parametrize("args, message", [
-    (["query", "{idx}"], "exactly one of"),
-    (["query", "{idx}", "--text", "x", "--id", "1"], "exactly one of"),
-    (["query", "{idx}", "--id", "1", "--format", "xml"], "unknown --format"),
-    (["query", "{emb}", "--id", "1"], "not an index dir"),
-    (["index", "{emb}", "--out", "{idx}"], "already an index"),
-    (["index", "{emb}", "--out", "{new}", "--kind", "lsh"], "unknown --kind"),
-    (["index", "{emb}", "--out", "{new}", "--max-memory", "lots"], "not a size"),
-    (["query", "{idx}", "--vector", "{npy}"], "dim 3"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["query", "{idx}"], "exactly one of"),
+        (["query", "{idx}", "--text", "x", "--id", "1"], "exactly one of"),
+        (["query", "{idx}", "--id", "1", "--format", "xml"], "unknown --format"),
+        (["query", "{emb}", "--id", "1"], "not an index dir"),
+        (["index", "{emb}", "--out", "{idx}"], "already an index"),
+        (["index", "{emb}", "--out", "{new}", "--kind", "lsh"], "unknown --kind"),
+        (["index", "{emb}", "--out", "{new}", "--max-memory", "lots"], "not a size"),
+        (["query", "{idx}", "--vector", "{npy}"], "dim 3"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(clip_index, tmp_path, run_cli, args, message) -> None:
     np.save(tmp_path / "v.npy", np.ones(3, np.float32))
-    names = {"idx": clip_index / "idx", "emb": clip_index / "emb", "new": tmp_path / "new", "npy": tmp_path / "v.npy"}
+    names = {
+        "idx": clip_index / "idx",
+        "emb": clip_index / "emb",
+        "new": tmp_path / "new",
+        "npy": tmp_path / "v.npy",
+    }
     result = run_cli(*[a.format(**{k: str(v) for k, v in names.items()}) for a in args])
     assert result.exit_code == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -116,7 +158,9 @@ def test_vector_file_query_and_index_table_output(clip_index, tmp_path, run_cli)
     searcher = Searcher.open(clip_index / "idx")
     vectors = np.stack([searcher.vector_of(4), searcher.vector_of(9)])
     np.save(tmp_path / "q.npy", vectors)
-    result = run_cli("query", clip_index / "idx", "--vector", tmp_path / "q.npy", "-k", "1", "--format", "json")
+    result = run_cli(
+        "query", clip_index / "idx", "--vector", tmp_path / "q.npy", "-k", "1", "--format", "json"
+    )
     assert [r["hits"][0]["id"] for r in json.loads(result.stdout)] == [4, 9]
     table = run_cli("query", clip_index / "idx", "--id", "4", "-k", "2")
     assert table.exit_code == 0 and "img_" in table.stdout and "score" in table.stdout

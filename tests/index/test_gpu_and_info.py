@@ -14,7 +14,9 @@ def test_info_describes_an_index_dir(emb_dir, tmp_path, run_cli) -> None:
     build_index([src], tmp_path / "idx", kind="ivf", target_recall=0.9)
     facts = describe_index_dir(tmp_path / "idx")
     assert facts["kind"] == "ivf" and facts["rows (ntotal)"] == 800 and facts["target met"] == "yes"
-    assert facts["search params"].startswith("nprobe=") and facts["source 0"].startswith(str(src.resolve()))
+    assert facts["search params"].startswith("nprobe=") and facts["source 0"].startswith(
+        str(src.resolve())
+    )
     shown = run_cli("info", tmp_path / "idx", "--json")
     assert shown.exit_code == 0 and json.loads(shown.stdout)["factory"] == facts["factory"]
 
@@ -26,7 +28,9 @@ def _gpu_faiss() -> bool:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _gpu_faiss(), reason="needs a faiss build with GPU support and a CUDA device")
+@pytest.mark.skipif(
+    not _gpu_faiss(), reason="needs a faiss build with GPU support and a CUDA device"
+)
 def test_gpu_build_and_search_match_the_cpu(emb_dir, tmp_path) -> None:
     src = emb_dir("emb", n=5000, dim=32)
     cpu = build_index([src], tmp_path / "cpu", kind="flat", device="cpu")
@@ -36,4 +40,6 @@ def test_gpu_build_and_search_match_the_cpu(emb_dir, tmp_path) -> None:
     assert "Gpu" in type(on_gpu.index).__name__
     queries = Searcher.open(tmp_path / "cpu", device="cpu")
     vector = queries.vector_of(11)
-    assert [h.id for h in on_gpu.search_vector(vector, 5)] == [h.id for h in queries.search_vector(vector, 5)]
+    assert [h.id for h in on_gpu.search_vector(vector, 5)] == [
+        h.id for h in queries.search_vector(vector, 5)
+    ]

@@ -14,15 +14,20 @@ def _store(tmp_path, keys: list[int], files: int = 1) -> MetadataStore:
     for number, part in enumerate(np.array_split(np.array(keys, np.int64), files)):
         name = f"meta-{number:05d}.arrow"
         writer = MetadataWriter(tmp_path / name)
-        batch = pa.record_batch({"id": pa.array(part), "source": pa.array([f"src{k}" for k in part])})
+        batch = pa.record_batch(
+            {"id": pa.array(part), "source": pa.array([f"src{k}" for k in part])}
+        )
         writer.write(part, 0, batch)
         writer.close()
         names.append(name)
     return MetadataStore(tmp_path, names)
 
 
-@pytest.mark.parametrize("keys", [list(range(10, 20)), [10, 12, 13, 17, 19], list(range(19, 9, -1))],
-                         ids=["dense", "gaps", "dense-unordered"])
+@pytest.mark.parametrize(
+    "keys",
+    [list(range(10, 20)), [10, 12, 13, 17, 19], list(range(19, 9, -1))],
+    ids=["dense", "gaps", "dense-unordered"],
+)
 def test_lookup_finds_stored_keys_and_skips_others(tmp_path, keys) -> None:
     store = _store(tmp_path, keys)
     wanted = np.array([-1, 12, 9, 19, 20, 13, 12], np.int64)
@@ -33,8 +38,9 @@ def test_lookup_finds_stored_keys_and_skips_others(tmp_path, keys) -> None:
     assert columns["source"] == [f"src{k}" for k in wanted[expected_found]]
     assert set(columns) == {"source"}  # key, dir and id come from the keys themselves
     rows = store.lookup(wanted)
-    assert [r["source"] if r else None for r in rows] == [f"src{k}" if ok else None
-                                                         for k, ok in zip(wanted, expected_found)]
+    assert [r["source"] if r else None for r in rows] == [
+        f"src{k}" if ok else None for k, ok in zip(wanted, expected_found, strict=False)
+    ]
 
 
 def test_several_files_use_the_general_lookup(tmp_path) -> None:
@@ -44,11 +50,17 @@ def test_several_files_use_the_general_lookup(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("batch_rows, expected_batches", [(1 << 20, 1), (25, 4)])
-def test_writer_gathers_small_batches_into_few_large_ones(tmp_path, batch_rows, expected_batches) -> None:
+def test_writer_gathers_small_batches_into_few_large_ones(
+    tmp_path, batch_rows, expected_batches
+) -> None:
     writer = MetadataWriter(tmp_path / "meta-00000.arrow", batch_rows=batch_rows)
     for start in range(0, 100, 10):  # ten batches of ten rows, as an embedding dir streams them
         part = np.arange(start, start + 10, dtype=np.int64)
-        writer.write(part, 0, pa.record_batch({"id": pa.array(part), "source": pa.array([f"src{k}" for k in part])}))
+        writer.write(
+            part,
+            0,
+            pa.record_batch({"id": pa.array(part), "source": pa.array([f"src{k}" for k in part])}),
+        )
     writer.close()
     reader = pa.ipc.open_file(tmp_path / "meta-00000.arrow")
     assert reader.num_record_batches == expected_batches  # lookups take from few, large pieces
@@ -84,10 +96,18 @@ def test_gather_across_files_keeps_the_key_order_and_nulls_missing_columns(tmp_p
 def test_flush_writes_the_gathered_rows_now(tmp_path) -> None:
     writer = MetadataWriter(tmp_path / "meta-00000.arrow")
     first, second = np.arange(0, 10, dtype=np.int64), np.arange(10, 15, dtype=np.int64)
-    writer.write(first, 0, pa.record_batch({"id": pa.array(first), "source": pa.array([f"s{k}" for k in first])}))
+    writer.write(
+        first,
+        0,
+        pa.record_batch({"id": pa.array(first), "source": pa.array([f"s{k}" for k in first])}),
+    )
     writer.flush()  # what the build does when the next embedding dir starts
     assert not writer._pending
-    writer.write(second, 0, pa.record_batch({"id": pa.array(second), "source": pa.array([f"s{k}" for k in second])}))
+    writer.write(
+        second,
+        0,
+        pa.record_batch({"id": pa.array(second), "source": pa.array([f"s{k}" for k in second])}),
+    )
     writer.close()
     reader = pa.ipc.open_file(tmp_path / "meta-00000.arrow")
     assert [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)] == [10, 5]

@@ -41,13 +41,17 @@ def test_opq_beats_plain_pq_of_the_same_bytes_on_a_starved_budget(vectors) -> No
     n, dim, budget = 10_000, 32, 200_000
     corpus, queries = vectors(n, dim, 0), vectors(300, dim, 1)
     plan = choose_index(n, dim, budget)  # only 8 bytes a vector of codes fit
-    assert plan.factory.startswith("OPQ8_16,IVF") and plan.factory.endswith(",PQ8x8np") and plan.fits
+    assert (
+        plan.factory.startswith("OPQ8_16,IVF") and plan.factory.endswith(",PQ8x8np") and plan.fits
+    )
     rotated = _built(plan, corpus)
     assert plan.estimated_bytes * 0.95 <= faiss.serialize_index(rotated).nbytes <= budget
     set_search_params(rotated, {"nprobe": 7})  # reaches the IVF behind the rotation
     assert ivf_of(rotated).nprobe == 7 and ivf_of(rotated).d == 16
 
-    plain = _built(IndexPlan("ivfpq", plan.factory.split(",", 1)[1], plan.nlist, 0, True, ""), corpus)
+    plain = _built(
+        IndexPlan("ivfpq", plan.factory.split(",", 1)[1], plan.nlist, 0, True, ""), corpus
+    )
     exact = ExactTopK(queries, np.full(len(queries), -1), 10)
     exact.add(corpus, np.arange(n))
     truth = exact.keys()
@@ -75,8 +79,15 @@ def test_ten_bit_codebooks_beat_eight_bit_ones_of_the_same_bytes(vectors) -> Non
     exact.add(corpus, np.arange(n))
     truth = exact.keys()
     # 10 bytes of codes both ways: 8 sub-quantizers of 10 bits against 10 of 8 bits.
-    ten = _built(IndexPlan("ivfpq", f"OPQ8_16,IVF{plan.nlist},PQ8x10np", plan.nlist, 0, True, ""), corpus)
-    eight = _built(IndexPlan("ivfpq", f"OPQ10_20,IVF{plan.nlist},PQ10x8np", plan.nlist, 0, True, ""), corpus)
+    ten = _built(
+        IndexPlan("ivfpq", f"OPQ8_16,IVF{plan.nlist},PQ8x10np", plan.nlist, 0, True, ""), corpus
+    )
+    eight = _built(
+        IndexPlan("ivfpq", f"OPQ10_20,IVF{plan.nlist},PQ10x8np", plan.nlist, 0, True, ""), corpus
+    )
     assert ivf_of(ten).code_size == ivf_of(eight).code_size == 10
-    recall_ten, recall_eight = _best_recall(ten, queries, truth), _best_recall(eight, queries, truth)
+    recall_ten, recall_eight = (
+        _best_recall(ten, queries, truth),
+        _best_recall(eight, queries, truth),
+    )
     assert recall_ten >= recall_eight + 0.02, (recall_ten, recall_eight)

@@ -46,7 +46,10 @@ def test_hits_match_exact_search_and_batch_forms_agree(two_dirs, tmp_path) -> No
         assert [h.id for h in hits] == rows[q].tolist()
         assert np.allclose([h.score for h in hits], scores[q], atol=1e-5)
         assert all(isinstance(h, Hit) and h.source == f"a/{h.id}.png" for h in hits)
-        assert all(h.metadata == {"content_hash": f"h{h.id}", "label": h.id % 5} and h.dir == 0 for h in hits)
+        assert all(
+            h.metadata == {"content_hash": f"h{h.id}", "label": h.id % 5} and h.dir == 0
+            for h in hits
+        )
         assert [h.id for h in s.search_vector(queries[q], k=4)] == rows[q].tolist()
     assert [h.id for h in s.search_id(3, k=2)] == [3, rows_of(a, 3)]
     assert [[h.id for h in hits] for hits in s.search_ids([3, 4], k=1)] == [[3], [4]]
@@ -60,7 +63,11 @@ def test_fewer_rows_than_k_give_only_the_real_hits(tmp_path, vectors, write_emb)
     batch = s.search_vectors(corpus[:2], k=5)  # faiss pads with key -1: those slots are skipped
     assert [[h.rank for h in hits] for hits in batch] == [[1, 2, 3], [1, 2, 3]]
     assert [hits[0].id for hits in batch] == [0, 1]
-    assert all(h.source == f"t/{h.id}.png" and h.metadata["label"] == h.id % 5 for hits in batch for h in hits)
+    assert all(
+        h.source == f"t/{h.id}.png" and h.metadata["label"] == h.id % 5
+        for hits in batch
+        for h in hits
+    )
 
 
 @pytest.mark.parametrize("dirs", [1, 2], ids=["one-metadata-file", "several-files"])
@@ -74,7 +81,9 @@ def test_missing_keys_anywhere_are_skipped_and_ranks_close_up(two_dirs, tmp_path
     scores = np.array([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4]], np.float32)
     hits = s._hits(scores, keys)
     assert [[(h.rank, h.id, h.dir, h.score) for h in q] for q in hits] == [
-        [(1, 7, 0, pytest.approx(0.9)), (2, 5, dirs - 1, pytest.approx(0.7))], [(1, 2, 0, pytest.approx(0.5))]]
+        [(1, 7, 0, pytest.approx(0.9)), (2, 5, dirs - 1, pytest.approx(0.7))],
+        [(1, 2, 0, pytest.approx(0.5))],
+    ]
     prefix = "ab"[dirs - 1]
     assert [h.source for h in hits[0]] == ["a/7.png", f"{prefix}/5.png"]
     assert hits[0][1].metadata == {"content_hash": f"h{5}", "label": 0}
@@ -90,7 +99,9 @@ def rows_of(corpus: np.ndarray, row: int) -> int:
 def test_a_copied_index_answers_without_its_embedding_dirs(two_dirs, tmp_path) -> None:
     dir_a, dir_b, _, b = two_dirs
     build_index([dir_a, dir_b], tmp_path / "idx", kind="ivf", target_recall=0.9)
-    before = [(h.id, h.dir, h.source) for h in Searcher.open(tmp_path / "idx").search_id(9, k=5, dir=1)]
+    before = [
+        (h.id, h.dir, h.source) for h in Searcher.open(tmp_path / "idx").search_id(9, k=5, dir=1)
+    ]
     shutil.copytree(tmp_path / "idx", tmp_path / "elsewhere" / "moved")
     shutil.rmtree(tmp_path / "idx")
     shutil.rmtree(dir_a)
@@ -140,7 +151,12 @@ def test_search_table_holds_the_same_hits_as_search_vectors(tmp_path, vectors, w
     """Two dirs with different metadata columns; b's ``score`` column must not shadow the hit's score."""
     a, b = vectors(600, 32, 1), vectors(600, 32, 2)
     write_emb(tmp_path / "a", a, prefix="a")
-    write_emb(tmp_path / "b", b, prefix="b", columns={"score": lambda i: f"s{i}", "caption": lambda i: f"c{i}"})
+    write_emb(
+        tmp_path / "b",
+        b,
+        prefix="b",
+        columns={"score": lambda i: f"s{i}", "caption": lambda i: f"c{i}"},
+    )
     build_index([tmp_path / "a", tmp_path / "b"], tmp_path / "idx", kind="flat")
     s = Searcher.open(tmp_path / "idx")
     queries = np.concatenate([a[:3], b[:3]]) + 0.02
@@ -150,11 +166,23 @@ def test_search_table_holds_the_same_hits_as_search_vectors(tmp_path, vectors, w
     assert table.column_names[:6] == ["query", "rank", "id", "dir", "score", "source"]
     rows = table.to_pylist()
     expected = [h.to_dict() | {"query": q} for q, hs in enumerate(hits) for h in hs]
-    for row, want in zip(rows, expected):
-        assert {k: row[k] for k in ("query", "rank", "id", "dir", "source", "label")} == \
-            {k: want[k] for k in ("query", "rank", "id", "dir", "source", "label")}
+    for row, want in zip(rows, expected, strict=False):
+        assert {k: row[k] for k in ("query", "rank", "id", "dir", "source", "label")} == {
+            k: want[k] for k in ("query", "rank", "id", "dir", "source", "label")
+        }
         assert row["score"] == pytest.approx(want["score"], abs=1e-6)
         # the metadata "score" of dir b is renamed, in both forms; dir a's rows have none
-        assert row["input_score"] == want.get("input_score") == (f"s{row['id']}" if row["dir"] == 1 else None)
+        assert (
+            row["input_score"]
+            == want.get("input_score")
+            == (f"s{row['id']}" if row["dir"] == 1 else None)
+        )
         assert row["caption"] == (f"c{row['id']}" if row["dir"] == 1 else None)
-    assert [(r["id"], r["dir"]) for r in rows if r["rank"] == 1] == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)]
+    assert [(r["id"], r["dir"]) for r in rows if r["rank"] == 1] == [
+        (0, 0),
+        (1, 0),
+        (2, 0),
+        (0, 1),
+        (1, 1),
+        (2, 1),
+    ]

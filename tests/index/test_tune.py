@@ -23,9 +23,11 @@ def test_streamed_exact_top_k_equals_brute_force(vectors) -> None:
     picks = np.array([5, 500, 2999])
     truth = ExactTopK(corpus[picks], keys[picks], k=5)
     for start in range(0, 3000, 700):  # uneven blocks, the last one short
-        truth.add(corpus[start:start + 700], keys[start:start + 700])
+        truth.add(corpus[start : start + 700], keys[start : start + 700])
     _, rows = faiss.knn(corpus[picks], corpus, 6, metric=faiss.METRIC_INNER_PRODUCT)
-    assert truth.keys().tolist() == [[keys[r] for r in row if r != p][:5] for row, p in zip(rows, picks)]
+    assert truth.keys().tolist() == [
+        [keys[r] for r in row if r != p][:5] for row, p in zip(rows, picks, strict=False)
+    ]
 
 
 def test_tune_keeps_the_cheapest_setting_that_meets_the_target(vectors) -> None:
@@ -42,14 +44,18 @@ def test_tune_keeps_the_cheapest_setting_that_meets_the_target(vectors) -> None:
     result = tune(index, samples[0], samples[1], k=10, target=0.9)
     assert result.met and result.recall >= 0.9
     cheaper = [t for t in result.trials if t.params["nprobe"] < result.params["nprobe"]]
-    assert cheaper and all(t.recall < 0.9 for t in cheaper)  # nothing cheaper met it on the tuning set
+    assert cheaper and all(
+        t.recall < 0.9 for t in cheaper
+    )  # nothing cheaper met it on the tuning set
     assert index.nprobe == result.params["nprobe"]
     impossible = tune(index, samples[0], samples[1], k=10, target=1.01)
     best = max(t.recall for t in impossible.trials)
     assert not impossible.met  # says so, and keeps the cheapest setting on the recall plateau
     chosen = next(t for t in impossible.trials if t.params == impossible.params)
     assert chosen.recall >= best - 0.005
-    assert impossible.trials[-1].params["nprobe"] < 64  # stopped climbing once recall stopped improving
+    assert (
+        impossible.trials[-1].params["nprobe"] < 64
+    )  # stopped climbing once recall stopped improving
 
 
 def test_search_params_reach_wrapped_indexes() -> None:
@@ -57,7 +63,12 @@ def test_search_params_reach_wrapped_indexes() -> None:
     ladders = search_param_grid(index)
     assert len(ladders) == 5 and ladders[0][0] == {"nprobe": 1, "k_factor": 1}
     set_search_params(index, {"nprobe": 4, "k_factor": 8})
-    assert faiss.extract_index_ivf(faiss.downcast_index(faiss.downcast_index(index).index).base_index).nprobe == 4
+    assert (
+        faiss.extract_index_ivf(
+            faiss.downcast_index(faiss.downcast_index(index).index).base_index
+        ).nprobe
+        == 4
+    )
     assert search_param_grid(faiss.index_factory(16, "IDMap2,Flat")) == [[{}]]
     hnsw = search_param_grid(faiss.index_factory(16, "IDMap2,HNSW32,Flat"))
     assert hnsw[0][0] == {"efSearch": 16}

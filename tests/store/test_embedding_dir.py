@@ -17,8 +17,15 @@ DIM = 4
 
 
 def _open(path, fingerprint="fp", modality="image"):
-    return EmbeddingDir.create_or_open(path, model="m", model_options={}, fingerprint=fingerprint,
-                                       modality=modality, dim=DIM, source="src")
+    return EmbeddingDir.create_or_open(
+        path,
+        model="m",
+        model_options={},
+        fingerprint=fingerprint,
+        modality=modality,
+        dim=DIM,
+        source="src",
+    )
 
 
 def _vectors(n, seed=0):
@@ -29,13 +36,22 @@ def _vectors(n, seed=0):
 def test_writer_splits_shards_and_manifest_counts_rows(tmp_path) -> None:
     d = _open(tmp_path / "e")
     writer = ShardWriter(d, reserve_next_id=10, shard_rows=4)
-    writer.add(list(range(10)), [f"s{i}" for i in range(10)], ["h"] * 10, _vectors(10), {"label": list(range(10))})
+    writer.add(
+        list(range(10)),
+        [f"s{i}" for i in range(10)],
+        ["h"] * 10,
+        _vectors(10),
+        {"label": list(range(10))},
+    )
     writer.add_failure("bad.jpg", "corrupt")
     writer.close()
     manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert [s["rows"] for s in manifest["shards"]] == [4, 4, 2]
     assert [(s["min_id"], s["max_id"]) for s in manifest["shards"]] == [(0, 3), (4, 7), (8, 9)]
-    assert manifest["totals"] == {"rows": 10, "live_rows": 10, "failures": 1} and manifest["next_id"] == 10
+    assert (
+        manifest["totals"] == {"rows": 10, "live_rows": 10, "failures": 1}
+        and manifest["next_id"] == 10
+    )
     ids = np.concatenate([i for i, _ in iter_vectors(tmp_path / "e", batch_rows=3)])
     assert ids.tolist() == list(range(10))
 

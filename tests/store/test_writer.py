@@ -14,16 +14,22 @@ DIM = 4
 
 
 def _open(path):
-    return EmbeddingDir.create_or_open(path, model="m", model_options={}, fingerprint="fp",
-                                       modality="image", dim=DIM, source="src")
+    return EmbeddingDir.create_or_open(
+        path, model="m", model_options={}, fingerprint="fp", modality="image", dim=DIM, source="src"
+    )
 
 
 def _add_batches(writer: ShardWriter, sizes: list[int], vectors: np.ndarray) -> None:
     start = 0
     for size in sizes:
         ids = list(range(start, start + size))
-        writer.add(ids, [f"s{i}" for i in ids], [f"h{i}" for i in ids], vectors[start:start + size],
-                   {"label": [i % 3 for i in ids]})
+        writer.add(
+            ids,
+            [f"s{i}" for i in ids],
+            [f"h{i}" for i in ids],
+            vectors[start : start + size],
+            {"label": [i % 3 for i in ids]},
+        )
         start += size
 
 
@@ -38,12 +44,17 @@ def test_rows_stream_into_row_groups_and_shards_split_exactly(tmp_path) -> None:
     manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert [s["rows"] for s in manifest["shards"]] == [10, 10, 3]
     assert [(s["min_id"], s["max_id"]) for s in manifest["shards"]] == [(0, 9), (10, 19), (20, 22)]
-    groups = [pq.ParquetFile(tmp_path / "e" / s["file"]).metadata.num_row_groups for s in manifest["shards"]]
+    groups = [
+        pq.ParquetFile(tmp_path / "e" / s["file"]).metadata.num_row_groups
+        for s in manifest["shards"]
+    ]
     assert groups == [3, 3, 1]  # 4 + 4 + 2 rows, never more than row_group_rows
-    ids, got = zip(*iter_vectors(tmp_path / "e", batch_rows=7))
+    ids, got = zip(*iter_vectors(tmp_path / "e", batch_rows=7), strict=False)
     assert np.concatenate(ids).tolist() == list(range(23))
     np.testing.assert_array_equal(np.concatenate(got), vectors)
-    labels = pq.read_table(tmp_path / "e" / manifest["shards"][1]["file"]).column("label").to_pylist()
+    labels = (
+        pq.read_table(tmp_path / "e" / manifest["shards"][1]["file"]).column("label").to_pylist()
+    )
     assert labels == [i % 3 for i in range(10, 20)]
     assert not list((tmp_path / "e").glob(".part.*.tmp"))
 
@@ -63,7 +74,9 @@ def test_an_interrupted_writer_publishes_nothing_of_its_open_shard(tmp_path) -> 
     d = _open(tmp_path / "e")
     writer = ShardWriter(d, reserve_next_id=9, shard_rows=100, row_group_rows=2)
     _add_batches(writer, [9], np.zeros((9, DIM), dtype=np.float32))
-    assert list((tmp_path / "e").glob(".part.*.tmp"))  # row groups are on disk under a temporary name
+    assert list(
+        (tmp_path / "e").glob(".part.*.tmp")
+    )  # row groups are on disk under a temporary name
     manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert manifest["shards"] == []  # but nothing counts until the shard is committed
 
@@ -71,7 +84,9 @@ def test_an_interrupted_writer_publishes_nothing_of_its_open_shard(tmp_path) -> 
 def test_abort_removes_the_open_shard_and_keeps_committed_ones(tmp_path) -> None:
     d = _open(tmp_path / "e")
     writer = ShardWriter(d, reserve_next_id=11, shard_rows=4, row_group_rows=2)
-    _add_batches(writer, [11], np.zeros((11, DIM), dtype=np.float32))  # two shards committed, one open
+    _add_batches(
+        writer, [11], np.zeros((11, DIM), dtype=np.float32)
+    )  # two shards committed, one open
     assert list((tmp_path / "e").glob(".part.*.tmp"))
     writer.abort()
     assert not list((tmp_path / "e").glob(".part.*.tmp"))

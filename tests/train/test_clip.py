@@ -48,7 +48,9 @@ def test_run_dir_is_a_text_and_image_model(one_epoch, corpus: Path) -> None:
     # Training moved the weights away from the seeded random init of tiny-clip.
     initial = load_encoder("tiny-clip")
     assert trained.fingerprint != initial.fingerprint
-    assert not np.allclose(texts, initial.embed_texts(["a red circle in the center", "a blue star"]))
+    assert not np.allclose(
+        texts, initial.embed_texts(["a red circle in the center", "a blue star"])
+    )
     config = trained.config
     assert config["arch"] == "tiny-clip"
     training = json.loads((out / "config.json").read_text())["training"]
@@ -63,12 +65,17 @@ def test_no_weight_decay_on_gains_biases_and_logit_scale(corpus: Path, one_epoch
     model = task.build_model()
     excluded = {name for name, p in model.named_parameters() if task.exclude_from_decay(name, p)}
     assert "logit_scale" in excluded
-    assert "visual.ln_post.weight" in excluded and "transformer.resblocks.0.attn.in_proj_bias" in excluded
+    assert (
+        "visual.ln_post.weight" in excluded
+        and "transformer.resblocks.0.attn.in_proj_bias" in excluded
+    )
     assert "visual.transformer.resblocks.0.mlp.c_fc.weight" not in excluded
     assert float(model.logit_scale.detach().exp()) == pytest.approx(1 / 0.07, rel=1e-4)
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(corpus: Path, tmp_path: Path, ctrl_c_after) -> None:
+def test_interrupted_then_resumed_equals_uninterrupted(
+    corpus: Path, tmp_path: Path, ctrl_c_after
+) -> None:
     straight = pretrain_clip(corpus, out=tmp_path / "straight", epochs=2, **TINY)
     # 3 steps per epoch (24 train pairs / 8): stop one step into epoch 2.
     with pytest.raises(TrainingInterrupted):
@@ -79,23 +86,34 @@ def test_interrupted_then_resumed_equals_uninterrupted(corpus: Path, tmp_path: P
     b = load_weights_file(tmp_path / "split" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert [r["eval_text_to_image_r5"] for r in read_metrics(tmp_path / "split")] == pytest.approx(
-        [r["eval_text_to_image_r5"] for r in straight.train.metrics])
+        [r["eval_text_to_image_r5"] for r in straight.train.metrics]
+    )
 
 
-def test_pretrained_file_and_init_start_from_given_weights(one_epoch, corpus: Path, tmp_path: Path) -> None:
+def test_pretrained_file_and_init_start_from_given_weights(
+    one_epoch, corpus: Path, tmp_path: Path
+) -> None:
     out, _ = one_epoch
     start = load_weights_file(out / "model.safetensors")
     # --pretrained PATH: a plain state dict file (here: the one-epoch weights), lr 0 keeps them.
     torch.save(dict(start), tmp_path / "weights.pt")
-    kept = pretrain_clip(corpus, out=tmp_path / "ft", epochs=1, pretrained=str(tmp_path / "weights.pt"),
-                         lr=0.0, **TINY)
+    kept = pretrain_clip(
+        corpus,
+        out=tmp_path / "ft",
+        epochs=1,
+        pretrained=str(tmp_path / "weights.pt"),
+        lr=0.0,
+        **TINY,
+    )
     assert kept.train.epochs == 1
     after = load_weights_file(tmp_path / "ft" / "model.safetensors")
     assert all(torch.equal(start[k], after[k]) for k in start)
     # --init RUN_DIR continues training from the run's weights: they move, but start there.
     pretrain_clip(corpus, out=tmp_path / "cont", epochs=1, init=out, lr=1e-4, **TINY)
     moved = load_weights_file(tmp_path / "cont" / "model.safetensors")
-    diffs = [float((moved[k] - start[k]).abs().max()) for k in start if start[k].is_floating_point()]
+    diffs = [
+        float((moved[k] - start[k]).abs().max()) for k in start if start[k].is_floating_point()
+    ]
     assert 0 < max(diffs) < 0.05
 
 
@@ -115,7 +133,9 @@ def test_unreadable_images_at_training_time_are_replaced_and_counted(tmp_path: P
     for name in ("00002.png", "00005.png"):
         path = corpus.images / name
         path.write_bytes(path.read_bytes()[:60])
-    result = pretrain_clip(corpus.pairs, out=tmp_path / "run", epochs=1, **{**TINY, "val_fraction": 0.0})
+    result = pretrain_clip(
+        corpus.pairs, out=tmp_path / "run", epochs=1, **{**TINY, "val_fraction": 0.0}
+    )
     assert result.pairs.kept == 20
     assert result.skipped_images >= 1  # each broken pair drawn in the epoch was replaced
     training = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
@@ -126,8 +146,23 @@ def test_cli_trains_and_reports(corpus: Path, tmp_path: Path, run_cli) -> None:
     bad = run_cli("pretrain", "clip", corpus, "--out", tmp_path / "x", "--text-col", "descr")
     assert bad.exit_code == 2
     assert "no column 'descr' (--text-col); columns present: filepath, caption" in bad.stderr
-    result = run_cli("pretrain", "clip", corpus, "--out", tmp_path / "run", "--epochs", "1",
-                     "--batch-size", "8", "--workers", "0", "--threads", "1", "--val-fraction", "0.25")
+    result = run_cli(
+        "pretrain",
+        "clip",
+        corpus,
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+        "--val-fraction",
+        "0.25",
+    )
     assert result.exit_code == 0, result.stderr
     assert "32 of 32 pairs used" in result.stderr and "text→image R@5" in result.stderr
     assert (tmp_path / "run" / "model.safetensors").is_file()

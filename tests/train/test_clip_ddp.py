@@ -31,14 +31,33 @@ def test_two_ranks_train_like_one_process(tmp_path: Path) -> None:
     pairs = make_shapes_corpus(tmp_path / "shapes", n=64, seed=0).pairs
     single = pretrain_clip(pairs, out=tmp_path / "single", **ARGS)
     options = [f"--{k.replace('_', '-')}={v}" for k, v in ARGS.items()]
-    cmd = [beside_python("torchrun"), "--standalone", "--nproc-per-node=2", "--no-python",
-           beside_python("embedsearch"), "pretrain", "clip", str(pairs), "--out", str(tmp_path / "ddp"), *options]
-    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        beside_python("torchrun"),
+        "--standalone",
+        "--nproc-per-node=2",
+        "--no-python",
+        beside_python("embedsearch"),
+        "pretrain",
+        "clip",
+        str(pairs),
+        "--out",
+        str(tmp_path / "ddp"),
+        *options,
+    ]
+    done = subprocess.run(
+        cmd,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # Each rank scores 8 rows against all 16 gathered columns: the same loss as 16 x 16 in one process.
     ddp = read_metrics(tmp_path / "ddp")
-    assert [r["loss"] for r in ddp] == pytest.approx([r["loss"] for r in single.train.metrics], abs=1e-5)
+    assert [r["loss"] for r in ddp] == pytest.approx(
+        [r["loss"] for r in single.train.metrics], abs=1e-5
+    )
     a = load_weights_file(tmp_path / "single" / "model.safetensors")
     b = load_weights_file(tmp_path / "ddp" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)

@@ -13,8 +13,16 @@ from embedsearch.train.clip import pretrain_clip
 @pytest.mark.slow
 def test_tiny_clip_learns_shapes_far_above_chance(tmp_path: Path) -> None:
     corpus = make_shapes_corpus(tmp_path / "shapes", n=800, seed=0)
-    result = pretrain_clip(corpus.pairs, out=tmp_path / "run", epochs=8, batch_size=32, lr=1e-3,
-                           val_fraction=0.2, warmup_epochs=0.5, threads=1)
+    result = pretrain_clip(
+        corpus.pairs,
+        out=tmp_path / "run",
+        epochs=8,
+        batch_size=32,
+        lr=1e-3,
+        val_fraction=0.2,
+        warmup_epochs=0.5,
+        threads=1,
+    )
     metrics = result.train.metrics
     chance_at_5 = 5 / result.val_pairs  # 160 held-out pairs: 0.031
     assert metrics[-1]["loss"] < 0.6 * metrics[0]["loss"]

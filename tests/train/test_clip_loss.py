@@ -73,7 +73,9 @@ def test_perfectly_aligned_pairs_have_lower_loss_than_shuffled() -> None:
     images, texts = _features(16, 32, seed=3)
     scale = torch.tensor(math.log(1 / 0.07))
     aligned = clip_loss(images, texts, scale)
-    shuffled = clip_loss(images, texts[torch.randperm(16, generator=torch.Generator().manual_seed(0))], scale)
+    shuffled = clip_loss(
+        images, texts[torch.randperm(16, generator=torch.Generator().manual_seed(0))], scale
+    )
     assert float(aligned) < float(shuffled)
 
 
@@ -91,6 +93,7 @@ def test_retrieval_recall_matches_brute_force_ranking() -> None:
 
 # -- two CPU ranks -------------------------------------------------------------------------
 
+
 def _rank_step(rank: int, world: int, init_file: str, out_dir: str) -> None:
     """One rank: its half of the batch through a shared linear 'encoder', loss, DDP-style grads."""
     import torch.distributed as dist
@@ -100,8 +103,11 @@ def _rank_step(rank: int, world: int, init_file: str, out_dir: str) -> None:
         images, texts, encoder, log_scale = _problem()
         n = len(images) // world
         rows = slice(rank * n, (rank + 1) * n)
-        loss = clip_loss(F.normalize(encoder(images[rows]), dim=-1),
-                         F.normalize(encoder(texts[rows]), dim=-1), log_scale)
+        loss = clip_loss(
+            F.normalize(encoder(images[rows]), dim=-1),
+            F.normalize(encoder(texts[rows]), dim=-1),
+            log_scale,
+        )
         loss.backward()
         grads = [p.grad for p in (*encoder.parameters(), log_scale)]
         for grad in grads:  # what DistributedDataParallel does: average gradients over ranks
@@ -125,17 +131,21 @@ def test_gathered_local_loss_on_two_ranks_equals_full_batch(tmp_path: Path) -> N
     # Two real processes joined by gloo (this file is their script, see the bottom).
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [str(tmp_path / "init"), str(tmp_path)]
-    ranks = [subprocess.Popen([sys.executable, __file__, str(r), "2", *args], env=env) for r in range(2)]
+    ranks = [
+        subprocess.Popen([sys.executable, __file__, str(r), "2", *args], env=env) for r in range(2)
+    ]
     assert [p.wait(timeout=120) for p in ranks] == [0, 0]
 
     images, texts, encoder, log_scale = _problem()
-    full = clip_loss(F.normalize(encoder(images), dim=-1), F.normalize(encoder(texts), dim=-1), log_scale)
+    full = clip_loss(
+        F.normalize(encoder(images), dim=-1), F.normalize(encoder(texts), dim=-1), log_scale
+    )
     full.backward()
     expected = [p.grad for p in (*encoder.parameters(), log_scale)]
     for rank in range(2):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         assert float(result["loss"].detach()) == pytest.approx(float(full.detach()), rel=1e-5)
-        for got, want in zip(result["grads"], expected):
+        for got, want in zip(result["grads"], expected, strict=False):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 

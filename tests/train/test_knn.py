@@ -34,9 +34,19 @@ def test_eval_dir_run_logs_knn_accuracy(tmp_path: Path) -> None:
     for label, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
         (tmp_path / "eval" / label).mkdir(parents=True)
         for i in range(4):
-            Image.new("RGB", (20, 20), tuple(c + 8 * i for c in colour)).save(tmp_path / "eval" / label / f"{i}.png")
-    summary = pretrain_simclr(tmp_path / "eval", out=tmp_path / "run", image_size=16, epochs=1, batch_size=8,
-                              workers=0, threads=1, eval_dir=tmp_path / "eval")
+            Image.new("RGB", (20, 20), tuple(c + 8 * i for c in colour)).save(
+                tmp_path / "eval" / label / f"{i}.png"
+            )
+    summary = pretrain_simclr(
+        tmp_path / "eval",
+        out=tmp_path / "run",
+        image_size=16,
+        epochs=1,
+        batch_size=8,
+        workers=0,
+        threads=1,
+        eval_dir=tmp_path / "eval",
+    )
     # Flat red vs flat blue images are separable by any encoder: every image's neighbours agree.
     assert summary.metrics[-1]["eval_knn_acc"] == 1.0
 

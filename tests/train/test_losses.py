@@ -27,13 +27,17 @@ def reference_nt_xent(z1: np.ndarray, z2: np.ndarray, temperature: float) -> flo
 def test_matches_reference(temperature: float) -> None:
     rng = np.random.default_rng(0)
     z1, z2 = rng.normal(size=(6, 16)), rng.normal(size=(6, 16))
-    got = nt_xent_loss(torch.tensor(z1, dtype=torch.float32), torch.tensor(z2, dtype=torch.float32), temperature)
+    got = nt_xent_loss(
+        torch.tensor(z1, dtype=torch.float32), torch.tensor(z2, dtype=torch.float32), temperature
+    )
     assert float(got) == pytest.approx(reference_nt_xent(z1, z2, temperature), rel=1e-5)
 
 
 def test_aligned_views_score_lower_than_unrelated_ones() -> None:
     z = torch.randn(16, 32)
-    assert float(nt_xent_loss(z, z + 0.01 * torch.randn(16, 32))) < float(nt_xent_loss(z, torch.randn(16, 32)))
+    assert float(nt_xent_loss(z, z + 0.01 * torch.randn(16, 32))) < float(
+        nt_xent_loss(z, torch.randn(16, 32))
+    )
 
 
 def test_stable_at_tiny_temperature() -> None:

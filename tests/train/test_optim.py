@@ -17,7 +17,11 @@ def test_groups_exclude_norms_and_biases_from_decay() -> None:
     model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2, bias=False))
     decay, no_decay = split_decay_groups(model, 0.1, lambda name, p: p.ndim <= 1)
     assert [p.shape for p in decay["params"]] == [torch.Size([8, 4]), torch.Size([2, 8])]
-    assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0 and no_decay["lars_exclude"]
+    assert (
+        len(no_decay["params"]) == 3
+        and no_decay["weight_decay"] == 0.0
+        and no_decay["lars_exclude"]
+    )
 
 
 def test_lars_scales_step_by_trust_ratio() -> None:

@@ -14,7 +14,14 @@ from embedsearch.encoders.weights import load_weights_file
 from embedsearch.errors import InputError, ModelError
 from embedsearch.train.simclr import SimCLRTask, pretrain_simclr
 
-TINY = {"image_size": 16, "batch_size": 8, "workers": 0, "threads": 1, "optimizer": "sgd", "lr": 0.05}
+TINY = {
+    "image_size": 16,
+    "batch_size": 8,
+    "workers": 0,
+    "threads": 1,
+    "optimizer": "sgd",
+    "lr": 0.05,
+}
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +88,17 @@ def test_init_starts_from_an_earlier_run(trained) -> None:
     from embedsearch.data.augment import SimCLRAugment
 
     images, run, _ = trained
-    task = SimCLRTask(image_dir=images, arch="resnet18", augment=SimCLRAugment(16), temperature=0.5, seed=5)
+    task = SimCLRTask(
+        image_dir=images, arch="resnet18", augment=SimCLRAugment(16), temperature=0.5, seed=5
+    )
     model = task.build_model()
     task.load_init(model, run)
     weights = load_weights_file(run / "model.safetensors")
     assert torch.equal(model.backbone.conv1.weight, weights["conv1.weight"])
     assert torch.equal(model.head[0].weight, weights["head.0.weight"])
-    other = SimCLRTask(image_dir=images, arch="resnet34", augment=SimCLRAugment(16), temperature=0.5)
+    other = SimCLRTask(
+        image_dir=images, arch="resnet34", augment=SimCLRAugment(16), temperature=0.5
+    )
     with pytest.raises(ModelError, match="resnet34"):
         other.load_init(other.build_model(), run)
 
@@ -107,7 +118,22 @@ def test_cli_reports_errors_and_trains(trained, run_cli, tmp_path: Path) -> None
     images, _, _ = trained
     bad = run_cli("pretrain", "simclr", tmp_path / "missing", "--out", tmp_path / "x")
     assert bad.exit_code == 2 and "is not a folder" in bad.stderr and "Traceback" not in bad.stderr
-    ok = run_cli("pretrain", "simclr", images, "--out", tmp_path / "cli-run", "--epochs", "1",
-                 "--image-size", "16", "--batch-size", "8", "--workers", "0", "--optimizer", "adamw")
+    ok = run_cli(
+        "pretrain",
+        "simclr",
+        images,
+        "--out",
+        tmp_path / "cli-run",
+        "--epochs",
+        "1",
+        "--image-size",
+        "16",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+        "--optimizer",
+        "adamw",
+    )
     assert ok.exit_code == 0, ok.stderr
     assert load_encoder(str(tmp_path / "cli-run")).dim == 512

@@ -24,9 +24,19 @@ def test_cuda_training_writes_a_loadable_run(tmp_path: Path, precision: str) -> 
     rng = np.random.default_rng(0)
     (tmp_path / "images").mkdir()
     for i in range(32):
-        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.png")
-    summary = pretrain_simclr(tmp_path / "images", out=tmp_path / "run", image_size=32, epochs=2,
-                              batch_size=16, device="cuda", precision=precision, workers=1)
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+            tmp_path / "images" / f"{i}.png"
+        )
+    summary = pretrain_simclr(
+        tmp_path / "images",
+        out=tmp_path / "run",
+        image_size=32,
+        epochs=2,
+        batch_size=16,
+        device="cuda",
+        precision=precision,
+        workers=1,
+    )
     losses = [r["loss"] for r in summary.metrics]
     assert len(losses) == 2 and all(np.isfinite(losses))
     config_training = load_encoder(str(tmp_path / "run")).config

@@ -33,11 +33,24 @@ def test_pretraining_beats_random_init_on_copies(tmp_path: Path) -> None:
     copy_set = make_copy_set(n_train=768, n_corpus=200, strength="strong", size=48, seed=0)
     write_copy_set(copy_set, tmp_path / "set")
     pretrain_simclr(
-        tmp_path / "set" / "train", out=tmp_path / "run", image_size=64, small_stem=False, epochs=10,
-        batch_size=64, optimizer="lars", lr=0.6, temperature=0.1, crop_min_scale=0.3, jpeg_prob=0.5,
-        threads=2, workers=1, channels_last=True,
+        tmp_path / "set" / "train",
+        out=tmp_path / "run",
+        image_size=64,
+        small_stem=False,
+        epochs=10,
+        batch_size=64,
+        optimizer="lars",
+        lr=0.6,
+        temperature=0.1,
+        crop_min_scale=0.3,
+        jpeg_prob=0.5,
+        threads=2,
+        workers=1,
+        channels_last=True,
     )
     encoder = load_encoder(str(tmp_path / "run"))  # the run dir, exactly as `embed` loads it
     trained = copy_recall_at_1(encoder.model, encoder.preprocess, copy_set)
-    random_init = copy_recall_at_1(build_backbone("resnet18", small_stem=False), encoder.preprocess, copy_set)
+    random_init = copy_recall_at_1(
+        build_backbone("resnet18", small_stem=False), encoder.preprocess, copy_set
+    )
     assert trained >= random_init + 0.1, (trained, random_init)
