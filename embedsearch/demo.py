@@ -227,7 +227,9 @@ def heldout_recall(
     held = loaded.subset(val)
     keys = np.arange(searcher.ntotal)
     source_of = {
-        int(key): row["source"] for key, row in zip(keys, searcher.store.lookup(keys), strict=False) if row
+        int(key): row["source"]
+        for key, row in zip(keys, searcher.store.lookup(keys), strict=False)
+        if row
     }
     val_sources = set(held.images)
     ranks = []

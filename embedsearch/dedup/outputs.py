@@ -108,7 +108,9 @@ def write_lists(staging: Path, catalog: Catalog, removed_rows: np.ndarray, main_
             if stop <= start:
                 break
             flags = removed[start:stop]
-            for source, gone in zip(chunk.slice(0, stop - start).to_pylist(), flags.tolist(), strict=False):
+            for source, gone in zip(
+                chunk.slice(0, stop - start).to_pylist(), flags.tolist(), strict=False
+            ):
                 # One source per line: newlines inside a text would break shell loops.
                 line = (source or "").replace("\n", " ") + "\n"
                 (remove_file if gone else keep_file).write(line)

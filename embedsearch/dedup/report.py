@@ -30,7 +30,9 @@ def histogram_text(best: np.ndarray, threshold: float, rule: str, space: str = "
     quantiles = [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0]
     lines.append(
         "quantiles: "
-        + "  ".join(f"q{q:g}={v:.4f}" for q, v in zip(quantiles, np.quantile(best, quantiles), strict=False))
+        + "  ".join(
+            f"q{q:g}={v:.4f}" for q, v in zip(quantiles, np.quantile(best, quantiles), strict=False)
+        )
     )
     candidates = sorted(
         {round(float(t), 4) for t in np.linspace(min(threshold, 0.8), 1.0, 9)}

@@ -202,7 +202,9 @@ class MetadataStore:
             # one vectorised take per file, converted column by column (much faster than row dicts)
             columns = table.take(pa.array(where[mine, 1])).to_pydict()
             names = list(columns)
-            for out, values in zip(outs[mine].tolist(), zip(*columns.values(), strict=False), strict=False):
+            for out, values in zip(
+                outs[mine].tolist(), zip(*columns.values(), strict=False), strict=False
+            ):
                 rows[out] = dict(zip(names, values, strict=False))
         return rows
 

@@ -106,10 +106,14 @@ def _run_file(searcher: Searcher, path: Path, k: int) -> list[QueryResult]:
     text_rows = [i for i, p in images.items() if p is None]
     results: dict[int, QueryResult] = {}
     if image_rows:
-        for i, hits in zip(image_rows, searcher.search_images([images[i] for i in image_rows], k), strict=False):
+        for i, hits in zip(
+            image_rows, searcher.search_images([images[i] for i in image_rows], k), strict=False
+        ):
             results[i] = QueryResult("image", lines[i], hits)
     if text_rows:
-        for i, hits in zip(text_rows, searcher.search_texts([lines[i] for i in text_rows], k), strict=False):
+        for i, hits in zip(
+            text_rows, searcher.search_texts([lines[i] for i in text_rows], k), strict=False
+        ):
             results[i] = QueryResult("text", lines[i], hits)
     return [results[i] for i in range(len(lines))]
 

@@ -5,6 +5,20 @@
 """
 
 from embedsearch.store.embedding_dir import EmbeddingDir, ShardInfo
-from embedsearch.store.reader import embedding_matrix, iter_vectors
+from embedsearch.store.reader import (
+    embedding_matrix,
+    iter_vector_batches,
+    iter_vectors,
+    open_embedding_dirs,
+    require_same_model,
+)
 
-__all__ = ["EmbeddingDir", "ShardInfo", "embedding_matrix", "iter_vectors"]
+__all__ = [
+    "EmbeddingDir",
+    "ShardInfo",
+    "embedding_matrix",
+    "iter_vector_batches",
+    "iter_vectors",
+    "open_embedding_dirs",
+    "require_same_model",
+]

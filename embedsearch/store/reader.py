@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from embedsearch.errors import FormatError, InputError, MismatchError
 from embedsearch.store.embedding_dir import EmbeddingDir
 
 
@@ -73,6 +74,37 @@ def iter_batches(
                 pool.release_unused()
 
 
+def iter_vector_batches(
+    emb_dir: EmbeddingDir | str | Path,
+    columns: Sequence[str] = ("id",),
+    batch_rows: int = 65_536,
+    live_only: bool = True,
+    frugal: bool = False,
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    """``(record batch of columns, vectors (n, dim) float32)``; NaN/inf vectors are refused.
+
+    The one place that turns stored embeddings into arrays, so every reader (index, dedup,
+    Python) refuses the same non-finite rows with the same message.
+
+    Example:
+        >>> for batch, vectors in iter_vector_batches("emb/", ["id", "source"]):  # doctest: +SKIP
+        ...     print(batch.num_rows, vectors.shape)
+    """
+    d = emb_dir if isinstance(emb_dir, EmbeddingDir) else EmbeddingDir.open(emb_dir)
+    wanted = list(dict.fromkeys([*columns, "embedding"]))
+    for batch in iter_batches(d, wanted, batch_rows, live_only, frugal):
+        vectors = embedding_matrix(batch.column("embedding"), d.dim)
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            where = f"ids {batch.column('id').to_numpy(zero_copy_only=False)[~finite][:5].tolist()}"
+            raise FormatError(
+                f"{d.path} holds NaN or infinite vectors ({where}): re-embed those inputs"
+                if "id" in wanted
+                else f"{d.path} holds NaN or infinite vectors: re-embed it"
+            )
+        yield batch, vectors
+
+
 def iter_vectors(
     emb_dir: EmbeddingDir | str | Path, batch_rows: int = 65_536, live_only: bool = True
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -82,7 +114,65 @@ def iter_vectors(
         >>> for ids, vectors in iter_vectors("emb/"):   # doctest: +SKIP
         ...     index.add_with_ids(vectors, ids)
     """
-    d = emb_dir if isinstance(emb_dir, EmbeddingDir) else EmbeddingDir.open(emb_dir)
-    for batch in iter_batches(d, ["id", "embedding"], batch_rows, live_only):
+    for batch, vectors in iter_vector_batches(emb_dir, ["id"], batch_rows, live_only):
         ids = batch.column("id").to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-        yield ids, embedding_matrix(batch.column("embedding"), d.dim)
+        yield ids, vectors
+
+
+def require_same_model(
+    dirs: Sequence[EmbeddingDir],
+    *,
+    fingerprint: str | None = None,
+    model: str | None = None,
+    dim: int | None = None,
+) -> None:
+    """Refuse dirs whose vectors come from another model (fingerprint) or dim.
+
+    Compared with the given ``fingerprint``/``dim`` (e.g. an index's) or else with the
+    first dir's. The one compatibility rule for everything that mixes stored vectors.
+
+    Example:
+        >>> require_same_model(dirs, fingerprint=info.fingerprint, dim=info.dim)  # doctest: +SKIP
+    """
+    if not dirs:
+        return
+    first = dirs[0]
+    fingerprint = fingerprint if fingerprint is not None else first.fingerprint
+    model = model if model is not None else first.model
+    dim = dim if dim is not None else first.dim
+    for d in dirs:
+        if d.fingerprint != fingerprint:
+            raise MismatchError(
+                f"{d.path} was embedded by {d.model} (fingerprint {d.fingerprint[:12]}), not by "
+                f"{model} ({fingerprint[:12]}): vectors of different models cannot be mixed; "
+                f"re-embed with one model and re-index"
+            )
+        if d.dim != dim:
+            raise MismatchError(
+                f"{d.path} holds vectors of dim {d.dim}, not {dim}: re-embed with one model"
+            )
+
+
+def open_embedding_dirs(paths: Sequence[str | Path]) -> list[EmbeddingDir]:
+    """Open embedding dirs for reading together (duplicates dropped, one model required).
+
+    Example:
+        >>> dirs = open_embedding_dirs(["emb/a", "emb/b"])    # doctest: +SKIP
+    """
+    if not paths:
+        raise InputError("no embedding dir given")
+    dirs: list[EmbeddingDir] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw).expanduser().resolve()
+        if path in seen:
+            continue
+        seen.add(path)
+        if not EmbeddingDir.is_embedding_dir(path):
+            raise FormatError(
+                f"{raw} is not an embedding dir (no manifest.json): make one with "
+                "`embedsearch embed`"
+            )
+        dirs.append(EmbeddingDir.open(path))
+    require_same_model(dirs)
+    return dirs

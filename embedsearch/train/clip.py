@@ -189,7 +189,9 @@ def heldout_split(pairs: Pairs, val_fraction: float, seed: int = 0) -> tuple[lis
     Example:
         >>> train_idx, val_idx = heldout_split(load_pairs("pairs.csv"), 0.2)   # doctest: +SKIP
     """
-    keys = [f"{image}\t{caption}" for image, caption in zip(pairs.images, pairs.captions, strict=False)]
+    keys = [
+        f"{image}\t{caption}" for image, caption in zip(pairs.images, pairs.captions, strict=False)
+    ]
     return split_indices(len(pairs), val_fraction, seed, keys)
 
 
