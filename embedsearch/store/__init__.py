@@ -4,6 +4,7 @@
 :func:`iter_vectors` streams ``(ids, vectors)`` blocks out of one or more dirs.
 """
 
+from embedsearch.store.arrays import write_embedding_dir
 from embedsearch.store.embedding_dir import EmbeddingDir, ShardInfo
 from embedsearch.store.reader import (
     embedding_matrix,
@@ -21,4 +22,5 @@ __all__ = [
     "iter_vectors",
     "open_embedding_dirs",
     "require_same_model",
+    "write_embedding_dir",
 ]
