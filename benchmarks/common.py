@@ -45,4 +45,7 @@ def print_table(headers: list[str], rows: list[list], flush: bool = False) -> No
     print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells:
-        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)) + " |", flush=flush)
+        print(
+            "| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)) + " |",
+            flush=flush,
+        )

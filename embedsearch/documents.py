@@ -69,11 +69,11 @@ class JsonDocument:
 
     def to_json(self) -> dict[str, Any]:
         """The document as a JSON-ready dict: format, version, fields in order, then extras."""
-        body = {
-            f.name: _plain(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if f.name != "extra"
-        }
+        body = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name != "extra" and not (value is None and f.metadata.get(_OMIT_NONE)):
+                body[f.name] = _plain(value)
         return {"format": self.FORMAT, "format_version": self.VERSION, **body, **self.extra}
 
     @classmethod
@@ -95,6 +95,17 @@ class JsonDocument:
     def write(self, path: str | Path) -> None:
         """Write the document atomically (temp file, fsync, rename)."""
         write_json_atomic(path, self.to_json())
+
+
+_OMIT_NONE = "omit_when_none"
+
+
+def optional_field() -> Any:
+    """A field that defaults to ``None`` and is left out of the JSON while it is ``None``.
+
+    For keys that only some documents carry (a key written as ``null`` is not the same file).
+    """
+    return dataclasses.field(default=None, metadata={_OMIT_NONE: True})
 
 
 def _plain(value: Any) -> Any:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embedsearch.errors import FormatError
+
+if TYPE_CHECKING:
+    from embedsearch.store.embedding_dir import EmbeddingDir
 
 
 def describe(path: str | Path) -> tuple[str, dict[str, Any]]:
@@ -32,23 +35,23 @@ def describe(path: str | Path) -> tuple[str, dict[str, Any]]:
     raise FormatError(f"{path} is not a run dir, embedding dir or index dir")
 
 
-def describe_embedding_dir(d: Any) -> dict[str, Any]:
+def describe_embedding_dir(d: EmbeddingDir) -> dict[str, Any]:
     """Facts about an :class:`~embedsearch.store.EmbeddingDir`."""
     m = d.manifest
     return {
         "path": str(d.path.resolve()),
-        "model": m["model"] + (f" {m['model_options']}" if m.get("model_options") else ""),
-        "fingerprint": m["fingerprint"],
-        "modality": m["modality"],
-        "dim": m["dim"],
-        "rows": m["totals"]["rows"],
-        "live rows": m["totals"]["live_rows"],
-        "superseded rows": len(m.get("superseded_ids", [])),
-        "shards": len(m["shards"]),
-        "failures": m["totals"]["failures"],
-        "next id": m["next_id"],
-        "source": m.get("source", ""),
-        "updated": m.get("updated", m.get("created", "")),
+        "model": m.model + (f" {m.model_options}" if m.model_options else ""),
+        "fingerprint": m.fingerprint,
+        "modality": m.modality,
+        "dim": m.dim,
+        "rows": m.totals.rows,
+        "live rows": m.totals.live_rows,
+        "superseded rows": len(m.superseded_ids),
+        "shards": len(m.shards),
+        "failures": m.totals.failures,
+        "next id": m.next_id,
+        "source": m.source,
+        "updated": d.updated,
     }
 
 
@@ -62,12 +65,12 @@ def describe_run_dir(path: Path) -> dict[str, Any]:
     metrics = path / "metrics.jsonl"
     facts = {
         "path": str(path.resolve()),
-        "family": config.get("family"),
-        "arch": config.get("arch"),
-        "image size": config.get("image_size"),
+        "family": config.family,
+        "arch": config.arch,
+        "image size": config.image_size,
         "dim": encoder.dim,
         "modalities": ", ".join(sorted(encoder.modalities)),
-        "embedding": config.get("embedding", ""),
+        "embedding": config.embedding,
         "fingerprint": encoder.fingerprint,
     }
     if metrics.is_file():

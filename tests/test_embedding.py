@@ -87,7 +87,8 @@ def test_shard_schema_is_the_documented_contract(tmp_path, image_folder) -> None
     assert len(set(ids)) == len(ids) == 12
     vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
-    assert d.manifest["model"] == MODEL and d.manifest["model_options"] == {"image_size": SIZE}
+    assert d.model == MODEL
+    assert d.model_options == {"image_size": SIZE}
 
 
 def test_readable_without_embedsearch_by_pandas_and_duckdb(tmp_path, image_folder) -> None:
@@ -174,7 +175,7 @@ def test_failures_are_retried_and_cleared_once_fixed(tmp_path, image_folder) -> 
     summary = _run(image_folder, out)
     assert summary.embedded == 1 and summary.failed == 0
     assert pq.read_table(out / "errors.parquet").num_rows == 0
-    assert EmbeddingDir.open(out).manifest["totals"]["failures"] == 0
+    assert EmbeddingDir.open(out).manifest.totals.failures == 0
 
 
 def test_debris_of_a_crash_is_removed_and_not_counted(tmp_path, image_folder) -> None:

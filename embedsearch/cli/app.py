@@ -1,14 +1,15 @@
 """The Typer application and the error boundary shared by every command.
 
 Each command module registers itself on :data:`app`; :func:`main` turns library
-errors into one line on stderr and exit code 2 (``--debug`` keeps the traceback).
-Nothing heavy is imported here so that ``embedsearch --help`` answers instantly.
+errors into one line on stderr and exit code 2 (``--debug``, before or after the command,
+prints the traceback too; the exit code stays 2). Nothing heavy is imported here so that
+``embedsearch --help`` answers instantly.
 """
 
 from __future__ import annotations
 
-import os
 import sys
+import traceback
 
 import typer
 
@@ -21,16 +22,22 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_DEBUG_ENV = "EMBEDSEARCH_DEBUG"
+DEBUG_FLAG = "--debug"
 
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    debug: bool = typer.Option(False, DEBUG_FLAG, help="Show full tracebacks on errors."),
 ) -> None:
     """Make unlabeled image and text collections searchable."""
-    if debug:
-        os.environ[_DEBUG_ENV] = "1"
+    # main() takes --debug out of the arguments wherever it stands; declared here for --help.
+
+
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without ``--debug`` (anywhere before a ``--``), and whether it was there."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [a for a in argv[:end] if a != DEBUG_FLAG] + argv[end:]
+    return kept, len(kept) != len(argv)
 
 
 def _register_commands() -> None:
@@ -52,11 +59,12 @@ def main(argv: list[str] | None = None) -> None:
 
     prefer_huge_pages()  # before any command imports torch: fewer page faults in every model call
     _register_commands()
+    args, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=args, standalone_mode=True)
     except EmbedsearchError as e:
-        if os.environ.get(_DEBUG_ENV) or "--debug" in (argv or sys.argv):
-            raise
+        if debug:
+            traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

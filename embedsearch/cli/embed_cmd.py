@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from embedsearch.choices import Device, Modality, Precision
 from embedsearch.cli.app import app
 
 
@@ -15,7 +16,8 @@ def embed_command(
     source: Annotated[
         Path,
         typer.Argument(
-            help="Image folder, text file (one document per line), or .csv/.tsv/.jsonl/.parquet table."
+            help="Image folder, text file (one document per line), "
+            "or .csv/.tsv/.jsonl/.parquet table."
         ),
     ],
     model: Annotated[
@@ -23,12 +25,12 @@ def embed_command(
         typer.Option(
             "--model",
             "-m",
-            help="Model spec: simclr:resnet18, openclip:ARCH[/PRETRAINED], tiny-clip, or a run dir.",
+            help="Model spec: simclr:resnet18, openclip:ARCH[/PRETRAINED], tiny, or a run dir.",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Embedding dir to create or extend.")],
     modality: Annotated[
-        str | None, typer.Option(help="image or text, when it cannot be inferred.")
+        Modality | None, typer.Option(help="What to embed, when it cannot be inferred.")
     ] = None,
     text_col: Annotated[
         str | None, typer.Option("--text-col", help="Table column holding texts.")
@@ -47,12 +49,13 @@ def embed_command(
         int | None,
         typer.Option(
             "--workers",
-            help="DataLoader workers decoding images (default: 0 on CPU, where the model uses every core; cores-1 on CUDA).",
+            help="DataLoader workers decoding images (default: 0 on CPU, where the model "
+            "uses every core; cores-1 on CUDA).",
         ),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    device: Annotated[Device, typer.Option(help="auto: CUDA when present.")] = "auto",
     precision: Annotated[
-        str, typer.Option(help="fp32, bf16 or fp16 (fp16 on CUDA only).")
+        Precision, typer.Option(help="auto: bf16 on CUDA, fp32 on the CPU; fp16 needs CUDA.")
     ] = "fp32",
     image_size: Annotated[
         int | None,
@@ -65,7 +68,8 @@ def embed_command(
         bool,
         typer.Option(
             "--flip-average",
-            help="Embed each image and its mirror image and average them (mirror-invariant vectors for dedup; twice the model work).",
+            help="Embed each image and its mirror image and average them (mirror-invariant "
+            "vectors for dedup; twice the model work).",
         ),
     ] = False,
     shard_rows: Annotated[

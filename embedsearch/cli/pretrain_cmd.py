@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from embedsearch.choices import Device, OptimizerName, Precision, ResnetArch, Stem
 from embedsearch.cli.app import app
 
 pretrain_app = typer.Typer(
@@ -22,9 +23,9 @@ pretrain_app = typer.Typer(
 app.add_typer(pretrain_app, name="pretrain")
 
 # Options of the shared training loop, declared once for every `pretrain` objective.
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+DeviceOption = Annotated[Device, typer.Option(help="auto: CUDA when present.")]
 PrecisionOption = Annotated[
-    str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")
+    Precision, typer.Option(help="auto: bf16 on CUDA, fp32 on the CPU; fp16 needs CUDA.")
 ]
 AccumulateOption = Annotated[
     int, typer.Option(help="Micro-batches per optimiser step (gradient accumulation).")
@@ -32,7 +33,8 @@ AccumulateOption = Annotated[
 WorkersOption = Annotated[
     int | None,
     typer.Option(
-        help="DataLoader worker processes [default: none on CPUs with < 4 cores (augment in-process), else cores / 4; cores - 1 on CUDA]."
+        help="DataLoader worker processes [default: none on CPUs with < 4 cores "
+        "(augment in-process), else cores / 4; cores - 1 on CUDA]."
     ),
 ]
 ThreadsOption = Annotated[
@@ -42,7 +44,7 @@ ResumeOption = Annotated[
     bool, typer.Option("--resume", help="Continue from OUT/checkpoint exactly.")
 ]
 
-STEMS = {"auto": None, "small": True, "standard": False}
+SMALL_STEM: dict[str, bool | None] = {"auto": None, "small": True, "standard": False}
 
 
 @pretrain_app.command("simclr")
@@ -53,17 +55,13 @@ def simclr_command(
     out: Annotated[
         Path, typer.Option("--out", help="Run dir to write (config.json, model.safetensors, ...).")
     ],
-    arch: Annotated[
-        str, typer.Option(help="Backbone: resnet18, resnet34 or resnet50.")
-    ] = "resnet18",
+    arch: Annotated[ResnetArch, typer.Option(help="Backbone.")] = "resnet18",
     image_size: Annotated[
         int, typer.Option(help="Training and embedding input size in pixels.")
     ] = 32,
     stem: Annotated[
-        str,
-        typer.Option(
-            help="ResNet stem: small (3x3, no pool), standard, or auto (small at <=64 px)."
-        ),
+        Stem,
+        typer.Option(help="ResNet stem: small (3x3, no pool), standard; auto: small at <=64 px."),
     ] = "auto",
     epochs: Annotated[
         int, typer.Option(help="Total epochs (with --resume: train up to this many).")
@@ -71,7 +69,7 @@ def simclr_command(
     batch_size: Annotated[
         int, typer.Option(help="Global batch per optimiser step (all ranks together).")
     ] = 256,
-    optimizer: Annotated[str, typer.Option(help="lars, sgd or adamw.")] = "lars",
+    optimizer: Annotated[OptimizerName, typer.Option(help="Optimiser.")] = "lars",
     lr: Annotated[
         float | None, typer.Option(help="Peak learning rate [default: lars 0.3 x batch/256].")
     ] = None,
@@ -120,13 +118,9 @@ def simclr_command(
 ) -> None:
     """Pretrain a SimCLR ResNet on IMAGE_DIR; use the run dir with `embed --model RUN_DIR`."""
     from embedsearch.cli.render import progress_bar, stderr, summary_table
-    from embedsearch.errors import InputError
     from embedsearch.train.distributed import is_main_process
     from embedsearch.train.loop import TrainingInterrupted
     from embedsearch.train.simclr import pretrain_simclr
-
-    if stem not in STEMS:
-        raise InputError(f"unknown --stem {stem!r}: use auto, small or standard")
 
     try:
         with progress_bar() as bar:
@@ -135,7 +129,7 @@ def simclr_command(
                 out=out,
                 arch=arch,
                 image_size=image_size,
-                small_stem=STEMS[stem],
+                small_stem=SMALL_STEM[stem],
                 epochs=epochs,
                 batch_size=batch_size,
                 optimizer=optimizer,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from embedsearch.choices import MODALITIES
 from embedsearch.data.decode import IMAGE_EXTENSIONS, is_image_file
 from embedsearch.data.tables import is_table, read_table_batches, require_column
 from embedsearch.errors import InputError
@@ -190,8 +191,8 @@ def open_source(
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"{path} does not exist")
-    if modality not in (None, "image", "text"):
-        raise InputError(f"unknown --modality {modality!r}: use image or text")
+    if modality is not None and modality not in MODALITIES:
+        raise InputError(f"unknown --modality {modality!r}: use {' or '.join(MODALITIES)}")
     if path.is_dir():
         source: Source = ImageFolderSource(path)
     elif is_table(path):

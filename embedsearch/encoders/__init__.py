@@ -6,7 +6,8 @@ Spec strings (used by every command that names a model):
   random init, small-image stem at image sizes <= 64
 - ``openclip:ARCH`` or ``openclip:ARCH/PRETRAINED`` -- any open_clip architecture; PRETRAINED is a
   tag (downloaded by open_clip) or a local weights file; without it, seeded random init
-- ``tiny-clip`` -- the project's tiny CPU CLIP config (same as ``openclip:tiny-clip``)
+- ``tiny`` / ``tiny-clip`` -- the project's tiny CPU CLIP config (same as ``openclip:tiny-clip``;
+  ``pretrain clip --model`` takes the same names)
 - a path to a run dir written by ``pretrain`` (``config.json`` + ``model.safetensors``)
 
 Example:
@@ -19,47 +20,61 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedsearch.errors import ModelError
 
+if TYPE_CHECKING:
+    from embedsearch.encoders.base import Encoder
+
+Loader = Callable[[str, str, "int | None"], "Encoder"]
 # family prefix -> loader(target, spec, image_size) -> Encoder
-_FAMILIES: dict[str, Callable] = {}
-# shipped short names -> full spec
-ALIASES = {"tiny-clip": "openclip:tiny-clip"}
+_LOADERS: dict[str, Loader] = {}
+# Short names of the CPU configs this project ships -> their open_clip architecture.
+SHORT_NAMES = {"tiny": "tiny-clip", "tiny-clip": "tiny-clip"}
 
 
-def register(prefix: str) -> Callable[[Callable], Callable]:
+def register(prefix: str) -> Callable[[Loader], Loader]:
     """Decorator registering a loader for specs of the form ``prefix:TARGET``."""
 
-    def wrap(loader: Callable) -> Callable:
-        _FAMILIES[prefix] = loader
+    def wrap(loader: Loader) -> Loader:
+        _LOADERS[prefix] = loader
         return loader
 
     return wrap
 
 
-def list_families() -> list[str]:
-    """Spec prefixes the registry knows (``simclr``, ``openclip``, ...)."""
-    return sorted(_FAMILIES)
+def clip_arch(name: str) -> str:
+    """The open_clip architecture a CLIP model name means (``embed`` and ``pretrain clip`` agree).
+
+    Example:
+        >>> clip_arch("tiny"), clip_arch("openclip:ViT-B-32"), clip_arch("RN50")
+        ('tiny-clip', 'ViT-B-32', 'RN50')
+    """
+    name = name.removeprefix("openclip:")
+    return SHORT_NAMES.get(name, name)
 
 
 @register("simclr")
-def _load_simclr(target: str, spec: str, image_size: int | None):
+def _load_simclr(target: str, spec: str, image_size: int | None) -> Encoder:
     from embedsearch.encoders.simclr import load_simclr
 
     return load_simclr(target, spec, image_size)
 
 
 @register("openclip")
-def _load_openclip(target: str, spec: str, image_size: int | None):
+def _load_openclip(target: str, spec: str, image_size: int | None) -> Encoder:
     from embedsearch.encoders.openclip import load_openclip
 
     if image_size is not None:
         raise ModelError("--image-size does not apply to CLIP models: their input size is fixed")
+    arch, sep, pretrained = target.partition("/")
+    if not arch.startswith(("hf-hub:", "local-dir:")):
+        target = clip_arch(arch) + sep + pretrained
     return load_openclip(target, spec)
 
 
-def load_encoder(spec: str, image_size: int | None = None, flip_average: bool = False):
+def load_encoder(spec: str, image_size: int | None = None, flip_average: bool = False) -> Encoder:
     """Parse ``spec`` and load the encoder it names (see the module docstring for forms).
 
     ``image_size`` sets the input size of backbones without a fixed size (SimCLR specs).
@@ -71,24 +86,35 @@ def load_encoder(spec: str, image_size: int | None = None, flip_average: bool = 
         raise ModelError("empty model spec")
     path = Path(spec).expanduser()
     if path.is_dir():
-        from embedsearch.encoders.rundir import is_run_dir, load_run_dir
-
-        if not is_run_dir(path):
-            raise ModelError(
-                f"{path} is a folder but not a run dir (needs config.json and model.safetensors)"
-            )
         if image_size is not None:
             raise ModelError("--image-size does not apply to a run dir: it has its own")
-        return _flipped(load_run_dir(path, spec), flip_average)
-    full = ALIASES.get(spec, spec)
-    prefix, sep, target = full.partition(":")
-    if not sep or prefix not in _FAMILIES:
-        raise ModelError(
-            f"unknown model {spec!r}: use simclr:resnet18|resnet34|resnet50, openclip:ARCH[/PRETRAINED], "
-            f"{', '.join(ALIASES)} or a run dir path"
-        )
-    return _flipped(_FAMILIES[prefix](target, spec, image_size), flip_average)
-
-
-def _flipped(encoder, flip_average: bool):
+        encoder = _load_run_dir(path, spec)
+    else:
+        full = f"openclip:{spec}" if spec in SHORT_NAMES else spec
+        prefix, sep, target = full.partition(":")
+        if not sep or prefix not in _LOADERS:
+            raise ModelError(
+                f"unknown model {spec!r}: use simclr:resnet18|resnet34|resnet50, "
+                f"openclip:ARCH[/PRETRAINED], {', '.join(SHORT_NAMES)} or a run dir path"
+            )
+        encoder = _LOADERS[prefix](target, spec, image_size)
     return encoder.use_flip_average() if flip_average else encoder
+
+
+def _load_run_dir(path: Path, spec: str) -> Encoder:
+    """Rebuild the encoder saved in run dir ``path`` (``config.json`` + ``model.safetensors``)."""
+    from embedsearch.encoders.rundir import is_run_dir, load_run_weights, read_run_config
+
+    if not is_run_dir(path):
+        raise ModelError(
+            f"{path} is a folder but not a run dir (needs config.json and model.safetensors)"
+        )
+    config = read_run_config(path)
+    weights = load_run_weights(path)
+    if config.family == "simclr":
+        from embedsearch.encoders.simclr import encoder_from_config
+
+        return encoder_from_config(config, spec, {}, weights)
+    from embedsearch.encoders.openclip import load_openclip_run
+
+    return load_openclip_run(config, weights, spec)

@@ -1,14 +1,13 @@
 """The :class:`Encoder` interface shared by every model family.
 
 A backend implements ``_forward_images`` (and ``_forward_texts`` when it has a
-text tower); the base class handles devices, inference mode, autocast,
-channels_last, batching and L2 normalisation, so every encoder returns
-L2-normalised float32 numpy arrays.
+text tower) for one batch; the base class handles devices, inference mode, autocast,
+channels_last, splitting large inputs into batches and L2 normalisation, so every
+encoder returns L2-normalised float32 numpy arrays.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -18,11 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from embedsearch.devices import autocast, resolve_device, resolve_precision
+from embedsearch.encoders.rundir import RunConfig
 from embedsearch.errors import ModelError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Inputs per forward pass when a caller hands over more (e.g. a file of query texts).
+BATCH_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,13 @@ class ImagePreprocess:
     """
 
     image_size: int
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    @classmethod
+    def of(cls, config: RunConfig) -> ImagePreprocess:
+        """The preprocessing a run config describes."""
+        return cls(int(config.image_size), tuple(config.mean), tuple(config.std))
 
     def __call__(self, image: Any) -> torch.Tensor:
         """PIL RGB image -> float32 CHW tensor."""
@@ -52,18 +59,6 @@ class ImagePreprocess:
         array = np.asarray(image, dtype=np.float32) / 255.0
         array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cpu``/``cuda`` as asked."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"--device {device} was asked for but CUDA is not available here")
-    try:
-        return torch.device(device)
-    except RuntimeError as e:
-        raise ModelError(f"unknown device {device!r}: use auto, cpu or cuda") from e
 
 
 def fingerprint_of(config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> str:
@@ -105,10 +100,10 @@ class Encoder:
     dim: int
     modalities: frozenset[str]
     preprocess: ImagePreprocess
-    config: dict[str, Any]
+    config: RunConfig
     model: torch.nn.Module
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    precision: str = "fp32"
+    dtype: torch.dtype = torch.float32
     flip_average: bool = False
     _fingerprint: str | None = None
 
@@ -116,7 +111,9 @@ class Encoder:
     def fingerprint(self) -> str:
         """Hash of config + weights (+ flip averaging: it changes every vector), computed once."""
         if self._fingerprint is None:
-            config = {**self.config, "flip_average": True} if self.flip_average else self.config
+            config = self.config.architecture()
+            if self.flip_average:
+                config["flip_average"] = True
             self._fingerprint = fingerprint_of(config, self.model.state_dict())
         return self._fingerprint
 
@@ -144,31 +141,26 @@ class Encoder:
         return self
 
     def to(self, device: str = "auto", precision: str = "fp32") -> Encoder:
-        """Move to ``device`` (auto/cpu/cuda) and use ``precision`` (fp32/bf16/fp16) autocast."""
-        if precision not in PRECISIONS:
-            raise ModelError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        """Move to ``device`` (auto/cpu/cuda) and use ``precision`` (auto/fp32/bf16/fp16)."""
         _ = self.fingerprint  # hash the weights before any conversion (e.g. to half precision)
         self.device = resolve_device(device)
-        if precision == "fp16" and self.device.type != "cuda":
-            raise ModelError("--precision fp16 needs --device cuda; use fp32 or bf16 on the CPU")
-        self.precision = precision
+        self.dtype = resolve_precision(precision, self.device)
         self.model.to(self.device)
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
         return self
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
-
     @torch.inference_mode()
     def embed_images(self, pixels: torch.Tensor) -> np.ndarray:
-        """Preprocessed image batch (N, 3, H, W) -> (N, dim) L2-normalised float32."""
+        """Preprocessed images (N, 3, H, W) -> (N, dim) L2-normalised float32."""
+        parts = [self._embed_image_batch(pixels[i : i + BATCH_SIZE]) for i in _starts(len(pixels))]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _embed_image_batch(self, pixels: torch.Tensor) -> np.ndarray:
         pixels = pixels.to(self.device, non_blocking=True)
         if self.device.type == "cuda":
             pixels = pixels.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with autocast(self.device, self.dtype):
             features = self._forward_images(pixels)
             if self.flip_average:
                 # Each view normalised first, so neither dominates the mean by its norm.
@@ -186,15 +178,24 @@ class Encoder:
                 f"model {self.spec} has no text tower (image-only); "
                 "text queries need a CLIP model (openclip:..., tiny-clip or a CLIP run dir)"
             )
-        with self._autocast():
-            features = self._forward_texts(list(texts))
-        return _normalise(features)
+        texts = list(texts)
+        parts = []
+        for start in _starts(len(texts)):
+            with autocast(self.device, self.dtype):
+                parts.append(_normalise(self._forward_texts(texts[start : start + BATCH_SIZE])))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """One batch of preprocessed images -> raw features (what a backend implements)."""
         raise NotImplementedError
 
     def _forward_texts(self, texts: list[str]) -> torch.Tensor:
+        """One batch of texts -> raw features (backends with a text tower)."""
         raise NotImplementedError
+
+
+def _starts(n: int) -> range:
+    return range(0, max(n, 1), BATCH_SIZE)  # an empty input still gives one (empty) batch
 
 
 def _normalise(features: torch.Tensor) -> np.ndarray:

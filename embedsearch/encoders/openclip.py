@@ -2,86 +2,117 @@
 
 Radford et al. 2021, "Learning Transferable Visual Models From Natural Language
 Supervision"; weights and architectures from open_clip (Ilharco et al.). The
-project's tiny CPU configs (``configs/*.json``) are registered with open_clip
-exactly like its built-in ones, so ``openclip:tiny-clip`` works everywhere.
+project's tiny CPU configs (``configs/*.json``) and a run dir's own architecture are handed
+to open_clip through its public ``local-dir:`` schema, so nothing is added to open_clip's
+registry and ``openclip:tiny-clip`` works everywhere.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 import logging
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from embedsearch.encoders.base import Encoder, ImagePreprocess
+from embedsearch.encoders.rundir import RunConfig
 from embedsearch.encoders.weights import load_weights_file
 from embedsearch.errors import ModelError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-_registered = False
+OPEN_CLIP_DIR = "open_clip"
 
 
-def register_project_configs() -> None:
-    """Add the shipped tiny configs to open_clip's registry (idempotent)."""
-    global _registered
-    if not _registered:
-        import open_clip
-
-        open_clip.add_model_config(CONFIG_DIR)
-        _registered = True
+def shipped_config(arch: str) -> dict[str, Any] | None:
+    """The model JSON of a CPU config this project ships (``tiny-clip``), else None."""
+    shipped = CONFIG_DIR / f"{arch}.json"
+    return dict(json.loads(shipped.read_text())) if shipped.is_file() else None
 
 
-def _ensure_arch(arch: str, model_cfg: dict[str, Any] | None) -> None:
-    """Make ``arch`` known to open_clip, registering ``model_cfg`` for run-dir architectures."""
-    import open_clip
-    from open_clip import factory
-
-    register_project_configs()
-    known = open_clip.get_model_config(arch)
-    if model_cfg is not None and known != model_cfg:
-        # A run dir carries its own architecture; open_clip only creates registered names.
-        factory._MODEL_CONFIGS[arch] = copy.deepcopy(model_cfg)
-    elif known is None:
-        raise ModelError(
-            f"unknown open_clip architecture {arch!r}; "
-            f"see `python -c 'import open_clip; print(open_clip.list_models())'`"
-        )
-
-
-def create_clip_model(arch: str, pretrained: str | None = None, model_cfg: dict | None = None):
-    """Build an open_clip model: seeded random init, a downloadable tag, or a local weights file."""
+def model_config(arch: str) -> dict[str, Any] | None:
+    """open_clip's model JSON of ``arch``: a config this project ships, else open_clip's own."""
     import open_clip
 
-    if not arch.startswith(("hf-hub:", "local-dir:")):
-        _ensure_arch(arch, model_cfg)
+    return shipped_config(arch) or open_clip.get_model_config(arch)
+
+
+class _OpenClipNotices(logging.Filter):
+    """Drops open_clip's info/warning records (it warns on every random init) -- only those."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_open_clip = f"{os.sep}{OPEN_CLIP_DIR}{os.sep}" in record.pathname
+        return record.levelno >= logging.ERROR or not from_open_clip
+
+
+@contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    # open_clip logs through the root logger; the filter sees only records logged there
+    # while it is installed, and leaves the host's levels and handlers alone.
+    root, notices = logging.getLogger(), _OpenClipNotices()
+    root.addFilter(notices)
+    try:
+        yield
+    finally:
+        root.removeFilter(notices)
+
+
+@contextmanager
+def _open_clip_name(arch: str, model_cfg: dict[str, Any] | None) -> Iterator[str]:
+    """The name open_clip builds ``arch`` by: its own, or ``local-dir:`` for a config as data."""
+    if model_cfg is None:
+        yield arch
+        return
+    with tempfile.TemporaryDirectory(prefix="embedsearch-clip-") as folder:
+        (Path(folder) / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg}))
+        yield f"local-dir:{folder}"
+
+
+def create_clip_model(
+    arch: str, pretrained: str | None = None, model_cfg: dict[str, Any] | None = None
+) -> tuple[torch.nn.Module, Any]:
+    """(open_clip model, its tokenizer): seeded random init, a downloadable tag or a local file.
+
+    ``model_cfg`` (a run dir's architecture) builds a model open_clip has no name for.
+    """
+    import open_clip
+
+    if model_cfg is None and not arch.startswith(("hf-hub:", "local-dir:")):
+        model_cfg = shipped_config(arch)
+        if model_cfg is None and open_clip.get_model_config(arch) is None:
+            raise ModelError(
+                f"unknown open_clip architecture {arch!r}; "
+                f"see `python -c 'import open_clip; print(open_clip.list_models())'`"
+            )
     is_file = pretrained is not None and (os.path.sep in pretrained or Path(pretrained).is_file())
     tag = pretrained if pretrained and not is_file else None
-    if tag and not open_clip.get_pretrained_cfg(arch, tag):
+    if tag and (model_cfg is not None or not open_clip.get_pretrained_cfg(arch, tag)):
         tags = [t for a, t in open_clip.list_pretrained() if a == arch]
         raise ModelError(
-            f"{tag!r} is neither a file nor a pretrained tag of {arch}; tags: {', '.join(tags) or 'none'}"
+            f"{tag!r} is neither a file nor a pretrained tag of {arch}; "
+            f"tags: {', '.join(tags) or 'none'}"
         )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # random init must be reproducible: same spec -> same fingerprint
-        logging.disable(logging.WARNING)  # open_clip warns on every random init
+    with _open_clip_name(arch, model_cfg) as name, _quiet_open_clip():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # random init must be reproducible: same spec -> same fingerprint
+            try:
+                model = open_clip.create_model(name, pretrained=tag)
+            except RuntimeError as e:
+                raise ModelError(
+                    f"cannot create openclip:{arch}/{tag} (needs network for tags): {e}"
+                ) from e
+        tokenizer = open_clip.get_tokenizer(name)
+    if is_file and pretrained is not None:
         try:
-            model = open_clip.create_model(arch, pretrained=tag)
-        except RuntimeError as e:
-            raise ModelError(
-                f"cannot create openclip:{arch}/{tag} (needs network for tags): {e}"
-            ) from e
-        finally:
-            logging.disable(logging.NOTSET)
-    if is_file:
-        state_dict = load_weights_file(pretrained)
-        try:
-            model.load_state_dict(state_dict, strict=True)
+            model.load_state_dict(load_weights_file(pretrained), strict=True)
         except RuntimeError as e:
             raise ModelError(f"weights in {pretrained} do not fit {arch}: {str(e)[:300]}") from e
-    return model.eval()
+    return model.eval(), tokenizer
 
 
 class OpenClipEncoder(Encoder):
@@ -97,51 +128,45 @@ class OpenClipEncoder(Encoder):
         return self.model.encode_text(tokens)
 
 
-def openclip_config(arch: str, model: torch.nn.Module) -> dict[str, Any]:
+def openclip_config(arch: str, model: Any) -> RunConfig:
     """The run-dir config of an open_clip model (architecture as data + preprocessing)."""
-    import open_clip
-
     pp = model.visual.preprocess_cfg
     size = pp["size"] if isinstance(pp["size"], int) else int(pp["size"][0])
-    model_cfg = open_clip.get_model_config(arch) or {}
+    model_cfg = model_config(arch) or {}
     dim = model_cfg.get("embed_dim") or model.visual.output_dim
-    return {
-        "family": "openclip",
-        "arch": arch,
-        "model_cfg": model_cfg,
-        "image_size": size,
-        "mean": list(pp["mean"]),
-        "std": list(pp["std"]),
-        "dim": int(dim),
-        "context_length": int(model_cfg.get("text_cfg", {}).get("context_length", 77)),
-        "modalities": ["image", "text"],
-        "embedding": "CLIP joint image-text space",
-    }
+    return RunConfig(
+        family="openclip",
+        arch=arch,
+        model_cfg=model_cfg,
+        image_size=size,
+        mean=list(pp["mean"]),
+        std=list(pp["std"]),
+        dim=int(dim),
+        context_length=int(model_cfg.get("text_cfg", {}).get("context_length", 77)),
+        modalities=["image", "text"],
+        embedding="CLIP joint image-text space",
+    )
 
 
 def encoder_from_model(
     arch: str,
     model: torch.nn.Module,
+    tokenizer: Any,
     spec: str,
-    options: dict[str, Any],
-    config: dict | None = None,
+    config: RunConfig | None = None,
 ) -> OpenClipEncoder:
-    """Wrap a built open_clip model as an :class:`OpenClipEncoder`."""
-    import open_clip
-
+    """Wrap a built open_clip model and its tokenizer as an :class:`OpenClipEncoder`."""
     config = config or openclip_config(arch, model)
     encoder = OpenClipEncoder(
         spec=spec,
-        options=options,
-        dim=int(config["dim"]),
-        modalities=frozenset(config["modalities"]),
-        preprocess=ImagePreprocess(
-            int(config["image_size"]), tuple(config["mean"]), tuple(config["std"])
-        ),
+        options={},
+        dim=config.dim,
+        modalities=frozenset(config.modalities),
+        preprocess=ImagePreprocess.of(config),
         config=config,
         model=model,
     )
-    encoder.tokenizer = open_clip.get_tokenizer(arch, context_length=int(config["context_length"]))
+    encoder.tokenizer = tokenizer
     return encoder
 
 
@@ -153,5 +178,15 @@ def load_openclip(target: str, spec: str) -> OpenClipEncoder:
         arch, _, pretrained = target.partition("/")
     if not arch:
         raise ModelError(f"model spec {spec!r} names no architecture, e.g. openclip:ViT-B-32")
-    model = create_clip_model(arch, pretrained or None)
-    return encoder_from_model(arch, model, spec, {})
+    model, tokenizer = create_clip_model(arch, pretrained or None)
+    return encoder_from_model(arch, model, tokenizer, spec)
+
+
+def load_openclip_run(config: RunConfig, weights: dict[str, torch.Tensor], spec: str) -> Encoder:
+    """The CLIP model a run dir describes, with its trained weights."""
+    model, tokenizer = create_clip_model(config.arch, None, model_cfg=config.model_cfg)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        raise ModelError(f"weights of {spec} do not fit its config: {str(e)[:300]}") from e
+    return encoder_from_model(config.arch, model, tokenizer, spec, config)

@@ -18,22 +18,61 @@ SimCLR (tensors prefixed ``head.`` hold the projection head, ignored by
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 
-from embedsearch.atomic import write_json_atomic
-from embedsearch.encoders.base import Encoder
+from embedsearch.documents import JsonDocument, optional_field
 from embedsearch.errors import FormatError, ModelError
 
-RUN_FORMAT = "embedsearch-run"
-RUN_FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 HEAD_PREFIX = "head."
+
+Family = Literal["simclr", "openclip"]
+FAMILIES: tuple[str, ...] = get_args(Family)
+
+
+@dataclasses.dataclass(kw_only=True)
+class RunConfig(JsonDocument):
+    """A run dir's ``config.json``: the architecture as data, preprocessing and the recipe.
+
+    Example:
+        >>> c = RunConfig(family="simclr", arch="resnet18", image_size=32, small_stem=True,
+        ...               mean=[0.5] * 3, std=[0.25] * 3, dim=512, modalities=["image"])
+        >>> sorted(c.architecture())[:4]
+        ['arch', 'dim', 'embedding', 'family']
+    """
+
+    FORMAT: ClassVar[str] = "embedsearch-run"
+    VERSION: ClassVar[int] = 1
+
+    family: Family
+    arch: str
+    model_cfg: dict[str, Any] | None = optional_field()  # openclip: open_clip's model JSON
+    image_size: int
+    small_stem: bool | None = optional_field()  # simclr: 3x3 stem for small images
+    mean: list[float]
+    std: list[float]
+    dim: int
+    context_length: int | None = optional_field()  # openclip: text tokens
+    modalities: list[str]
+    embedding: str = ""  # which features are the embedding, in words
+    training: dict[str, Any] | None = optional_field()  # the recipe; absent for untrained specs
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown model family {self.family!r}")
+
+    def architecture(self) -> dict[str, Any]:
+        """What rebuilds the model (no format, no recipe): hashed into the fingerprint."""
+        body = self.to_json()
+        for key in ("format", "format_version", "training"):
+            body.pop(key, None)
+        return body
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -44,7 +83,7 @@ def is_run_dir(path: str | Path) -> bool:
 
 def save_run_dir(
     out: str | Path,
-    config: dict[str, Any],
+    config: RunConfig,
     state_dict: dict[str, torch.Tensor],
     extra_tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
@@ -63,9 +102,7 @@ def save_run_dir(
     tmp = out / f".{WEIGHTS_FILE}.tmp"
     save_file(_unshare(tensors), str(tmp))
     os.replace(tmp, out / WEIGHTS_FILE)
-    write_json_atomic(
-        out / CONFIG_FILE, {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, **config}
-    )
+    config.write(out / CONFIG_FILE)
     return out
 
 
@@ -80,46 +117,30 @@ def _unshare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return result
 
 
-def read_run_config(path: str | Path) -> dict[str, Any]:
-    """Read and check a run dir's ``config.json``."""
+def read_run_config(path: str | Path) -> RunConfig:
+    """Read and check a run dir's ``config.json``; :class:`FormatError` naming what is wrong."""
     path = Path(path)
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path} is not a readable run dir: {e}") from e
-    if config.get("format") != RUN_FORMAT:
-        raise FormatError(f"{path / CONFIG_FILE} is not an embedsearch run config")
-    if config.get("format_version", 0) > RUN_FORMAT_VERSION:
-        raise FormatError(
-            f"{path} was written by a newer embedsearch (format {config['format_version']})"
-        )
-    return config
+    if not (path / CONFIG_FILE).is_file():
+        raise FormatError(f"{path} is not a run dir (no {CONFIG_FILE})")
+    return RunConfig.read(path / CONFIG_FILE)
 
 
-def load_run_dir(path: str | Path, spec: str | None = None) -> Encoder:
-    """Rebuild the encoder saved in run dir ``path``."""
+def load_run_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The embedding model's weights of run dir ``path`` (a SimCLR projection head left out)."""
     from embedsearch.encoders.weights import load_weights_file
 
-    path = Path(path)
-    config = read_run_config(path)
-    state_dict = load_weights_file(path / WEIGHTS_FILE)
-    model_weights = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIX)}
-    spec = spec or str(path)
-    model_config = {
-        k: v for k, v in config.items() if k not in ("format", "format_version", "training")
-    }
-    family = config.get("family")
-    if family == "simclr":
-        from embedsearch.encoders.simclr import encoder_from_config
+    state_dict = load_weights_file(Path(path) / WEIGHTS_FILE)
+    return {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIX)}
 
-        return encoder_from_config(model_config, spec, {}, model_weights)
-    if family == "openclip":
-        from embedsearch.encoders.openclip import create_clip_model, encoder_from_model
 
-        model = create_clip_model(config["arch"], None, model_cfg=config["model_cfg"])
-        try:
-            model.load_state_dict(model_weights, strict=True)
-        except RuntimeError as e:
-            raise ModelError(f"weights in {path} do not fit its config: {str(e)[:300]}") from e
-        return encoder_from_model(config["arch"], model, spec, {}, model_config)
-    raise FormatError(f"{path / CONFIG_FILE}: unknown model family {family!r}")
+def init_weights(run_dir: str | Path, family: str, arch: str) -> dict[str, torch.Tensor]:
+    """All weights of run dir ``run_dir`` for ``--init``; refused unless it holds family/arch."""
+    from embedsearch.encoders.weights import load_weights_file
+
+    config = read_run_config(run_dir)
+    if config.family != family or config.arch != arch:
+        raise ModelError(
+            f"--init {run_dir} holds a {config.family} {config.arch} model; "
+            f"this run trains {family} {arch} (pass the same model)"
+        )
+    return load_weights_file(Path(run_dir) / WEIGHTS_FILE)

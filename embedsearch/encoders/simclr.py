@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from embedsearch.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Encoder, ImagePreprocess
+from embedsearch.encoders.rundir import RunConfig
 from embedsearch.errors import ModelError
 
 # Feature width of each supported backbone (the output of global average pooling).
@@ -47,19 +48,19 @@ def build_backbone(arch: str, small_stem: bool, seed: int = 0) -> nn.Module:
     return backbone
 
 
-def simclr_config(arch: str, image_size: int) -> dict[str, Any]:
+def simclr_config(arch: str, image_size: int) -> RunConfig:
     """The run-dir config describing a SimCLR backbone at ``image_size``."""
-    return {
-        "family": "simclr",
-        "arch": arch,
-        "image_size": image_size,
-        "small_stem": image_size <= SMALL_STEM_MAX_SIZE,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
-        "dim": RESNET_WIDTHS.get(arch, 0),
-        "modalities": ["image"],
-        "embedding": "backbone features before the projection head",
-    }
+    return RunConfig(
+        family="simclr",
+        arch=arch,
+        image_size=image_size,
+        small_stem=image_size <= SMALL_STEM_MAX_SIZE,
+        mean=list(IMAGENET_MEAN),
+        std=list(IMAGENET_STD),
+        dim=RESNET_WIDTHS.get(arch, 0),
+        modalities=["image"],
+        embedding="backbone features before the projection head",
+    )
 
 
 class SimCLREncoder(Encoder):
@@ -70,10 +71,13 @@ class SimCLREncoder(Encoder):
 
 
 def encoder_from_config(
-    config: dict[str, Any], spec: str, options: dict[str, Any], state_dict: dict | None = None
+    config: RunConfig,
+    spec: str,
+    options: dict[str, Any],
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> SimCLREncoder:
     """Build a :class:`SimCLREncoder` from a config (and optional backbone weights)."""
-    backbone = build_backbone(config["arch"], bool(config["small_stem"]))
+    backbone = build_backbone(config.arch, bool(config.small_stem))
     if state_dict is not None:
         missing, _unexpected = backbone.load_state_dict(state_dict, strict=False)
         if missing:
@@ -82,11 +86,9 @@ def encoder_from_config(
     return SimCLREncoder(
         spec=spec,
         options=options,
-        dim=RESNET_WIDTHS[config["arch"]],
+        dim=RESNET_WIDTHS[config.arch],
         modalities=frozenset({"image"}),
-        preprocess=ImagePreprocess(
-            int(config["image_size"]), tuple(config["mean"]), tuple(config["std"])
-        ),
+        preprocess=ImagePreprocess.of(config),
         config=config,
         model=backbone,
     )

@@ -20,41 +20,25 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedsearch.atomic import write_json_atomic
 from embedsearch.errors import FormatError, MismatchError
+from embedsearch.store.manifest import Manifest, ShardInfo, now
 
-FORMAT = "embedsearch-embeddings"
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ERRORS = "errors.parquet"
 LOCK = ".lock"
 SHARD_PATTERN = re.compile(r"^part-(\d{5,})\.parquet$")
 TMP_PATTERN = re.compile(r"^\.part\.(\d+)\.[0-9a-f]+\.tmp$")
 ERRORS_SCHEMA = pa.schema([("source", pa.string()), ("reason", pa.string())])
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    """One committed shard as listed in the manifest."""
-
-    file: str
-    rows: int
-    sha256: str
-    min_id: int
-    max_id: int
 
 
 def _sha256(path: Path) -> str:
@@ -84,7 +68,7 @@ class EmbeddingDir:
         (512, 2000, 1)
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
         self.manifest = manifest
 
@@ -103,18 +87,10 @@ class EmbeddingDir:
         return cls(path, cls._read_manifest(path))
 
     @staticmethod
-    def _read_manifest(path: Path) -> dict[str, Any]:
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-        except FileNotFoundError as e:
-            raise FormatError(f"{path} is not an embedding dir (no {MANIFEST})") from e
-        except (OSError, json.JSONDecodeError) as e:
-            raise FormatError(f"{path / MANIFEST} is unreadable: {e}") from e
-        if manifest.get("format") != FORMAT:
-            raise FormatError(f"{path / MANIFEST} is not an embedsearch embeddings manifest")
-        if manifest.get("format_version", 0) > FORMAT_VERSION:
-            raise FormatError(f"{path} was written by a newer embedsearch")
-        return manifest
+    def _read_manifest(path: Path) -> Manifest:
+        if not (path / MANIFEST).exists():
+            raise FormatError(f"{path} is not an embedding dir (no {MANIFEST})")
+        return Manifest.read(path / MANIFEST)
 
     @classmethod
     def create_or_open(
@@ -142,24 +118,15 @@ class EmbeddingDir:
                 raise FormatError(
                     f"--out {path} is a non-empty folder that is not an embedding dir"
                 )
-            manifest = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "model": model,
-                "model_options": model_options,
-                "fingerprint": fingerprint,
-                "modality": modality,
-                "dim": dim,
-                "metric": "inner_product",
-                "normalized": True,
-                "source": source,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "shards": [],
-                "totals": {"rows": 0, "live_rows": 0, "failures": 0},
-                "superseded_ids": [],
-                "next_id": 0,
-            }
-            write_json_atomic(path / MANIFEST, manifest)
+            manifest = Manifest(
+                model=model,
+                model_options=model_options,
+                fingerprint=fingerprint,
+                modality=modality,
+                dim=dim,
+                source=source,
+            )
+            manifest.write(path / MANIFEST)
             return cls(path, manifest)
 
     def _check_compatible(self, fingerprint: str, model: str, modality: str, dim: int) -> None:
@@ -177,43 +144,48 @@ class EmbeddingDir:
     # -- properties ---------------------------------------------------------------------------
     @property
     def dim(self) -> int:
-        return int(self.manifest["dim"])
+        return self.manifest.dim
 
     @property
     def fingerprint(self) -> str:
-        return str(self.manifest["fingerprint"])
+        return self.manifest.fingerprint
 
     @property
     def model(self) -> str:
-        return str(self.manifest["model"])
+        return self.manifest.model
 
     @property
     def model_options(self) -> dict[str, Any]:
-        return dict(self.manifest.get("model_options") or {})
+        return dict(self.manifest.model_options)
 
     @property
     def modality(self) -> str:
-        return str(self.manifest["modality"])
+        return self.manifest.modality
 
     @property
     def shards(self) -> list[ShardInfo]:
-        return [ShardInfo(**s) for s in self.manifest["shards"]]
+        return list(self.manifest.shards)
 
     @property
     def superseded_ids(self) -> set[int]:
-        return set(self.manifest.get("superseded_ids", []))
+        return set(self.manifest.superseded_ids)
 
     @property
     def rows(self) -> int:
-        return int(self.manifest["totals"]["rows"])
+        return self.manifest.totals.rows
 
     @property
     def live_rows(self) -> int:
-        return int(self.manifest["totals"]["live_rows"])
+        return self.manifest.totals.live_rows
 
     @property
     def next_id(self) -> int:
-        return int(self.manifest["next_id"])
+        return self.manifest.next_id
+
+    @property
+    def updated(self) -> str:
+        """When a commit last changed the dir (its creation time before the first commit)."""
+        return self.manifest.updated or self.manifest.created
 
     def shard_paths(self) -> list[Path]:
         return [self.path / s.file for s in self.shards]
@@ -269,30 +241,25 @@ class EmbeddingDir:
         Errors of sources that now succeeded are dropped; new failures replace old ones.
         """
         with self.locked():
+            m = self.manifest
             name = None
-            if shard_tmp is not None and rows:
+            if shard_tmp is not None and rows and ids_range is not None:
                 numbers = [
-                    int(m.group(1))
+                    int(match.group(1))
                     for e in self.path.iterdir()
-                    if (m := SHARD_PATTERN.match(e.name))
+                    if (match := SHARD_PATTERN.match(e.name))
                 ]
                 name = f"part-{max(numbers, default=-1) + 1:05d}.parquet"
                 info = ShardInfo(name, rows, _sha256(shard_tmp), ids_range[0], ids_range[1])
                 os.replace(shard_tmp, self.path / name)
-                self.manifest["shards"].append(asdict(info))
+                m.shards.append(info)
             errors = self._merge_errors(failures, succeeded_sources)
-            superseded_ids = sorted(set(self.manifest.get("superseded_ids", [])) | set(superseded))
-            self.manifest["superseded_ids"] = superseded_ids
-            total = sum(s["rows"] for s in self.manifest["shards"])
-            self.manifest["totals"] = {
-                "rows": total,
-                "live_rows": total - len(superseded_ids),
-                "failures": errors.num_rows,
-            }
+            m.superseded_ids = sorted(set(m.superseded_ids) | set(superseded))
+            m.count(errors.num_rows)
             if name is not None:  # only a run that used ids needs them reserved
-                self.manifest["next_id"] = max(self.next_id, reserve_next_id)
-            self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            write_json_atomic(self.path / MANIFEST, self.manifest)
+                m.next_id = max(m.next_id, reserve_next_id)
+            m.updated = now()
+            m.write(self.path / MANIFEST)
         return name
 
     def _merge_errors(self, failures: pa.Table, succeeded_sources: list[str]) -> pa.Table:

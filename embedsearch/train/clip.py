@@ -26,24 +26,18 @@ from torch.utils.data import Dataset
 
 from embedsearch.data.decode import DecodeError, load_image
 from embedsearch.data.pairs import Pairs, PairsReport, load_pairs, split_indices
+from embedsearch.encoders import clip_arch
 from embedsearch.encoders.base import ImagePreprocess
 from embedsearch.encoders.openclip import create_clip_model, openclip_config
-from embedsearch.encoders.rundir import read_run_config
+from embedsearch.encoders.rundir import init_weights
 from embedsearch.errors import InputError, ModelError
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.train.clip_loss import clip_loss, retrieval_recall
 from embedsearch.train.loop import RunExport, TrainConfig, TrainSummary, TrainTask, train
 
-TINY_ALIASES = {"tiny": "tiny-clip", "tiny-clip": "tiny-clip"}
 # A corrupt file is replaced by the next readable pair; give up after this many in a row.
 MAX_SUBSTITUTES = 16
 EVAL_BATCH = 256
-
-
-def resolve_arch(model: str) -> str:
-    """``tiny`` -> ``tiny-clip``; ``openclip:ViT-B-32`` -> ``ViT-B-32``; other names unchanged."""
-    name = model.removeprefix("openclip:")
-    return TINY_ALIASES.get(name, name)
 
 
 class PairsDataset(Dataset):
@@ -94,15 +88,9 @@ class ClipTask(TrainTask):
     def __post_init__(self) -> None:
         # Built here (seeded init, tag or file) because the loop asks for the dataset -- which
         # needs the model's preprocessing, e.g. a pretrained tag's mean/std -- before the model.
-        self._template = create_clip_model(self.arch, self.pretrained)
+        self._template, self.tokenizer = create_clip_model(self.arch, self.pretrained)
         self._config = openclip_config(self.arch, self._template)
-        import open_clip
-
-        self.tokenizer = open_clip.get_tokenizer(
-            self.arch, context_length=self._config["context_length"]
-        )
-        c = self._config
-        self.preprocess = ImagePreprocess(int(c["image_size"]), tuple(c["mean"]), tuple(c["std"]))
+        self.preprocess = ImagePreprocess.of(self._config)
 
     def build_model(self) -> nn.Module:
         model, self._template = self._template, None  # the loop owns the model from here on
@@ -134,16 +122,9 @@ class ClipTask(TrainTask):
         return RunExport(self._config, model.state_dict())
 
     def load_init(self, model: nn.Module, run_dir: Path) -> None:
-        config = read_run_config(run_dir)
-        if config.get("family") != "openclip" or config.get("arch") != self.arch:
-            raise ModelError(
-                f"--init {run_dir} holds a {config.get('family')} {config.get('arch')} model; "
-                f"this run trains openclip {self.arch} (pass --model {config.get('arch')})"
-            )
-        from embedsearch.encoders.weights import load_weights_file
-
+        weights = init_weights(run_dir, "openclip", self.arch)
         try:
-            model.load_state_dict(load_weights_file(Path(run_dir) / "model.safetensors"))
+            model.load_state_dict(weights)
         except RuntimeError as e:
             raise ModelError(
                 f"--init {run_dir}: weights do not fit {self.arch}: {str(e)[:300]}"
@@ -239,9 +220,7 @@ def pretrain_clip(
         raise InputError("pass either --pretrained or --init, not both")
     loaded = load_pairs(pairs, image_col, text_col, progress=progress or NullProgress())
     train_idx, val_idx = heldout_split(loaded, val_fraction, loop_options.get("seed", 0))
-    task = ClipTask(
-        loaded.subset(train_idx), loaded.subset(val_idx), resolve_arch(model), pretrained
-    )
+    task = ClipTask(loaded.subset(train_idx), loaded.subset(val_idx), clip_arch(model), pretrained)
     config = TrainConfig(
         out=Path(out),
         epochs=epochs,

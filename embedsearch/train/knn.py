@@ -9,7 +9,6 @@ embeddings (n x dim floats) are kept, so the eval set may be a few tens of thous
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +16,7 @@ from torch import nn
 
 from embedsearch.data.decode import DecodeError, load_image
 from embedsearch.encoders.base import ImagePreprocess
+from embedsearch.encoders.rundir import RunConfig
 from embedsearch.errors import InputError
 
 KNN_K = 20
@@ -40,12 +40,10 @@ def labelled_images(eval_dir: str | Path) -> list[tuple[Path, int]]:
 
 @torch.no_grad()
 def embed_labelled(
-    backbone: nn.Module, items: list[tuple[Path, int]], config: dict[str, Any], device: torch.device
+    backbone: nn.Module, items: list[tuple[Path, int]], config: RunConfig, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised features and labels of ``items`` (unreadable images are left out)."""
-    preprocess = ImagePreprocess(
-        int(config["image_size"]), tuple(config["mean"]), tuple(config["std"])
-    )
+    preprocess = ImagePreprocess.of(config)
     features, labels = [], []
     for start in range(0, len(items), EVAL_BATCH):
         pixels, batch_labels = [], []
@@ -91,7 +89,7 @@ def weighted_knn_accuracy(
 
 
 def knn_eval(
-    backbone: nn.Module, eval_dir: str | Path, config: dict[str, Any], device: torch.device
+    backbone: nn.Module, eval_dir: str | Path, config: RunConfig, device: torch.device
 ) -> float:
     """Weighted kNN accuracy (k 20, T 0.07) of ``backbone`` on ``eval_dir``'s labelled sub-folders."""
     features, labels = embed_labelled(backbone, labelled_images(eval_dir), config, device)

@@ -41,7 +41,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +49,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from embedsearch.choices import OPTIMIZERS
 from embedsearch.data.workers import default_training_workers, worker_init
-from embedsearch.encoders.base import resolve_device
+from embedsearch.devices import autocast, resolve_device, resolve_precision
 from embedsearch.encoders.rundir import save_run_dir
 from embedsearch.errors import InputError, ModelError
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.train import distributed as dist_utils
 from embedsearch.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from embedsearch.train.metrics import append_metrics, plot_metrics, read_metrics, truncate_metrics
-from embedsearch.train.optim import OPTIMIZERS, build_optimizer, split_decay_groups, warmup_cosine
+from embedsearch.train.optim import build_optimizer, split_decay_groups, warmup_cosine
 from embedsearch.train.sampler import EpochSampler
 from embedsearch.train.sync_bn import convert_sync_batchnorm
 from embedsearch.train.task import (
@@ -129,7 +130,7 @@ class _Runner:
         self.progress = progress if self.main else NullProgress()
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.precision = _resolve_precision(config.precision, self.device)
+        self.precision = resolve_precision(config.precision, self.device)
         self.channels_last = (
             self.device.type == "cuda" if config.channels_last is None else config.channels_last
         )
@@ -298,9 +299,7 @@ class _Runner:
         return total_loss, items
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.precision)
+        return autocast(self.device, self.precision)
 
     def _end_epoch(self) -> None:
         state = self.state
@@ -340,12 +339,8 @@ class _Runner:
             world_size=dist_utils.world_size(),
             **self.task.recipe(),
         )
-        save_run_dir(
-            self.out,
-            {**export.config, "training": training},
-            export.state_dict,
-            export.extra_tensors,
-        )
+        config = replace(export.config, training=training)
+        save_run_dir(self.out, config, export.state_dict, export.extra_tensors)
 
     def _save_checkpoint(self) -> Path | None:
         if not self.main:
@@ -376,22 +371,6 @@ def _check_config(cfg: TrainConfig) -> None:
             f"--batch-size {cfg.batch_size} must split evenly over {dist_utils.world_size()} rank(s) "
             f"x {cfg.accumulate} accumulation step(s)"
         )
-
-
-def _resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """``auto`` -> bf16 on CUDA, fp32 on the CPU (CPU bf16 is slower for training on most chips)."""
-    choices = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision == "auto":
-        return (
-            torch.bfloat16
-            if device.type == "cuda" and torch.cuda.is_bf16_supported()
-            else torch.float32
-        )
-    if precision not in choices:
-        raise ModelError(f"unknown precision {precision!r}: use auto, fp32, bf16 or fp16")
-    if precision == "fp16" and device.type != "cuda":
-        raise ModelError("--precision fp16 needs CUDA; use fp32 or bf16 on the CPU")
-    return choices[precision]
 
 
 def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:

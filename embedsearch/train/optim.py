@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from embedsearch.choices import OPTIMIZERS
 from embedsearch.errors import InputError
 from embedsearch.train.lars import LARS
-
-OPTIMIZERS = ("lars", "sgd", "adamw")
 
 
 def split_decay_groups(
     model: nn.Module, weight_decay: float, exclude: Callable[[str, nn.Parameter], bool]
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Two parameter groups: decayed, and excluded (no decay, no LARS adaptation)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if exclude(name, param) else decay).append(param)
@@ -34,7 +35,7 @@ def split_decay_groups(
     ]
 
 
-def build_optimizer(name: str, groups: list[dict], lr: float) -> torch.optim.Optimizer:
+def build_optimizer(name: str, groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
     """``lars`` | ``sgd`` (momentum 0.9, Nesterov) | ``adamw`` over ``groups``.
 
     Example:

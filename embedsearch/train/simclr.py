@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from embedsearch.data.augment import SimCLRAugment
 from embedsearch.data.decode import DecodeError, load_image
-from embedsearch.encoders.rundir import HEAD_PREFIX, read_run_config
+from embedsearch.encoders.rundir import HEAD_PREFIX, RunConfig, init_weights
 from embedsearch.encoders.simclr import (
     RESNET_WIDTHS,
     SMALL_STEM_MAX_SIZE,
@@ -163,27 +163,17 @@ class SimCLRTask(TrainTask):
             optimizer
         ]
 
-    def config(self) -> dict[str, Any]:
+    def config(self) -> RunConfig:
         """The embedding model's run config (backbone only)."""
-        return {
-            **simclr_config(self.arch, self.augment.image_size),
-            "small_stem": bool(self.small_stem),
-        }
+        config = simclr_config(self.arch, self.augment.image_size)
+        return replace(config, small_stem=bool(self.small_stem))
 
     def export(self, model: nn.Module) -> RunExport:
         head = {HEAD_PREFIX + k: v for k, v in model.head.state_dict().items()}
         return RunExport(self.config(), model.backbone.state_dict(), head)
 
     def load_init(self, model: nn.Module, run_dir: Path) -> None:
-        config = read_run_config(run_dir)
-        if config.get("family") != "simclr" or config.get("arch") != self.arch:
-            raise ModelError(
-                f"--init {run_dir} holds a {config.get('family')} {config.get('arch')} model; "
-                f"this run trains simclr {self.arch}"
-            )
-        from embedsearch.encoders.weights import load_weights_file
-
-        weights = load_weights_file(Path(run_dir) / "model.safetensors")
+        weights = init_weights(run_dir, "simclr", self.arch)
         model.backbone.load_state_dict(
             {k: v for k, v in weights.items() if not k.startswith(HEAD_PREFIX)}
         )

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from embedsearch.choices import Device, OptimizerName, Precision
+from embedsearch.encoders.rundir import RunConfig
 from embedsearch.errors import ModelError
 
 
@@ -29,13 +31,13 @@ class TrainConfig:
     out: Path
     epochs: int = 10
     batch_size: int = 256
-    optimizer: str = "lars"
+    optimizer: OptimizerName = "lars"
     lr: float | None = None
     weight_decay: float = 1e-6
     warmup_epochs: float = 1.0
     seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
+    device: Device = "auto"
+    precision: Precision = "auto"
     accumulate: int = 1
     workers: int | None = None
     threads: int | None = None
@@ -49,7 +51,7 @@ class TrainConfig:
 class RunExport:
     """What a task saves to the run dir: ``config.json`` content and weights."""
 
-    config: dict[str, Any]
+    config: RunConfig
     state_dict: dict[str, torch.Tensor]
     extra_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
 

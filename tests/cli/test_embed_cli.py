@@ -55,20 +55,14 @@ def test_bad_input_is_one_line_exit_2_without_traceback(
     assert result.stderr.strip().count("\n") == 0
 
 
-def test_debug_shows_the_traceback(run_cli, tmp_path) -> None:
-    from embedsearch.errors import InputError
-
-    with pytest.raises(InputError):
-        run_cli(
-            "--debug",
-            "embed",
-            tmp_path / "nope",
-            "--model",
-            "simclr:resnet18",
-            "--out",
-            tmp_path / "o",
-        )
-    os.environ.pop("EMBEDSEARCH_DEBUG", None)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_and_still_exits_2(run_cli, tmp_path, where) -> None:
+    args = ["embed", tmp_path / "nope", "--model", "simclr:resnet18", "--out", tmp_path / "o"]
+    args = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr
+    assert "error: " in result.stderr
 
 
 def test_strict_exits_1_when_something_failed(run_cli, image_folder, tmp_path) -> None:

@@ -10,8 +10,12 @@ from PIL import Image
 from embedsearch.data.augment import SimCLRAugment, color_jitter
 from embedsearch.encoders.base import IMAGENET_MEAN, IMAGENET_STD
 
-LOW = torch.tensor([(0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=False)]).view(3, 1, 1)
-HIGH = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=False)]).view(3, 1, 1)
+LOW = torch.tensor([(0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=False)]).view(
+    3, 1, 1
+)
+HIGH = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=False)]).view(
+    3, 1, 1
+)
 
 
 @pytest.fixture

@@ -48,7 +48,9 @@ def test_same_seed_same_set_other_seed_other_set() -> None:
     c = make_copy_set(5, 6, "strong", size=24, seed=12)
     for x, y in zip(a.train + a.corpus + a.copies, b.train + b.corpus + b.copies, strict=False):
         assert np.array_equal(_array(x), _array(y))
-    assert not all(np.array_equal(_array(x), _array(y)) for x, y in zip(a.corpus, c.corpus, strict=False))
+    assert not all(
+        np.array_equal(_array(x), _array(y)) for x, y in zip(a.corpus, c.corpus, strict=False)
+    )
 
 
 def test_corpus_does_not_depend_on_train_count() -> None:

@@ -60,7 +60,9 @@ def test_tiny_clip_embeds_images_and_texts_into_one_space() -> None:
 
 def test_openclip_architecture_spec_with_random_init() -> None:
     enc = load_encoder("openclip:tiny-clip")
-    assert enc.config["arch"] == "tiny-clip" and enc.config["model_cfg"]["embed_dim"] == 128
+    assert enc.config.arch == "tiny-clip"
+    assert enc.config.model_cfg is not None
+    assert enc.config.model_cfg["embed_dim"] == 128
 
 
 def test_image_only_model_refuses_text_with_a_clear_message() -> None:
@@ -95,3 +97,36 @@ def test_openclip_local_weights_file_is_loaded(tmp_path) -> None:
     loaded = load_encoder(f"openclip:tiny-clip/{tmp_path / 'w.safetensors'}")
     assert loaded.model.logit_scale.item() == pytest.approx(1.2345)
     assert loaded.fingerprint != enc.fingerprint
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-clip", "openclip:tiny", "openclip:tiny-clip"])
+def test_embed_and_pretrain_clip_accept_the_same_short_names(name) -> None:
+    from embedsearch.encoders import clip_arch
+
+    assert load_encoder(name).config.arch == "tiny-clip"
+    assert clip_arch(name) == "tiny-clip"
+
+
+def test_loading_a_shipped_config_leaves_open_clip_registry_alone() -> None:
+    import open_clip
+
+    before = open_clip.list_models()
+    load_encoder("tiny-clip")
+    assert open_clip.list_models() == before
+
+
+def test_loading_a_clip_model_leaves_the_host_logging_alone() -> None:
+    import logging
+
+    root = logging.getLogger()
+    filters = list(root.filters)
+    load_encoder("tiny-clip")
+    assert logging.root.manager.disable == logging.NOTSET
+    assert root.filters == filters
+
+
+def test_resnet_choices_of_the_cli_are_the_backbones_the_encoder_builds() -> None:
+    from embedsearch.choices import RESNET_ARCHS
+    from embedsearch.encoders.simclr import RESNET_WIDTHS
+
+    assert set(RESNET_ARCHS) == set(RESNET_WIDTHS)

@@ -51,8 +51,7 @@ def test_run_dir_is_a_text_and_image_model(one_epoch, corpus: Path) -> None:
     assert not np.allclose(
         texts, initial.embed_texts(["a red circle in the center", "a blue star"])
     )
-    config = trained.config
-    assert config["arch"] == "tiny-clip"
+    assert trained.config.arch == "tiny-clip"
     training = json.loads((out / "config.json").read_text())["training"]
     assert training["objective"] == "clip" and training["optimizer"] == "adamw"
 

@@ -40,6 +40,6 @@ def test_cuda_training_writes_a_loadable_run(tmp_path: Path, precision: str) -> 
     losses = [r["loss"] for r in summary.metrics]
     assert len(losses) == 2 and all(np.isfinite(losses))
     config_training = load_encoder(str(tmp_path / "run")).config
-    assert config_training["image_size"] == 32
+    assert config_training.image_size == 32
     encoder = load_encoder(str(tmp_path / "run")).to("cuda")
     assert encoder.embed_images(torch.zeros(2, 3, 32, 32)).shape == (2, 512)
