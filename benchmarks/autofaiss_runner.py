@@ -23,9 +23,7 @@ def measure(index, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> dict:
     start = time.perf_counter()
     _, found = index.search(queries, k)
     batch = time.perf_counter() - start
-    recall = float(
-        np.mean([len(np.intersect1d(a, b[:k])) / k for a, b in zip(found, truth, strict=False)])
-    )
+    recall = float(np.mean([len(np.intersect1d(a, b[:k])) / k for a, b in zip(found, truth, strict=False)]))
     singles = []
     for row in queries[:200]:
         t = time.perf_counter()

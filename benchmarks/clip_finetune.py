@@ -10,7 +10,8 @@ far from the default seeded init) and changed it. The run dir is then used as a 
 
 With network, the same path from real weights is:
 
-    embedsearch pretrain clip pairs.csv --out runs/ft --model ViT-B-32 --pretrained laion2b_s34b_b79k
+    embedsearch pretrain clip pairs.csv --out runs/ft --model ViT-B-32 \
+        --pretrained laion2b_s34b_b79k
     embedsearch embed photos/ --model runs/ft --out emb/
 """
 

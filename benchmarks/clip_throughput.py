@@ -109,7 +109,8 @@ def main() -> None:
             )
     ratio = statistics.median(loop) / statistics.median(plain)
     print(
-        f"\n| {args.model} batch {args.batch_size}, {args.workers} worker(s), {args.threads} threads "
+        f"\n| {args.model} batch {args.batch_size}, {args.workers} worker(s), "
+        f"{args.threads} threads "
         f"| loop pairs/s | plain pairs/s | ratio |"
     )
     print("|---|---|---|---|")
@@ -118,7 +119,8 @@ def main() -> None:
         f"{statistics.median(plain):.1f} | {ratio:.3f} |"
     )
     print(
-        f"\nloop / plain throughput: {ratio:.3f} (goal >= 0.9: {'met' if ratio >= 0.9 else 'NOT met'})"
+        f"\nloop / plain throughput: {ratio:.3f} "
+        f"(goal >= 0.9: {'met' if ratio >= 0.9 else 'NOT met'})"
     )
 
 

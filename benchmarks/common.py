@@ -17,7 +17,8 @@ def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
-        f"{platform.processor() or platform.machine()}, {cores} cores, {gpu}, torch {torch.__version__}, "
+        f"{platform.processor() or platform.machine()}, {cores} cores, {gpu}, "
+        f"torch {torch.__version__}, "
         f"torch threads {torch.get_num_threads()}, {time.strftime('%Y-%m-%d')}"
     )
 

@@ -20,8 +20,8 @@ from common import machine, make_jpeg_folder, print_table
 CHILD = """
 import json, resource, sys
 from embedsearch.embedding import embed
-s = embed(sys.argv[1], model="simclr:resnet18", out=sys.argv[2], image_size=32, batch_size=64, device="cpu",
-          shard_rows=int(sys.argv[3]))
+s = embed(sys.argv[1], model="simclr:resnet18", out=sys.argv[2], image_size=32, batch_size=64,
+          device="cpu", shard_rows=int(sys.argv[3]))
 print(json.dumps({"embedded": s.embedded, "seconds": s.seconds,
                   "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))

@@ -18,15 +18,16 @@ from pathlib import Path
 
 from embedsearch.runtime import prefer_huge_pages
 
-prefer_huge_pages()  # as the `embedsearch` command does, before torch is imported (both sides get it)
+# As the `embedsearch` command does, before torch is imported (both sides get it).
+prefer_huge_pages()
 
-import torch
-from common import machine, make_jpeg_folder, print_table
+import torch  # noqa: E402  (after prefer_huge_pages, which must run before torch loads)
+from common import machine, make_jpeg_folder, print_table  # noqa: E402
 
-from embedsearch.data.decode import load_image
-from embedsearch.data.sources import iter_image_files
-from embedsearch.embedding import embed
-from embedsearch.encoders import load_encoder
+from embedsearch.data.decode import load_image  # noqa: E402
+from embedsearch.data.sources import iter_image_files  # noqa: E402
+from embedsearch.embedding import embed  # noqa: E402
+from embedsearch.encoders import load_encoder  # noqa: E402
 
 
 def model_only_images_per_second(folder: Path, image_size: int, batch_size: int) -> float:
@@ -114,14 +115,16 @@ def main() -> None:
     rows = []
     for size in args.sizes:
         # Alternate the two measurements and compare each pair: this VM's speed drifts over
-        # minutes, so a ratio of back-to-back runs is fairer than best-of-each; report the median pair.
+        # minutes, so a ratio of back-to-back runs is fairer than best-of-each; report the median
+        # pair.
         pairs = []
         for _ in range(args.repeats):
             e2e = embed_images_per_second(folder, size, args.batch_size, args.workers)
             model = model_only_images_per_second(folder, size, args.batch_size)
             pairs.append((e2e / model, e2e, model))
             print(
-                f"  {size} px pair {len(pairs)}: embed {e2e:.2f}/s, model only {model:.2f}/s, ratio {e2e / model:.3f}",
+                f"  {size} px pair {len(pairs)}: embed {e2e:.2f}/s, model only {model:.2f}/s, "
+                f"ratio {e2e / model:.3f}",
                 flush=True,
             )
         ratio, e2e, model = sorted(pairs)[len(pairs) // 2]

@@ -94,7 +94,8 @@ class CopyRecallTask(SimCLRTask):
         }
         self.curve.append(point)
         print(
-            f"  epoch {self.epochs_seen:3d}  train core-s {train_core_s:8.1f} (~{point['train_min']:5.1f} min "
+            f"  epoch {self.epochs_seen:3d}  train core-s {train_core_s:8.1f} "
+            f"(~{point['train_min']:5.1f} min "
             f"on {self.cores} cores, wall {point['wall_s'] / 60:5.1f} min)  recall@1 {recall:.3f}",
             flush=True,
         )
@@ -106,8 +107,8 @@ def phash_recall(python: str, copy_dir: Path, copy_of: np.ndarray) -> float:
     code = (
         "import json,sys,pathlib;from imagededup.methods import PHash;p=PHash(verbose=False);"
         "d=pathlib.Path(sys.argv[1]);"
-        "print(json.dumps({k:{f.name:p.encode_image(image_file=str(f)) for f in sorted((d/k).iterdir())}"
-        " for k in ('corpus','copies')}))"
+        "print(json.dumps({k:{f.name:p.encode_image(image_file=str(f))"
+        " for f in sorted((d/k).iterdir())} for k in ('corpus','copies')}))"
     )
     out = subprocess.run(
         [python, "-c", code, str(copy_dir)], check=True, capture_output=True, text=True
@@ -115,7 +116,10 @@ def phash_recall(python: str, copy_dir: Path, copy_of: np.ndarray) -> float:
     hashes = json.loads(out)
     corpus = np.array([[int(c, 16) for c in h] for h in hashes["corpus"].values()], dtype=np.uint8)
     copies = np.array([[int(c, 16) for c in h] for h in hashes["copies"].values()], dtype=np.uint8)
-    bits = lambda a: np.unpackbits(a[:, :, None], axis=2)[:, :, 4:].reshape(len(a), -1)
+
+    def bits(a: np.ndarray) -> np.ndarray:
+        return np.unpackbits(a[:, :, None], axis=2)[:, :, 4:].reshape(len(a), -1)
+
     distance = (bits(copies)[:, None, :] != bits(corpus)[None, :, :]).sum(axis=2)
     return float((distance.argmin(axis=1) == copy_of).mean())
 
@@ -246,13 +250,15 @@ def main() -> None:
     (args.out / "result.json").write_text(json.dumps(result, indent=2))
     print("\n| encoder | recall@1 copy->original |\n|---|---|")
     print(
-        f"| random-init {args.arch} ({args.image_size} px, {args.stem} stem) | {random_recall:.3f} |"
+        f"| random-init {args.arch} ({args.image_size} px, {args.stem} stem) "
+        f"| {random_recall:.3f} |"
     )
     if phash is not None:
         print(f"| imagededup PHash | {phash:.3f} |")
     print(
         f"| SimCLR after {final['train_core_s'] / 60 / args.cores:.1f} min x {args.cores} cores "
-        f"({cfg.epochs} epochs, wall {final['wall_s'] / 60:.1f} min) | {final['recall_at_1']:.3f} (best {best:.3f}) |"
+        f"({cfg.epochs} epochs, wall {final['wall_s'] / 60:.1f} min) "
+        f"| {final['recall_at_1']:.3f} (best {best:.3f}) |"
     )
     print(f"\ngain over random init: {final['recall_at_1'] - random_recall:+.3f} (goal >= +0.25)")
 

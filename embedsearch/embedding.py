@@ -17,7 +17,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from embedsearch.choices import Device, Modality, Precision
 from embedsearch.data.batches import Batch, ImageBatches, KnownRows, identity_collate, text_batches
 from embedsearch.data.sources import RankSlice, Source, open_source
 from embedsearch.data.workers import default_workers, worker_init
@@ -26,6 +28,9 @@ from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
 from embedsearch.store.reader import iter_batches
 from embedsearch.store.writer import DEFAULT_SHARD_ROWS, ShardWriter
+
+if TYPE_CHECKING:
+    from embedsearch.encoders.base import Encoder
 
 
 @dataclass
@@ -99,13 +104,13 @@ def embed(
     *,
     model: str,
     out: str | Path,
-    modality: str | None = None,
+    modality: Modality | None = None,
     text_col: str | None = None,
     image_col: str | None = None,
     batch_size: int = 64,
     workers: int | None = None,
-    device: str = "auto",
-    precision: str = "fp32",
+    device: Device = "auto",
+    precision: Precision = "fp32",
     image_size: int | None = None,
     flip_average: bool = False,
     shard_rows: int = DEFAULT_SHARD_ROWS,
@@ -119,8 +124,8 @@ def embed(
     vectors for copy detection (``dedup``), at twice the model work.
 
     Example:
-        >>> s = embed("photos/", model="simclr:resnet18", out="emb/", image_size=64)  # doctest: +SKIP
-        >>> s.embedded, s.failed                                                        # doctest: +SKIP
+        >>> s = embed("photos/", model="simclr:resnet18", out="emb/")  # doctest: +SKIP
+        >>> s.embedded, s.failed                                       # doctest: +SKIP
         (2000, 3)
     """
     from embedsearch.encoders import load_encoder
@@ -134,7 +139,8 @@ def embed(
     encoder = load_encoder(model, image_size=image_size, flip_average=flip_average)
     if src.modality not in encoder.modalities:
         raise ModelError(
-            f"model {model} cannot embed {src.modality} (it embeds: {', '.join(sorted(encoder.modalities))})"
+            f"model {model} cannot embed {src.modality} "
+            f"(it embeds: {', '.join(sorted(encoder.modalities))})"
         )
     encoder.to(device, precision)
     emb_dir = EmbeddingDir.create_or_open(
@@ -179,14 +185,20 @@ def embed(
     if summary.embedded == 0 and summary.already_present == 0 and summary.failed > 0:
         first = summary.failures[0]
         raise InputError(
-            f"nothing could be embedded: {summary.failed} input(s) failed, e.g. {first[0]}: {first[1]} "
+            f"nothing could be embedded: {summary.failed} input(s) failed, "
+            f"e.g. {first[0]}: {first[1]} "
             f"(all listed in {Path(out) / 'errors.parquet'})"
         )
     return summary
 
 
 def _batches(
-    src: Source, items: RankSlice, known: KnownRows, encoder, batch_size: int, workers: int | None
+    src: Source,
+    items: RankSlice,
+    known: KnownRows,
+    encoder: Encoder,
+    batch_size: int,
+    workers: int | None,
 ) -> Iterator[Batch]:
     if src.modality == "text":
         return text_batches(items, known, batch_size)
@@ -208,7 +220,7 @@ def _batches(
 
 
 def _write_batch(
-    batch: Batch, encoder, base: int, writer: ShardWriter, summary: EmbedSummary
+    batch: Batch, encoder: Encoder, base: int, writer: ShardWriter, summary: EmbedSummary
 ) -> None:
     if batch.indices:
         vectors = (
@@ -239,7 +251,8 @@ def _nothing_message(src: Source) -> str:
     if src.modality == "image" and Path(src.description).is_dir():
         from embedsearch.data.decode import IMAGE_EXTENSIONS
 
-        return f"no images found in {src.description} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        looked_for = ", ".join(sorted(IMAGE_EXTENSIONS))
+        return f"no images found in {src.description} (looked for {looked_for})"
     return f"no inputs found in {src.description}"
 
 

@@ -59,7 +59,7 @@ class CliResult:
 
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture) -> Callable[..., CliResult]:
-    """Run ``embedsearch ARGS`` in-process through the real entry point (error boundary included)."""
+    """Run ``embedsearch ARGS`` in-process through the real entry point (and its error boundary)."""
     from embedsearch.cli.app import main
 
     def run(*args: str) -> CliResult:

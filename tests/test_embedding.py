@@ -140,7 +140,8 @@ def test_different_model_on_existing_dir_is_refused(tmp_path, image_folder) -> N
 def test_text_table_carries_metadata_columns(tmp_path) -> None:
     path = tmp_path / "captions.jsonl"
     path.write_text(
-        '{"caption": "a red circle", "label": 3, "url": "u1"}\n{"caption": "", "label": 4, "url": "u2"}\n'
+        '{"caption": "a red circle", "label": 3, "url": "u1"}\n'
+        '{"caption": "", "label": 4, "url": "u2"}\n'
     )
     summary = _run(path, tmp_path / "emb", model="tiny-clip", image_size=None, text_col="caption")
     assert summary.embedded == 1 and summary.failed == 1

@@ -1,4 +1,4 @@
-"""Process settings: the CLI asks PyTorch for huge pages before torch loads, and respects an opt-out."""
+"""Process settings: the CLI asks PyTorch for huge pages before torch loads; an opt-out is kept."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import pytest
 
 from embedsearch import runtime
 
-# Runs the real console entry point (``--help`` imports no torch), then reports what torch would read.
+# Runs the real console entry point (``--help`` imports no torch), then reports what torch would
+# read.
 PROBE = (
     "import os, sys\n"
     "from embedsearch.cli.app import main\n"
     "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-    "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded', os.environ.get('THP_MEM_ALLOC_ENABLE'))\n"
+    "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded',"
+    " os.environ.get('THP_MEM_ALLOC_ENABLE'))\n"
 )
 
 

@@ -18,7 +18,7 @@ def info_command(
         bool, typer.Option("--json", help="Print JSON to stdout instead of a table.")
     ] = False,
 ) -> None:
-    """Describe a run dir, embedding dir or index dir: model, fingerprint, dim, rows, shards, failures."""
+    """Describe a run dir, embedding dir or index dir: model, fingerprint, dim, rows, failures."""
     from embedsearch.cli.render import stdout, summary_table
     from embedsearch.info import describe
 

@@ -1,4 +1,4 @@
-"""``embedsearch pretrain clip PAIRS --out RUN_DIR``: train or fine-tune CLIP on image-text pairs."""
+"""``embedsearch pretrain clip PAIRS --out RUN_DIR``: train or fine-tune CLIP on image-text pairs"""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def clip_command(
     pairs: Annotated[
         Path,
         typer.Argument(
-            help="CSV/TSV/JSONL/Parquet table of image paths + captions, or an image folder with same-name .txt captions."
+            help="CSV/TSV/JSONL/Parquet table of image paths + captions, "
+            "or an image folder with same-name .txt captions."
         ),
     ],
     out: Annotated[
@@ -36,7 +37,8 @@ def clip_command(
     model: Annotated[
         str,
         typer.Option(
-            help="tiny (the CPU config tiny-clip) or any open_clip architecture, e.g. ViT-B-32, RN50."
+            help="tiny (the CPU config tiny-clip) or any open_clip architecture, "
+            "e.g. ViT-B-32, RN50."
         ),
     ] = "tiny",
     pretrained: Annotated[

@@ -87,7 +87,7 @@ class ImageBatches(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[Batch]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        batch, tensors = Batch(), []
+        batch, tensors = Batch(), list[torch.Tensor]()
         for item in self.items:
             if workers > 1 and zlib.crc32(item.source.encode()) % workers != worker:
                 continue
@@ -104,7 +104,7 @@ class ImageBatches(torch.utils.data.IterableDataset):
             batch.failures.append((item.source, item.error))
             return
         try:
-            with open(item.path, "rb") as f:
+            with open(item.path or item.source, "rb") as f:
                 data = f.read()
         except OSError as e:
             batch.failures.append((item.source, f"cannot read file: {e.strerror or e}"))
@@ -125,7 +125,7 @@ class ImageBatches(torch.utils.data.IterableDataset):
         batch.add_ok(item, digest, superseded)
 
 
-def identity_collate(batch: Batch) -> Batch:
+def identity_collate(batch: Any) -> Any:
     """DataLoader collate for already-built batches (module-level so it pickles)."""
     return batch
 
@@ -142,13 +142,14 @@ def text_batches(items: Iterable[Item], known: KnownRows, batch_size: int) -> It
         if item.error:
             batch.failures.append((item.source, item.error))
         else:
-            digest = content_hash(item.text.encode("utf-8"))
+            text = item.text or ""
+            digest = content_hash(text.encode("utf-8"))
             stored, superseded = known.claim(item.source, digest)
             if stored:
                 batch.skipped += 1
             else:
                 batch.add_ok(item, digest, superseded)
-                batch.texts.append(item.text)
+                batch.texts.append(text)
         if len(batch.texts) >= batch_size or batch.size >= 4 * batch_size:
             yield batch
             batch = Batch()

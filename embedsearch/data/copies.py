@@ -25,6 +25,7 @@ import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageEnhance
@@ -56,7 +57,7 @@ MAX_MISSES = 5000
 MIN_STD = (
     14.0  # grey-level std below which a crop is flat (sky, black border): not a distinct original
 )
-STRENGTHS = {
+STRENGTHS: dict[str, dict[str, Any]] = {
     # area kept, aspect jitter, brightness/contrast range, JPEG quality range, flip probability
     "mild": {
         "area": (0.88, 1.0),
@@ -170,7 +171,8 @@ def _sample_boxes(
         if misses > MAX_MISSES:
             raise InputError(
                 f"could only cut {len(boxes)} distinct {'train' if train else 'corpus'} crops "
-                f"at size {size} from the sample photos (asked for {n}): use a smaller size or count"
+                f"at size {size} from the sample photos (asked for {n}): "
+                "use a smaller size or count"
             )
         box = _random_box(rng, photos, size, train)
         same_photo = by_photo.setdefault(box.photo, []) if box is not None else []
@@ -239,7 +241,7 @@ def make_copy_set(
     seed: int = 0,
     copies_per_original: int = 1,
 ) -> CopySet:
-    """Cut ``n_corpus`` distinct originals, ``copies_per_original`` copies of each, and ``n_train`` crops.
+    """Cut ``n_corpus`` originals, ``copies_per_original`` copies of each, and ``n_train`` crops.
 
     Copies are ordered original by original: copy ``i`` is of original ``i // copies_per_original``.
 

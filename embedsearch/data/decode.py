@@ -37,8 +37,11 @@ def decode_image(data: bytes, draft_size: int | None = None) -> Image.Image:
     ``draft_size`` lets JPEG decoding skip detail finer than needed for that output size.
 
     Example:
-        >>> img = decode_image(open("cat.jpg", "rb").read())   # doctest: +SKIP
-        >>> img.mode
+        >>> import io
+        >>> from PIL import Image
+        >>> buffer = io.BytesIO()
+        >>> Image.new("L", (8, 8)).save(buffer, "PNG")   # a grey image ...
+        >>> decode_image(buffer.getvalue()).mode         # ... comes back as RGB
         'RGB'
     """
     if not data:
@@ -49,7 +52,8 @@ def decode_image(data: bytes, draft_size: int | None = None) -> Image.Image:
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise DecodeError(
-                    f"image too large ({image.width}x{image.height} pixels; limit {MAX_IMAGE_PIXELS:,})"
+                    f"image too large ({image.width}x{image.height} pixels; "
+                    f"limit {MAX_IMAGE_PIXELS:,})"
                 )
             if draft_size and image.format == "JPEG":
                 # Decode at the smallest DCT scale that still covers 2x the target size.

@@ -93,7 +93,7 @@ def load_pairs(
 
     Example:
         >>> pairs = load_pairs("shapes/pairs.csv")   # doctest: +SKIP
-        >>> pairs.report.summary()
+        >>> pairs.report.summary()                   # doctest: +SKIP
         '2,000 of 2,000 pairs used'
     """
     path = Path(path).expanduser()
@@ -252,7 +252,7 @@ def _readable_image(path: Path) -> bool:
 def split_indices(
     n: int, val_fraction: float, seed: int, keys: list[str]
 ) -> tuple[list[int], list[int]]:
-    """Deterministic train/val split: rank items by a seeded hash of their key, take the first as val.
+    """Deterministic train/val split: rank items by a seeded hash of their key; the first are val.
 
     The same key set always gives the same split, so a held-out set stays held out
     across ``--resume`` and across reruns, whatever the row order.

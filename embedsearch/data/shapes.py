@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from embedsearch.atomic import publish_dir, staged_dir
 from embedsearch.errors import InputError
 from embedsearch.progress import NullProgress, Progress
 
@@ -218,7 +216,7 @@ def make_shapes_corpus(
 
     Example:
         >>> corpus = make_shapes_corpus("shapes", n=100, seed=0)   # doctest: +SKIP
-        >>> corpus.pairs.name
+        >>> corpus.pairs.name                                        # doctest: +SKIP
         'pairs.csv'
     """
     if n < 1:
@@ -228,16 +226,9 @@ def make_shapes_corpus(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out} already exists and is not an empty folder; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        _write_corpus(tmp, n, seed, image_size, progress or NullProgress())
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with staged_dir(out) as staged:
+        _write_corpus(staged, n, seed, image_size, progress or NullProgress())
+        publish_dir(staged, out)
     return ShapesCorpus(out, out / PAIRS_FILE, out / "images", n, seed)
 
 

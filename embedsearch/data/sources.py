@@ -121,7 +121,7 @@ class TableSource(Source):
         if bool(text_col) == bool(image_col):
             raise InputError(f"table {path}: pass exactly one of --text-col or --image-col")
         self.path = path.resolve()
-        self.column = text_col or image_col
+        self.column = str(text_col or image_col)  # exactly one is set (checked above)
         self.modality = "text" if text_col else "image"
         self.description = f"{self.path} [{self.column}]"
         option = "--text-col" if text_col else "--image-col"

@@ -90,6 +90,7 @@ def require_column(path: str | Path, column: str, option: str) -> list[str]:
     columns = table_columns(path)
     if column not in columns:
         raise InputError(
-            f"table {path} has no column {column!r} ({option}); columns present: {', '.join(columns) or 'none'}"
+            f"table {path} has no column {column!r} ({option}); "
+            f"columns present: {', '.join(columns) or 'none'}"
         )
     return columns

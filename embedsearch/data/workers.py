@@ -49,7 +49,7 @@ def default_training_workers(device_type: str) -> int:
 
 
 def worker_init(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: one torch thread per worker, so workers don't fight the model."""
+    """DataLoader ``worker_init_fn``: one torch thread per worker, leaving cores to the model."""
     import torch
 
     torch.set_num_threads(1)

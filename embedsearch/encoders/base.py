@@ -57,8 +57,8 @@ class ImagePreprocess:
         left, top = (new_w - size) // 2, (new_h - size) // 2
         image = image.crop((left, top, left + size, top + size))
         array = np.asarray(image, dtype=np.float32) / 255.0
-        array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+        scaled = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1)))
 
 
 def fingerprint_of(config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> str:
@@ -87,7 +87,8 @@ class Encoder:
         preprocess: image preprocessing (size, normalisation).
         config: the architecture description written to run dirs and hashed into the fingerprint.
         flip_average: embed each image and its mirror image and average the two (unit) vectors,
-            so a mirrored copy gets the same vector; twice the model work (see :meth:`use_flip_average`).
+            so a mirrored copy gets the same vector; twice the model work
+            (see :meth:`use_flip_average`).
 
     Example:
         >>> enc = load_encoder("simclr:resnet18", image_size=32)   # doctest: +SKIP
@@ -118,7 +119,7 @@ class Encoder:
         return self._fingerprint
 
     def use_flip_average(self) -> Encoder:
-        """Make image vectors mirror-invariant: the normalised mean of the image's and its mirror's vector.
+        """Mirror-invariant image vectors: the normalised mean of an image's and its mirror's.
 
         Copies of photos are often mirrored, and even SimCLR (trained with random flips) places an
         image and its mirror apart; on the strong-copy benchmark averaging the two raised copy
@@ -126,8 +127,8 @@ class Encoder:
         queries and dedup calibration embed the same way. Text vectors are unchanged.
 
         Example:
-            >>> enc = load_encoder("simclr:resnet18", image_size=32).use_flip_average()   # doctest: +SKIP
-            >>> enc.options["flip_average"]                                              # doctest: +SKIP
+            >>> enc = load_encoder("simclr:resnet18").use_flip_average()   # doctest: +SKIP
+            >>> enc.options["flip_average"]                               # doctest: +SKIP
             True
         """
         if "image" not in self.modalities:

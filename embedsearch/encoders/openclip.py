@@ -121,11 +121,12 @@ class OpenClipEncoder(Encoder):
     tokenizer: Any = None
 
     def _forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_image(pixels)
+        clip: Any = self.model  # open_clip's CLIP: encode_image/encode_text are its own
+        return clip.encode_image(pixels)
 
     def _forward_texts(self, texts: list[str]) -> torch.Tensor:
-        tokens = self.tokenizer(texts).to(self.device)
-        return self.model.encode_text(tokens)
+        clip: Any = self.model
+        return clip.encode_text(self.tokenizer(texts).to(self.device))
 
 
 def openclip_config(arch: str, model: Any) -> RunConfig:

@@ -104,7 +104,7 @@ class EmbeddingDir:
         dim: int,
         source: str,
     ) -> EmbeddingDir:
-        """Open ``path`` for writing, creating an empty manifest; refuse another model or modality."""
+        """Open ``path`` for writing (new: an empty manifest); refuse another model or modality."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise FormatError(f"--out {path} exists and is not a folder")
@@ -132,7 +132,8 @@ class EmbeddingDir:
     def _check_compatible(self, fingerprint: str, model: str, modality: str, dim: int) -> None:
         if self.fingerprint != fingerprint:
             raise MismatchError(
-                f"{self.path} holds embeddings of model {self.model} (fingerprint {self.fingerprint[:12]}); "
+                f"{self.path} holds embeddings of model {self.model} "
+                f"(fingerprint {self.fingerprint[:12]}); "
                 f"refusing to mix in {model} ({fingerprint[:12]}): use another --out"
             )
         if self.modality != modality or self.dim != dim:

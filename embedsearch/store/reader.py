@@ -19,7 +19,7 @@ from embedsearch.store.embedding_dir import EmbeddingDir
 
 
 def embedding_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
-    """``fixed_size_list<float32>[dim]`` column -> (n, dim) float32 array (zero-copy when possible)."""
+    """``fixed_size_list<float32>[dim]`` column -> (n, dim) float32 (zero-copy when possible)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     values = column.flatten().to_numpy(zero_copy_only=False)
@@ -51,7 +51,8 @@ def iter_batches(
         ...     print(batch.num_rows)
     """
     d = emb_dir if isinstance(emb_dir, EmbeddingDir) else EmbeddingDir.open(emb_dir)
-    # pa.array() imports pandas (~50 MiB of RSS) on first use: only pay for it when rows were superseded.
+    # pa.array() imports pandas (~50 MiB of RSS) on first use: only pay for it when rows were
+    # superseded.
     superseded = (
         pa.array(sorted(d.superseded_ids), pa.int64()) if live_only and d.superseded_ids else None
     )

@@ -9,7 +9,7 @@ large ``shard_rows`` or the corpus is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ class _VectorBuffer:
         self._end += n
 
     def head(self, n: int) -> np.ndarray:
+        if self._data is None:
+            return np.empty((0, 0), np.float32)
         return self._data[self._start : self._start + n]
 
     def drop_head(self, n: int) -> None:
@@ -100,16 +102,14 @@ class ShardWriter:
         self._schema: pa.Schema | None = None
         self._shard: _OpenShard | None = None
         self.written_shards: list[str] = []
-        self.rows_written = 0
-        self.failures_written = 0
 
     def add(
         self,
-        ids: Sequence[int],
+        ids: Sequence[int] | np.ndarray,
         sources: Sequence[str],
         hashes: Sequence[str],
         vectors: np.ndarray,
-        metadata: dict[str, Sequence[Any]] | None = None,
+        metadata: Mapping[str, Sequence[Any]] | None = None,
         superseded: Sequence[int] = (),
     ) -> None:
         """Buffer embedded rows; ``superseded`` are ids these rows replace."""
@@ -190,8 +190,6 @@ class ShardWriter:
         )
         if name:
             self.written_shards.append(name)
-            self.rows_written += rows
-        self.failures_written += len(self._failures)
         self._failures, self._superseded = [], []
 
 
@@ -216,8 +214,10 @@ class _OpenShard:
         self.rows += table.num_rows
 
     @property
-    def ids_range(self) -> tuple[int, int]:
-        return int(self._min_id), int(self._max_id)
+    def ids_range(self) -> tuple[int, int] | None:
+        if self._min_id is None or self._max_id is None:
+            return None  # nothing written yet
+        return self._min_id, self._max_id
 
     def close(self) -> None:
         self._writer.close()

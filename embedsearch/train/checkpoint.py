@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,8 @@ def checkpoint_path(run_dir: str | Path) -> Path:
 
 def rng_state() -> dict[str, Any]:
     """Snapshot of every RNG training touches."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
+    kind, keys, pos, has_gauss, cached = numpy_state
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": (

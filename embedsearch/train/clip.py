@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from embedsearch.choices import OptimizerName
 from embedsearch.data.decode import DecodeError, load_image
 from embedsearch.data.pairs import Pairs, PairsReport, load_pairs, split_indices
 from embedsearch.encoders import clip_arch
@@ -88,6 +89,7 @@ class ClipTask(TrainTask):
     def __post_init__(self) -> None:
         # Built here (seeded init, tag or file) because the loop asks for the dataset -- which
         # needs the model's preprocessing, e.g. a pretrained tag's mean/std -- before the model.
+        self._template: nn.Module | None
         self._template, self.tokenizer = create_clip_model(self.arch, self.pretrained)
         self._config = openclip_config(self.arch, self._template)
         self.preprocess = ImagePreprocess.of(self._config)
@@ -135,15 +137,16 @@ class ClipTask(TrainTask):
         if len(self.val_pairs) < 2:
             return {}
         data = PairsDataset(self.val_pairs, self.preprocess, self.tokenizer)
+        clip: Any = model  # open_clip's CLIP: encode_image/encode_text/logit_scale are its own
         image_parts, text_parts = [], []
         for start in range(0, len(data), EVAL_BATCH):
             items = [data[i] for i in range(start, min(start + EVAL_BATCH, len(data)))]
             pixels = torch.stack([p for p, _, _ in items]).to(device)
             tokens = torch.stack([t for _, t, _ in items]).to(device)
-            image_parts.append(nn.functional.normalize(model.encode_image(pixels).float(), dim=-1))
-            text_parts.append(nn.functional.normalize(model.encode_text(tokens).float(), dim=-1))
+            image_parts.append(nn.functional.normalize(clip.encode_image(pixels).float(), dim=-1))
+            text_parts.append(nn.functional.normalize(clip.encode_text(tokens).float(), dim=-1))
         # The learned temperature goes to config.json, not the plot: it would dwarf recall there.
-        self.logit_scale = float(model.logit_scale.exp())
+        self.logit_scale = float(clip.logit_scale.exp())
         return retrieval_recall(torch.cat(image_parts), torch.cat(text_parts))
 
     def recipe(self) -> dict[str, Any]:
@@ -200,7 +203,7 @@ def pretrain_clip(
     batch_size: int = 128,
     lr: float | None = None,
     weight_decay: float = 0.1,
-    optimizer: str = "adamw",
+    optimizer: OptimizerName = "adamw",
     progress: Progress | None = None,
     **loop_options: Any,
 ) -> ClipTrainSummary:
@@ -212,8 +215,8 @@ def pretrain_clip(
     ``resume``, ``init``).
 
     Example:
-        >>> s = pretrain_clip("pairs.csv", out="runs/clip", epochs=1, batch_size=64)  # doctest: +SKIP
-        >>> s.pairs.summary()                                                          # doctest: +SKIP
+        >>> s = pretrain_clip("pairs.csv", out="runs/clip", epochs=1)  # doctest: +SKIP
+        >>> s.pairs.summary()                                           # doctest: +SKIP
         '998 of 1,000 pairs used; skipped: 2 empty caption'
     """
     if pretrained and loop_options.get("init"):

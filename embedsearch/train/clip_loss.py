@@ -23,7 +23,6 @@ import torch.nn.functional as F
 
 from embedsearch.train import distributed
 
-LOGIT_SCALE_INIT = math.log(1 / 0.07)
 LOGIT_SCALE_MAX = math.log(100.0)
 
 

@@ -61,13 +61,13 @@ def local_rank() -> int:
 
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+    def forward(ctx, tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
         gathered = [torch.zeros_like(tensor) for _ in range(dist.get_world_size())]
         dist.all_gather(gathered, tensor.contiguous())
         return tuple(gathered)
 
     @staticmethod
-    def backward(ctx, *grads: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, *grads: torch.Tensor) -> torch.Tensor:
         # Every rank's loss depends on our slice: sum their gradients, keep our own part.
         stacked = torch.stack(grads)
         dist.all_reduce(stacked, op=dist.ReduceOp.SUM)

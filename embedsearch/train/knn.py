@@ -91,6 +91,6 @@ def weighted_knn_accuracy(
 def knn_eval(
     backbone: nn.Module, eval_dir: str | Path, config: RunConfig, device: torch.device
 ) -> float:
-    """Weighted kNN accuracy (k 20, T 0.07) of ``backbone`` on ``eval_dir``'s labelled sub-folders."""
+    """Weighted kNN accuracy (k 20, T 0.07) of ``backbone`` on ``eval_dir``'s labelled folders."""
     features, labels = embed_labelled(backbone, labelled_images(eval_dir), config, device)
     return round(weighted_knn_accuracy(features, labels), 4)

@@ -41,12 +41,14 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Sized
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from embedsearch.choices import OPTIMIZERS
@@ -136,10 +138,12 @@ class _Runner:
         )
         torch.manual_seed(config.seed)
         self.dataset = task.dataset()
-        self.steps_per_epoch = len(self.dataset) // config.batch_size
+        self.dataset_size = len(cast(Sized, self.dataset))
+        self.steps_per_epoch = self.dataset_size // config.batch_size
         if self.steps_per_epoch < 1:
             raise InputError(
-                f"only {len(self.dataset)} training samples, fewer than one batch of {config.batch_size}: "
+                f"only {self.dataset_size} training samples, "
+                f"fewer than one batch of {config.batch_size}: "
                 "add data or lower --batch-size"
             )
         self._build_model()
@@ -173,7 +177,7 @@ class _Runner:
         self.wrapped: nn.Module = model
         if dist_utils.is_distributed():
             ids = [self.device] if self.device.type == "cuda" else None
-            self.wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            self.wrapped = DistributedDataParallel(model, device_ids=ids)
 
     def _resume(self) -> None:
         ckpt = load_checkpoint(self.out)
@@ -227,7 +231,7 @@ class _Runner:
         cfg, world = self.cfg, dist_utils.world_size()
         micro = cfg.batch_size // world // cfg.accumulate
         sampler = EpochSampler(
-            len(self.dataset), cfg.batch_size, cfg.seed, self.state.epoch, self.state.step_in_epoch
+            self.dataset_size, cfg.batch_size, cfg.seed, self.state.epoch, self.state.step_in_epoch
         )
         workers = default_training_workers(self.device.type) if cfg.workers is None else cfg.workers
         return DataLoader(
@@ -279,10 +283,10 @@ class _Runner:
         for micro in range(cfg.accumulate):
             batch = _to_device(next(batches), self.device, self.channels_last)
             items += self.task.batch_items(batch)
-            sync = micro == cfg.accumulate - 1 or not isinstance(
-                self.wrapped, nn.parallel.DistributedDataParallel
-            )
-            with contextlib.nullcontext() if sync else self.wrapped.no_sync(), self._autocast():
+            ddp = self.wrapped if isinstance(self.wrapped, DistributedDataParallel) else None
+            # Only the last micro-batch of a step syncs gradients across ranks.
+            defer = ddp.no_sync() if ddp and micro < cfg.accumulate - 1 else None
+            with defer or contextlib.nullcontext(), self._autocast():
                 loss = self.task.loss(self.wrapped, batch) / cfg.accumulate
             if not torch.isfinite(loss):
                 raise ModelError(
@@ -368,7 +372,8 @@ def _check_config(cfg: TrainConfig) -> None:
     parts = dist_utils.world_size() * cfg.accumulate
     if cfg.batch_size % parts:
         raise InputError(
-            f"--batch-size {cfg.batch_size} must split evenly over {dist_utils.world_size()} rank(s) "
+            f"--batch-size {cfg.batch_size} must split evenly over "
+            f"{dist_utils.world_size()} rank(s) "
             f"x {cfg.accumulate} accumulation step(s)"
         )
 

@@ -7,8 +7,8 @@ embedding model (``embed --model RUN_DIR`` uses features *before* the head) and 
 head under the ``head.`` prefix, so ``--init`` can continue training either.
 
 Example:
-    >>> summary = pretrain_simclr("photos/", out="runs/simclr", epochs=20, image_size=48)  # doctest: +SKIP
-    >>> summary.metrics[-1]["loss"]                                                         # doctest: +SKIP
+    >>> summary = pretrain_simclr("photos/", out="runs/simclr", epochs=20)  # doctest: +SKIP
+    >>> summary.metrics[-1]["loss"]                                        # doctest: +SKIP
     4.12
 """
 
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from embedsearch.choices import OptimizerName
 from embedsearch.data.augment import SimCLRAugment
 from embedsearch.data.decode import DecodeError, load_image
 from embedsearch.encoders.rundir import HEAD_PREFIX, RunConfig, init_weights
@@ -61,7 +62,8 @@ class SimCLRModel(nn.Module):
 
     def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
         super().__init__()
-        self.backbone, self.head = backbone, head
+        self.backbone: nn.Module = backbone
+        self.head: nn.Module = head
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(pixels))
@@ -169,22 +171,25 @@ class SimCLRTask(TrainTask):
         return replace(config, small_stem=bool(self.small_stem))
 
     def export(self, model: nn.Module) -> RunExport:
-        head = {HEAD_PREFIX + k: v for k, v in model.head.state_dict().items()}
-        return RunExport(self.config(), model.backbone.state_dict(), head)
+        parts = _simclr_model(model)
+        head = {HEAD_PREFIX + k: v for k, v in parts.head.state_dict().items()}
+        return RunExport(self.config(), parts.backbone.state_dict(), head)
 
     def load_init(self, model: nn.Module, run_dir: Path) -> None:
         weights = init_weights(run_dir, "simclr", self.arch)
-        model.backbone.load_state_dict(
+        parts = _simclr_model(model)
+        parts.backbone.load_state_dict(
             {k: v for k, v in weights.items() if not k.startswith(HEAD_PREFIX)}
         )
         head = {k[len(HEAD_PREFIX) :]: v for k, v in weights.items() if k.startswith(HEAD_PREFIX)}
         if head:
-            model.head.load_state_dict(head)
+            parts.head.load_state_dict(head)
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         stats: dict[str, float] = {}
         if self.eval_dir is not None:
-            stats["knn_acc"] = knn_eval(model.backbone, self.eval_dir, self.config(), device)
+            backbone = _simclr_model(model).backbone
+            stats["knn_acc"] = knn_eval(backbone, self.eval_dir, self.config(), device)
         return stats
 
     def recipe(self) -> dict[str, Any]:
@@ -207,6 +212,13 @@ class SimCLRTask(TrainTask):
         return {"skipped_images": skipped}
 
 
+def _simclr_model(model: nn.Module) -> SimCLRModel:
+    """The loop hands back the module :meth:`SimCLRTask.build_model` made (never DDP-wrapped)."""
+    if not isinstance(model, SimCLRModel):
+        raise TypeError(f"expected the SimCLRModel built by the task, got {type(model).__name__}")
+    return model
+
+
 def default_temperature(image_size: int) -> float:
     """0.5 at <= 64 px (the paper's CIFAR setting), 0.1 above (its ImageNet setting)."""
     return 0.5 if image_size <= SMALL_STEM_MAX_SIZE else 0.1
@@ -220,7 +232,7 @@ def pretrain_simclr(
     image_size: int = 32,
     epochs: int = 100,
     batch_size: int = 256,
-    optimizer: str = "lars",
+    optimizer: OptimizerName = "lars",
     lr: float | None = None,
     weight_decay: float = 1e-6,
     temperature: float | None = None,

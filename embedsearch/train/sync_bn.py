@@ -56,12 +56,14 @@ class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
-        self.num_batches_tracked += 1
-        momentum = (
-            self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        )
-        self.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
-        self.running_var.mul_(1 - momentum).add_(unbiased_var, alpha=momentum)
+        running_mean, running_var = self.running_mean, self.running_var
+        tracked = self.num_batches_tracked
+        if running_mean is None or running_var is None or tracked is None:
+            return  # only called with track_running_stats, which allocates all three
+        tracked.add_(1)
+        momentum = self.momentum if self.momentum is not None else 1.0 / float(tracked)
+        running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+        running_var.mul_(1 - momentum).add_(unbiased_var, alpha=momentum)
 
 
 def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:

@@ -1,10 +1,9 @@
-"""The ``embed`` and ``info`` commands: exit codes, one-line errors, kill -9 and resume, torchrun."""
+"""``embed`` and ``info`` commands: exit codes, one-line errors, kill -9 and resume, torchrun."""
 
 from __future__ import annotations
 
 import glob
 import json
-import os
 import signal
 import subprocess
 import sys

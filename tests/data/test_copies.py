@@ -38,7 +38,8 @@ def test_each_mild_copy_is_closest_to_its_own_original(mild: copies.CopySet) -> 
     for image, original in zip(mild.copies, mild.copy_of, strict=False):
         distances = ((corpus - _array(image)) ** 2).mean(axis=(1, 2, 3))
         hits += int(np.argmin(distances) == original)
-    # Mild copies are re-crops of >= 88 % of the area: pixel distance alone nearly always finds them.
+    # Mild copies are re-crops of >= 88 % of the area: pixel distance alone nearly always finds
+    # them.
     assert hits >= 0.9 * len(mild.copies)
 
 
@@ -105,7 +106,8 @@ def test_write_copy_set_round_trips(tmp_path, mild: copies.CopySet) -> None:
         rows = list(csv.DictReader(f))
     assert len(rows) == 60
     assert rows[3] == {"copy": "copies/000003.jpg", "original": "corpus/000001.png"}
-    # Copies keep their JPEG tables: re-reading gives (almost) the same pixels, not a second compression.
+    # Copies keep their JPEG tables: re-reading gives (almost) the same pixels, not a second
+    # compression.
     reread = Image.open(out / rows[3]["copy"]).convert("RGB")
     assert np.abs(_array(reread) - _array(mild.copies[3])).mean() < 1.0
     assert np.array_equal(_array(Image.open(out / "corpus" / "000001.png")), _array(mild.corpus[1]))

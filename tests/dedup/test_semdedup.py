@@ -26,13 +26,7 @@ def test_prune_cluster_keeps_the_farthest_member_and_removes_its_copies(gen) -> 
 
 def test_chain_groups_follow_removed_items_to_a_kept_one() -> None:
     groups = chain_groups(np.array([3, 4, 9]), np.array([1, 3, 8]))
-    table = dict(
-        zip(
-            groups.rows.tolist(),
-            zip(groups.group.tolist(), groups.keep.tolist(), strict=False),
-            strict=False,
-        )
-    )
+    table = dict(zip(groups.rows.tolist(), zip(groups.group.tolist(), groups.keep.tolist(), strict=False), strict=False))
     assert table == {1: (0, True), 3: (0, False), 4: (0, False), 8: (1, True), 9: (1, False)}
 
 
@@ -48,9 +42,7 @@ def test_semdedup_end_to_end_matches_the_knn_method_on_clear_copies(tmp_path, ge
     sem_pairs = pd.read_parquet(sem.out / "pairs.parquet")
     knn_pairs = pd.read_parquet(knn.out / "pairs.parquet")
     # Copies at 0.98 land in their original's cluster, so both methods see the same 25 pairs.
-    assert set(zip(sem_pairs.id_a, sem_pairs.id_b, strict=False)) == set(
-        zip(knn_pairs.id_a, knn_pairs.id_b, strict=False)
-    )
+    assert set(zip(sem_pairs.id_a, sem_pairs.id_b, strict=False)) == set(zip(knn_pairs.id_a, knn_pairs.id_b, strict=False))
     assert sem.to_remove == 25
     groups = pd.read_parquet(sem.out / "groups.parquet")
     assert groups.groupby("group").keep.sum().eq(1).all()

@@ -103,8 +103,7 @@ def test_compressed_candidates_rotate_pq_codes_with_opq() -> None:
     pq = [c for c in _codecs(128, 1_000_000) if c.suffix.startswith("PQ")]
     m = [int(c.suffix[2:].split("x")[0]) for c in pq]
     assert pq and all(
-        c.prefix == f"OPQ{k}_{2 * k}," and c.suffix == f"PQ{k}x10np"
-        for c, k in zip(pq, m, strict=False)
+        c.prefix == f"OPQ{k}_{2 * k}," and c.suffix == f"PQ{k}x10np" for c, k in zip(pq, m, strict=False)
     )
     assert m[:3] == [72, 68, 64] and [c.code_bytes for c in pq][:3] == [
         90,

@@ -1,4 +1,4 @@
-"""ShardWriter streams row groups: bounded buffers, exact shard sizes, copies of the caller's vectors."""
+"""ShardWriter streams row groups: bounded buffers, exact shard sizes, copies of callers' arrays"""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def test_rows_stream_into_row_groups_and_shards_split_exactly(tmp_path) -> None:
 
 
 def test_buffered_vectors_are_copies_not_views_of_the_callers_array(tmp_path) -> None:
-    # embed reuses nothing, but a view would pin the model's output tensor until the row group is written
+    # embed reuses nothing, but a view would pin the model's output tensor until the row group is
+    # written
     vectors = np.ones((5, DIM), dtype=np.float32)
     writer = ShardWriter(_open(tmp_path / "e"), reserve_next_id=5, row_group_rows=100)
     _add_batches(writer, [5], vectors)

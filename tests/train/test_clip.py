@@ -1,4 +1,5 @@
-"""CLIP training on the shared loop: run dirs that work as models, resume, init, fine-tuning, bad input."""
+"""CLIP training on the shared loop: run dirs that work as models, resume, init, fine-tuning,
+bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Slow: ``pretrain clip`` under torchrun on 2 CPU ranks equals one process on the same global batch."""
+"""Slow: ``pretrain clip`` under torchrun on 2 CPU ranks equals one process on the same batch."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def test_two_ranks_train_like_one_process(tmp_path: Path) -> None:
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    # Each rank scores 8 rows against all 16 gathered columns: the same loss as 16 x 16 in one process.
+    # Each rank scores 8 rows against all 16 gathered columns: the same loss as 16 x 16 in one
+    # process.
     ddp = read_metrics(tmp_path / "ddp")
     assert [r["loss"] for r in ddp] == pytest.approx(
         [r["loss"] for r in single.train.metrics], abs=1e-5

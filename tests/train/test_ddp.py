@@ -1,4 +1,4 @@
-"""DDP on 2 CPU processes (torchrun, gloo): same loss and weights as one process on the same global batch."""
+"""DDP on 2 CPU processes (torchrun, gloo): the loss and weights of one process on the same batch"""
 
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def test_two_ranks_match_one_process(tmp_path: Path) -> None:
 
     # And the same update. Backprop through a freshly initialised BN ResNet amplifies float
     # rounding (even torch's own BN differs from float64 by ~1e-3 in the stem), so compare
-    # the update vectors; a missing gradient path (negatives, global BN) changes them by >20 % (per-rank BN: 77 %; measured here: 0.1 %).
+    # the update vectors; a missing gradient path (negatives, global BN) changes them by >20 %
+    # (per-rank BN: 77 %; measured here: 0.1 %).
     task = SimCLRTask(image_dir=images, arch="resnet18", augment=SimCLRAugment(16), temperature=0.5)
     start = {
         k: v for k, v in task.build_model().backbone.state_dict().items() if v.is_floating_point()

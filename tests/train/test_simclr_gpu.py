@@ -1,4 +1,4 @@
-"""SimCLR training on CUDA (bf16 autocast, channels_last, fp16 GradScaler); skipped without a GPU."""
+"""SimCLR training on CUDA (bf16 autocast, channels_last, fp16 GradScaler); skipped without GPU."""
 
 from __future__ import annotations
 
