@@ -53,7 +53,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         pairs = make_shapes_corpus(tmp / "shapes", n=args.n, seed=0).pairs
-        default_init = {k: v.clone() for k, v in create_clip_model(args.model).state_dict().items()}
+        default_model, _ = create_clip_model(args.model)
+        default_init = {k: v.clone() for k, v in default_model.state_dict().items()}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(1234)  # a different init stands in for downloaded weights
             import open_clip

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from embedsearch.data.augment import SimCLRAugment
 from embedsearch.data.copies import make_copy_set, write_copy_set
 from embedsearch.encoders.base import ImagePreprocess
+from embedsearch.encoders.rundir import RunConfig
 from embedsearch.train.loop import TrainConfig, train
 from embedsearch.train.losses import nt_xent_loss
 from embedsearch.train.optim import build_optimizer, split_decay_groups
@@ -51,11 +52,11 @@ def core_seconds() -> float:
 
 @torch.no_grad()
 def recall_at_1(
-    backbone: torch.nn.Module, config: dict, corpus: list, copies: list, copy_of: np.ndarray
+    backbone: torch.nn.Module, config: RunConfig, corpus: list, copies: list, copy_of: np.ndarray
 ) -> float:
     """Fraction of copies whose nearest corpus image (cosine) is their original."""
     backbone.eval()
-    pre = ImagePreprocess(int(config["image_size"]), tuple(config["mean"]), tuple(config["std"]))
+    pre = ImagePreprocess.of(config)
 
     def embed(images: list) -> torch.Tensor:
         out = [

@@ -1,13 +1,8 @@
 """Process-level settings made once, before torch is imported (torch-free module).
 
 PyTorch's CPU allocator hands large tensors back to the OS when they are freed, so every
-forward pass touches fresh pages. On a 2-core VM, ``embed`` at 64 px spent about a fifth
-of its model time in minor page faults (16.9 M faults for 2,000 images, against 3.9 M
-when the same model ran alone without decoding in between: glibc's heap behaves
-differently once small decoding allocations sit between the large ones). With transparent
-huge pages, which PyTorch enables for allocations of 2 MB and more when
-``THP_MEM_ALLOC_ENABLE`` is set, the same run took 0.9 M faults
-(``benchmarks/embed_throughput.py``, ``benchmarks/RESULTS.md``).
+forward pass touches fresh pages; transparent huge pages cut those page faults (measured in
+``benchmarks/RESULTS.md``, issue 2, "Throughput").
 """
 
 from __future__ import annotations

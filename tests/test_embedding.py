@@ -66,7 +66,8 @@ def test_folder_with_bad_and_odd_images(tmp_path) -> None:
     expected = _bad_and_odd_images(tmp_path / "in")
     summary = _run(tmp_path / "in", tmp_path / "emb")
     ok = {n for n, e in expected.items() if e == "ok"}
-    assert summary.embedded == len(ok) and summary.failed == len(expected) - len(ok)
+    assert summary.embedded == len(ok)
+    assert summary.failed == len(expected) - len(ok)
     table = _table(tmp_path / "emb")
     assert {s.rsplit("/", 1)[-1] for s in table.column("source").to_pylist()} == ok
     errors = pq.read_table(tmp_path / "emb" / "errors.parquet").to_pylist()
@@ -79,7 +80,8 @@ def test_folder_with_bad_and_odd_images(tmp_path) -> None:
 def test_shard_schema_is_the_documented_contract(tmp_path, image_folder) -> None:
     _run(image_folder, tmp_path / "emb", shard_rows=5)
     d = EmbeddingDir.open(tmp_path / "emb")
-    assert [s.rows for s in d.shards] == [5, 5, 2] and d.live_rows == 12
+    assert [s.rows for s in d.shards] == [5, 5, 2]
+    assert d.live_rows == 12
     table = _table(tmp_path / "emb")
     assert table.schema.field("id").type == pa.int64()
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), 512)
@@ -97,7 +99,8 @@ def test_readable_without_embedsearch_by_pandas_and_duckdb(tmp_path, image_folde
 
     _run(image_folder, tmp_path / "emb")
     frame = pd.concat(pd.read_parquet(p) for p in glob.glob(f"{tmp_path}/emb/part-*.parquet"))
-    assert len(frame) == 12 and len(frame["embedding"].iloc[0]) == 512
+    assert len(frame) == 12
+    assert len(frame["embedding"].iloc[0]) == 512
     count = (
         duckdb.connect()
         .execute(f"SELECT count(DISTINCT id) FROM '{tmp_path}/emb/part-*.parquet'")
@@ -113,20 +116,27 @@ def test_rerun_embeds_only_new_files_and_changed_files_get_new_ids(
     first = _run(image_folder, out)
     assert first.embedded == 12
     again = _run(image_folder, out)
-    assert again.embedded == 0 and again.already_present == 12 and again.shards_written == []
+    assert again.embedded == 0
+    assert again.already_present == 12
+    assert again.shards_written == []
     make_images(image_folder / "new", 3, seed=7)
     shutil.copy(image_folder / "img_0001.jpg", image_folder / "img_0000.jpg")  # content changed
     third = _run(image_folder, out)
-    assert third.embedded == 4 and third.already_present == 11 and third.superseded == 1
+    assert third.embedded == 4
+    assert third.already_present == 11
+    assert third.superseded == 1
     d = EmbeddingDir.open(out)
-    assert d.live_rows == 15 and d.rows == 16
+    assert d.live_rows == 15
+    assert d.rows == 16
     live = pq.read_table(d.shard_paths()[0]).to_pylist()[0]
-    assert live["source"].endswith("img_0000.jpg") and live["id"] in d.superseded_ids
+    assert live["source"].endswith("img_0000.jpg")
+    assert live["id"] in d.superseded_ids
     from embedsearch.store.reader import iter_batches
 
     rows = [r for b in iter_batches(d, ["id", "source"]) for r in b.to_pylist()]
     sources = [r["source"] for r in rows]
-    assert len(rows) == 15 and len(set(sources)) == 15  # one live row per file
+    assert len(rows) == 15
+    assert len(set(sources)) == 15
     ids = _table(out).column("id").to_pylist()
     assert len(set(ids)) == len(ids)  # never reused
 
@@ -144,9 +154,12 @@ def test_text_table_carries_metadata_columns(tmp_path) -> None:
         '{"caption": "", "label": 4, "url": "u2"}\n'
     )
     summary = _run(path, tmp_path / "emb", model="tiny-clip", image_size=None, text_col="caption")
-    assert summary.embedded == 1 and summary.failed == 1
+    assert summary.embedded == 1
+    assert summary.failed == 1
     (row,) = _table(tmp_path / "emb").to_pylist()
-    assert row["source"] == "a red circle" and row["label"] == 3 and row["url"] == "u1"
+    assert row["source"] == "a red circle"
+    assert row["label"] == 3
+    assert row["url"] == "u1"
 
 
 def test_duplicate_lines_are_kept_once_each_across_reruns(tmp_path) -> None:
@@ -155,7 +168,8 @@ def test_duplicate_lines_are_kept_once_each_across_reruns(tmp_path) -> None:
     out = tmp_path / "emb"
     assert _run(path, out, model="tiny-clip", image_size=None).embedded == 3
     again = _run(path, out, model="tiny-clip", image_size=None)
-    assert again.embedded == 0 and again.already_present == 3
+    assert again.embedded == 0
+    assert again.already_present == 3
 
 
 def test_nothing_embeddable_is_an_input_error(tmp_path) -> None:
@@ -174,7 +188,8 @@ def test_failures_are_retried_and_cleared_once_fixed(tmp_path, image_folder) -> 
     assert _run(image_folder, out).failed == 1
     Image.new("RGB", (30, 30), (3, 4, 5)).save(image_folder / "broken.png")
     summary = _run(image_folder, out)
-    assert summary.embedded == 1 and summary.failed == 0
+    assert summary.embedded == 1
+    assert summary.failed == 0
     assert pq.read_table(out / "errors.parquet").num_rows == 0
     assert EmbeddingDir.open(out).manifest.totals.failures == 0
 
@@ -185,10 +200,8 @@ def test_debris_of_a_crash_is_removed_and_not_counted(tmp_path, image_folder) ->
     (out / "part-00007.parquet").write_bytes(b"half a shard")  # renamed but never listed
     (out / ".part.999999999.abcd.tmp").write_bytes(b"tmp of a dead writer")
     _run(image_folder, out)
-    assert (
-        not (out / "part-00007.parquet").exists()
-        and not (out / ".part.999999999.abcd.tmp").exists()
-    )
+    assert not (out / "part-00007.parquet").exists()
+    assert not (out / ".part.999999999.abcd.tmp").exists()
 
 
 def test_workers_give_the_same_rows_as_in_process_decoding(tmp_path, image_folder) -> None:

@@ -16,9 +16,8 @@ def default_workers(device_type: str) -> int:
     """Decoding workers for inference: on CUDA all cores but one feed the GPU; on a CPU none.
 
     On a CPU the model's threads already use every core: a worker process preempts one of
-    them and stalls the rest at the next barrier, and at low priority it starves while they
-    spin. Decoding a small image in the main process between batches costs ~1 ms against
-    tens of ms of model time (benchmarks/embed_throughput.py).
+    them and stalls the rest at the next barrier, while decoding in the main process is cheap
+    next to the model (``benchmarks/RESULTS.md``, issue 2).
 
     Example:
         >>> default_workers("cpu")
@@ -32,11 +31,10 @@ def default_workers(device_type: str) -> int:
 def default_training_workers(device_type: str) -> int:
     """DataLoader workers for training (decoding + two augmented views per image).
 
-    On CUDA all cores but one feed the GPU. On a CPU with fewer than 4 cores none: the
-    worker preempts the model's OpenMP threads (measured on 2 cores: 1 worker 0.74x the
-    plain loop, at nice 19 0.58x), while augmenting in the training process costs ~1 ms
-    per image against ~13 ms of training compute (benchmarks/simclr_throughput.py). With
-    more cores one worker per 4 cores keeps augmentation from becoming a serial step.
+    On CUDA all cores but one feed the GPU. On a CPU with fewer than 4 cores none: a worker
+    preempts the model's OpenMP threads, while augmenting in-process is cheap next to the
+    training step (``benchmarks/RESULTS.md``, issue 4, "Training throughput"). With more
+    cores one worker per 4 cores keeps augmentation from becoming a serial step.
 
     Example:
         >>> default_training_workers("cuda") >= 1

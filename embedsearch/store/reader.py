@@ -27,9 +27,8 @@ def embedding_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray
 
 
 # Parquet reads go through a 1 MiB buffered stream instead of pre-buffering whole column chunks:
-# shards written before row groups were capped hold one 100k-row group, and pre-buffering held
-# ~45 MiB of compressed embeddings per read (dedup over 1M x 128: arrow's peak pool 89 -> 44 MiB
-# without it), and it is no faster.
+# old shards hold one 100k-row group, which pre-buffering held whole per read, for no speed
+# (``benchmarks/RESULTS.md``, dedup "Scale").
 READ_BUFFER = 1 << 20
 
 
@@ -42,9 +41,8 @@ def iter_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of the committed shards, in shard order.
 
-    ``frugal``: decode on this thread and hand Arrow's freed pages back after every batch,
-    for passes whose peak memory is measured against the vectors' size (``dedup``): left alone,
-    mimalloc kept ~50 MiB more while streaming 1M x 128 (measured; no slower).
+    ``frugal``: decode on this thread and hand Arrow's freed pages back after every batch, for
+    passes whose peak memory is held to the vectors' size (``dedup``; see RESULTS.md, no slower).
 
     Example:
         >>> for batch in iter_batches("emb/", columns=["id", "source"]):   # doctest: +SKIP

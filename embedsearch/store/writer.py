@@ -33,10 +33,8 @@ def embedding_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
 class _VectorBuffer:
     """Vectors waiting for their row group, in one float32 array that is reused.
 
-    Holding each batch's vectors as their own array (or zero-copy Arrow view of it) made
-    ``embed`` grow by ~40 KB an image at 32 px (1.3 -> 2.4 GB over 30,000 images) while the
-    vectors were 2 KB an image (our reading: small long-lived blocks between the model's large
-    temporary buffers keep the heap from being reused). One array allocated once stays flat.
+    One array allocated once keeps ``embed``'s memory flat; an array per batch made it grow
+    (``benchmarks/RESULTS.md``, issue 2, "Memory").
     """
 
     def __init__(self, rows: int) -> None:

@@ -27,10 +27,14 @@ def _rows(out) -> list[dict]:
 def test_embed_prints_summary_and_info_describes_the_dir(run_cli, image_folder, tmp_path) -> None:
     result = run_cli("embed", image_folder, "--out", tmp_path / "emb", *ARGS)
     assert result.exit_code == 0
-    assert "embedded" in result.stderr and "12" in result.stderr and result.stdout == ""
+    assert "embedded" in result.stderr
+    assert "12" in result.stderr
+    assert result.stdout == ""
     info = run_cli("info", tmp_path / "emb", "--json")
     facts = json.loads(info.stdout)
-    assert facts["kind"] == "embedding dir" and facts["rows"] == 12 and facts["dim"] == 512
+    assert facts["kind"] == "embedding dir"
+    assert facts["rows"] == 12
+    assert facts["dim"] == 512
 
 
 @pytest.mark.parametrize(
@@ -50,7 +54,8 @@ def test_bad_input_is_one_line_exit_2_without_traceback(
     fill = {"missing": tmp_path / "nope", "out": tmp_path / "emb", "images": image_folder}
     result = run_cli(*[a.format(**fill) for a in args])
     assert result.exit_code == 2
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
 
 
@@ -68,7 +73,8 @@ def test_strict_exits_1_when_something_failed(run_cli, image_folder, tmp_path) -
     (image_folder / "bad.png").write_bytes(b"junk")
     assert run_cli("embed", image_folder, "--out", tmp_path / "a", *ARGS).exit_code == 0
     result = run_cli("embed", image_folder, "--out", tmp_path / "b", *ARGS, "--strict")
-    assert result.exit_code == 1 and "bad.png" in result.stderr
+    assert result.exit_code == 1
+    assert "bad.png" in result.stderr
 
 
 def test_kill_9_then_rerun_gives_every_input_exactly_once(tmp_path, make_images) -> None:
@@ -100,7 +106,8 @@ def test_kill_9_then_rerun_gives_every_input_exactly_once(tmp_path, make_images)
     )
     rows = _rows(out)
     assert len(rows) == 36
-    assert len({r["id"] for r in rows}) == 36 and len({r["source"] for r in rows}) == 36
+    assert len({r["id"] for r in rows}) == 36
+    assert len({r["source"] for r in rows}) == 36
 
 
 def test_torchrun_two_ranks_equal_a_single_process_run(tmp_path, make_images) -> None:
@@ -132,11 +139,11 @@ def test_torchrun_two_ranks_equal_a_single_process_run(tmp_path, make_images) ->
     assert result.returncode == 0, result.stderr[-2000:]
     a = {r["id"]: r["source"] for r in _rows(single)}
     b = _rows(multi)
-    assert len(b) == 20 and {r["id"]: r["source"] for r in b} == a
+    assert len(b) == 20
+    assert {r["id"]: r["source"] for r in b} == a
     manifest = json.loads((multi / "manifest.json").read_text())
-    assert manifest["totals"]["rows"] == 20 and len({s["file"] for s in manifest["shards"]}) == len(
-        manifest["shards"]
-    )
+    assert manifest["totals"]["rows"] == 20
+    assert len({s["file"] for s in manifest["shards"]}) == len(manifest["shards"])
 
 
 def test_info_describes_a_run_dir(run_cli, tmp_path) -> None:
@@ -149,5 +156,8 @@ def test_info_describes_a_run_dir(run_cli, tmp_path) -> None:
         '{"epoch": 1, "loss": 5.1}\n{"epoch": 2, "loss": 4.2}\n'
     )
     facts = json.loads(run_cli("info", tmp_path / "run", "--json").stdout)
-    assert facts["kind"] == "run dir" and facts["family"] == "simclr" and facts["dim"] == 512
-    assert facts["fingerprint"] == enc.fingerprint and facts["epochs logged"] == 2
+    assert facts["kind"] == "run dir"
+    assert facts["family"] == "simclr"
+    assert facts["dim"] == 512
+    assert facts["fingerprint"] == enc.fingerprint
+    assert facts["epochs logged"] == 2

@@ -48,4 +48,28 @@ def test_root_help_lists_commands_without_heavy_imports() -> None:
 @pytest.mark.parametrize("command", _commands())
 def test_every_command_help_is_light(command: str) -> None:
     out, heavy = _help_imports([command, "--help"])
-    assert "Usage" in out and heavy == []
+    assert "Usage" in out
+    assert heavy == []
+
+
+@pytest.mark.parametrize(
+    "argv, choices",
+    [
+        (["embed", "--help"], "auto|cpu|cuda"),
+        (["embed", "--help"], "image|text"),
+        (["pretrain", "simclr", "--help"], "lars|sgd|adamw"),
+        (["pretrain", "simclr", "--help"], "resnet18|resnet34|resnet50"),
+        (["pretrain", "clip", "--help"], "auto|fp32|bf16|fp16"),
+    ],
+)
+def test_help_lists_the_choices_of_an_option(argv: list[str], choices: str) -> None:
+    out, _ = _help_imports(argv)
+    assert choices in out.replace(" ", "").replace("\n", "")
+
+
+def test_a_choice_outside_the_list_is_bad_usage(run_cli, tmp_path) -> None:
+    result = run_cli(
+        "embed", tmp_path, "--model", "tiny", "--out", tmp_path / "o", "--device", "gpu"
+    )
+    assert result.exit_code == 2
+    assert "gpu" in result.stderr

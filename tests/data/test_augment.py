@@ -29,8 +29,10 @@ def test_views_have_output_shape_and_normalised_range(photo: Image.Image, size: 
     aug = SimCLRAugment(size, color_strength=1.0, jpeg_prob=0.5)
     for seed in range(5):
         for view in aug.views(photo, seed):
-            assert view.shape == (3, size, size) and view.dtype == torch.float32
-            assert (view >= LOW - 1e-5).all() and (view <= HIGH + 1e-5).all()
+            assert view.shape == (3, size, size)
+            assert view.dtype == torch.float32
+            assert (view >= LOW - 1e-5).all()
+            assert (view <= HIGH + 1e-5).all()
 
 
 def test_views_are_a_function_of_the_seed(photo: Image.Image) -> None:
@@ -38,8 +40,10 @@ def test_views_are_a_function_of_the_seed(photo: Image.Image) -> None:
     a1, a2 = aug.views(photo, seed=3)
     b1, b2 = aug.views(photo, seed=3)
     c1, _ = aug.views(photo, seed=4)
-    assert torch.equal(a1, b1) and torch.equal(a2, b2)
-    assert not torch.equal(a1, a2) and not torch.equal(a1, c1)
+    assert torch.equal(a1, b1)
+    assert torch.equal(a2, b2)
+    assert not torch.equal(a1, a2)
+    assert not torch.equal(a1, c1)
 
 
 def test_full_crop_without_colour_is_the_resized_image(photo: Image.Image) -> None:
@@ -56,14 +60,17 @@ def test_full_crop_without_colour_is_the_resized_image(photo: Image.Image) -> No
 
 
 def test_blur_only_from_96_pixels() -> None:
-    assert not SimCLRAugment(64).blur and SimCLRAugment(96).blur
+    assert not SimCLRAugment(64).blur
+    assert SimCLRAugment(96).blur
 
 
 def test_color_jitter_keeps_range_and_changes_colours() -> None:
     rng = np.random.default_rng(0)
     array = rng.random((8, 8, 3), dtype=np.float32)
     out = color_jitter(array, 1.0, np.random.default_rng(1))
-    assert out.shape == array.shape and out.min() >= 0 and out.max() <= 1
+    assert out.shape == array.shape
+    assert out.min() >= 0
+    assert out.max() <= 1
     assert not np.allclose(out, array)
 
 

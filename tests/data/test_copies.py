@@ -25,11 +25,14 @@ def mild() -> copies.CopySet:
 
 
 def test_shapes_and_labels(mild: copies.CopySet) -> None:
-    assert len(mild.train) == 20 and len(mild.corpus) == 30 and len(mild.copies) == 60
+    assert len(mild.train) == 20
+    assert len(mild.corpus) == 30
+    assert len(mild.copies) == 60
     assert mild.copy_of.dtype == np.int64
     assert mild.copy_of.tolist() == [i // 2 for i in range(60)]
     for image in mild.train + mild.corpus + mild.copies:
-        assert image.mode == "RGB" and image.size == (32, 32)
+        assert image.mode == "RGB"
+        assert image.size == (32, 32)
 
 
 def test_each_mild_copy_is_closest_to_its_own_original(mild: copies.CopySet) -> None:
@@ -70,12 +73,16 @@ def test_train_and_corpus_crops_come_from_disjoint_zones_and_corpus_crops_barely
     corpus = copies._sample_boxes(rng, photos, 200, 32, train=False)
     for box in train:
         left, top, right, bottom = copies._zone(photos[box.photo].shape, train=True)
-        assert left <= box.left and box.left + box.side <= right
-        assert top <= box.top and box.top + box.side <= bottom
+        assert left <= box.left
+        assert box.left + box.side <= right
+        assert top <= box.top
+        assert box.top + box.side <= bottom
     for box in corpus:
         left, top, right, bottom = copies._zone(photos[box.photo].shape, train=False)
-        assert left <= box.left and box.left + box.side <= right
-        assert top <= box.top and box.top + box.side <= bottom
+        assert left <= box.left
+        assert box.left + box.side <= right
+        assert top <= box.top
+        assert box.top + box.side <= bottom
     for i, a in enumerate(corpus):
         for b in corpus[i + 1 :]:
             assert a.overlap(b) <= copies.MAX_OVERLAP * min(a.side, b.side) ** 2

@@ -12,14 +12,18 @@ from embedsearch.errors import ModelError
 
 def test_simclr_spec_builds_small_stem_backbone_with_normalised_output() -> None:
     enc = load_encoder("simclr:resnet18", image_size=32)
-    assert enc.dim == 512 and enc.modalities == {"image"}
-    assert enc.preprocess.image_size == 32 and enc.options == {"image_size": 32}
-    assert isinstance(enc.model.maxpool, torch.nn.Identity) and enc.model.conv1.kernel_size == (
+    assert enc.dim == 512
+    assert enc.modalities == {"image"}
+    assert enc.preprocess.image_size == 32
+    assert enc.options == {"image_size": 32}
+    assert isinstance(enc.model.maxpool, torch.nn.Identity)
+    assert enc.model.conv1.kernel_size == (
         3,
         3,
     )
     out = enc.embed_images(torch.randn(3, 3, 32, 32))
-    assert out.dtype == np.float32 and out.shape == (3, 512)
+    assert out.dtype == np.float32
+    assert out.shape == (3, 512)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
 
 
@@ -48,7 +52,8 @@ def test_fingerprint_changes_when_weights_change() -> None:
 
 def test_tiny_clip_embeds_images_and_texts_into_one_space() -> None:
     enc = load_encoder("tiny-clip")
-    assert enc.modalities == {"image", "text"} and enc.dim == 128
+    assert enc.modalities == {"image", "text"}
+    assert enc.dim == 128
     texts = enc.embed_texts(["a red circle", "a blue square"])
     images = enc.embed_images(
         torch.randn(2, 3, enc.preprocess.image_size, enc.preprocess.image_size)

@@ -48,10 +48,8 @@ def test_writer_splits_shards_and_manifest_counts_rows(tmp_path) -> None:
     manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert [s["rows"] for s in manifest["shards"]] == [4, 4, 2]
     assert [(s["min_id"], s["max_id"]) for s in manifest["shards"]] == [(0, 3), (4, 7), (8, 9)]
-    assert (
-        manifest["totals"] == {"rows": 10, "live_rows": 10, "failures": 1}
-        and manifest["next_id"] == 10
-    )
+    assert manifest["totals"] == {"rows": 10, "live_rows": 10, "failures": 1}
+    assert manifest["next_id"] == 10
     ids = np.concatenate([i for i, _ in iter_vectors(tmp_path / "e", batch_rows=3)])
     assert ids.tolist() == list(range(10))
 
@@ -67,7 +65,8 @@ def test_superseded_rows_are_not_live(tmp_path) -> None:
     live = [r for b in iter_batches(d, ["id", "source"]) for r in b.to_pylist()]
     assert live == [{"id": 1, "source": "b"}, {"id": 2, "source": "a"}]
     everything = [r["id"] for b in iter_batches(d, ["id"], live_only=False) for r in b.to_pylist()]
-    assert everything == [0, 1, 2] and EmbeddingDir.open(tmp_path / "e").live_rows == 2
+    assert everything == [0, 1, 2]
+    assert EmbeddingDir.open(tmp_path / "e").live_rows == 2
 
 
 def test_metadata_types_of_later_batches_follow_the_first(tmp_path) -> None:
@@ -113,6 +112,8 @@ def test_concurrent_writers_never_lose_or_overwrite_shards(tmp_path) -> None:
     for p in procs:
         p.join(60)
     d = EmbeddingDir.open(tmp_path / "e")
-    assert len(d.shards) == 15 and len({s.file for s in d.shards}) == 15
+    assert len(d.shards) == 15
+    assert len({s.file for s in d.shards}) == 15
     ids = np.concatenate([i for i, _ in iter_vectors(d)])
-    assert len(ids) == 45 and len(set(ids.tolist())) == 45
+    assert len(ids) == 45
+    assert len(set(ids.tolist())) == 45

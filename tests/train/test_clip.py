@@ -43,9 +43,11 @@ def test_run_dir_is_a_text_and_image_model(one_epoch, corpus: Path) -> None:
     assert (out / "loss.png").stat().st_size > 0
 
     trained = load_encoder(str(out))
-    assert trained.modalities == frozenset({"image", "text"}) and trained.dim == 128
+    assert trained.modalities == frozenset({"image", "text"})
+    assert trained.dim == 128
     texts = trained.embed_texts(["a red circle in the center", "a blue star"])
-    assert texts.shape == (2, 128) and np.allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
+    assert texts.shape == (2, 128)
+    assert np.allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
     # Training moved the weights away from the seeded random init of tiny-clip.
     initial = load_encoder("tiny-clip")
     assert trained.fingerprint != initial.fingerprint
@@ -54,7 +56,8 @@ def test_run_dir_is_a_text_and_image_model(one_epoch, corpus: Path) -> None:
     )
     assert trained.config.arch == "tiny-clip"
     training = json.loads((out / "config.json").read_text())["training"]
-    assert training["objective"] == "clip" and training["optimizer"] == "adamw"
+    assert training["objective"] == "clip"
+    assert training["optimizer"] == "adamw"
 
 
 def test_no_weight_decay_on_gains_biases_and_logit_scale(corpus: Path, one_epoch) -> None:
@@ -65,10 +68,8 @@ def test_no_weight_decay_on_gains_biases_and_logit_scale(corpus: Path, one_epoch
     model = task.build_model()
     excluded = {name for name, p in model.named_parameters() if task.exclude_from_decay(name, p)}
     assert "logit_scale" in excluded
-    assert (
-        "visual.ln_post.weight" in excluded
-        and "transformer.resblocks.0.attn.in_proj_bias" in excluded
-    )
+    assert "visual.ln_post.weight" in excluded
+    assert "transformer.resblocks.0.attn.in_proj_bias" in excluded
     assert "visual.transformer.resblocks.0.mlp.c_fc.weight" not in excluded
     assert float(model.logit_scale.detach().exp()) == pytest.approx(1 / 0.07, rel=1e-4)
 
@@ -164,7 +165,8 @@ def test_cli_trains_and_reports(corpus: Path, tmp_path: Path, run_cli) -> None:
         "0.25",
     )
     assert result.exit_code == 0, result.stderr
-    assert "32 of 32 pairs used" in result.stderr and "text→image R@5" in result.stderr
+    assert "32 of 32 pairs used" in result.stderr
+    assert "text→image R@5" in result.stderr
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 

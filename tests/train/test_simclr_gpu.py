@@ -38,7 +38,8 @@ def test_cuda_training_writes_a_loadable_run(tmp_path: Path, precision: str) -> 
         workers=1,
     )
     losses = [r["loss"] for r in summary.metrics]
-    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert len(losses) == 2
+    assert all(np.isfinite(losses))
     config_training = load_encoder(str(tmp_path / "run")).config
     assert config_training.image_size == 32
     encoder = load_encoder(str(tmp_path / "run")).to("cuda")
