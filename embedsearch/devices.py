@@ -2,7 +2,6 @@
 
 ``auto`` uses the accelerator when there is one; ``cuda`` without one is refused rather than
 silently run on the CPU; fp16 needs CUDA (CPU fp16 autocast is slow and poorly supported).
-torch is imported inside the functions, so the CLI can name the choices without loading it.
 
 Example:
     >>> use_accelerator("auto", available=False)

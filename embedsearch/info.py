@@ -58,9 +58,9 @@ def describe_embedding_dir(d: EmbeddingDir) -> dict[str, Any]:
 def describe_run_dir(path: Path) -> dict[str, Any]:
     """Facts about a model run dir (its config; the fingerprint needs the weights)."""
     from embedsearch.encoders import load_encoder
-    from embedsearch.encoders.rundir import read_run_config
+    from embedsearch.encoders.rundir import CONFIG_FILE, RunConfig
 
-    config = read_run_config(path)
+    config = RunConfig.read(path / CONFIG_FILE)
     encoder = load_encoder(str(path))
     metrics = path / "metrics.jsonl"
     facts = {

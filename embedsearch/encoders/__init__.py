@@ -103,14 +103,18 @@ def load_encoder(spec: str, image_size: int | None = None, flip_average: bool = 
 
 def _load_run_dir(path: Path, spec: str) -> Encoder:
     """Rebuild the encoder saved in run dir ``path`` (``config.json`` + ``model.safetensors``)."""
-    from embedsearch.encoders.rundir import is_run_dir, load_run_weights, read_run_config
+    from embedsearch.encoders import rundir
+    from embedsearch.encoders.weights import load_weights_file
 
-    if not is_run_dir(path):
+    if not rundir.is_run_dir(path):
         raise ModelError(
-            f"{path} is a folder but not a run dir (needs config.json and model.safetensors)"
+            f"{path} is a folder but not a run dir (needs {rundir.CONFIG_FILE} and "
+            f"{rundir.WEIGHTS_FILE})"
         )
-    config = read_run_config(path)
-    weights = load_run_weights(path)
+    config = rundir.RunConfig.read(path / rundir.CONFIG_FILE)
+    stored = load_weights_file(path / rundir.WEIGHTS_FILE)
+    # A SimCLR run also stores its projection head, which is not part of the embedding model.
+    weights = {k: v for k, v in stored.items() if not k.startswith(rundir.HEAD_PREFIX)}
     if config.family == "simclr":
         from embedsearch.encoders.simclr import encoder_from_config
 

@@ -26,7 +26,6 @@ from embedsearch.encoders.weights import load_weights_file
 from embedsearch.errors import ModelError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-OPEN_CLIP_DIR = "open_clip"
 
 
 def shipped_config(arch: str) -> dict[str, Any] | None:
@@ -35,31 +34,20 @@ def shipped_config(arch: str) -> dict[str, Any] | None:
     return dict(json.loads(shipped.read_text())) if shipped.is_file() else None
 
 
-def model_config(arch: str) -> dict[str, Any] | None:
-    """open_clip's model JSON of ``arch``: a config this project ships, else open_clip's own."""
-    import open_clip
-
-    return shipped_config(arch) or open_clip.get_model_config(arch)
-
-
-class _OpenClipNotices(logging.Filter):
-    """Drops open_clip's info/warning records (it warns on every random init) -- only those."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from_open_clip = f"{os.sep}{OPEN_CLIP_DIR}{os.sep}" in record.pathname
-        return record.levelno >= logging.ERROR or not from_open_clip
+def _not_an_open_clip_notice(record: logging.LogRecord) -> bool:
+    # open_clip warns on every random init; its errors still pass.
+    return record.levelno >= logging.ERROR or f"{os.sep}open_clip{os.sep}" not in record.pathname
 
 
 @contextmanager
 def _quiet_open_clip() -> Iterator[None]:
-    # open_clip logs through the root logger; the filter sees only records logged there
-    # while it is installed, and leaves the host's levels and handlers alone.
-    root, notices = logging.getLogger(), _OpenClipNotices()
-    root.addFilter(notices)
+    # open_clip logs through the root logger; this filter drops only its notices, only while
+    # installed, and leaves the host's levels and handlers alone.
+    logging.getLogger().addFilter(_not_an_open_clip_notice)
     try:
         yield
     finally:
-        root.removeFilter(notices)
+        logging.getLogger().removeFilter(_not_an_open_clip_notice)
 
 
 @contextmanager
@@ -131,9 +119,11 @@ class OpenClipEncoder(Encoder):
 
 def openclip_config(arch: str, model: Any) -> RunConfig:
     """The run-dir config of an open_clip model (architecture as data + preprocessing)."""
+    import open_clip
+
     pp = model.visual.preprocess_cfg
     size = pp["size"] if isinstance(pp["size"], int) else int(pp["size"][0])
-    model_cfg = model_config(arch) or {}
+    model_cfg = shipped_config(arch) or open_clip.get_model_config(arch) or {}
     dim = model_cfg.get("embed_dim") or model.visual.output_dim
     return RunConfig(
         family="openclip",

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal, get_args
 import torch
 
 from embedsearch.documents import JsonDocument, optional_field
-from embedsearch.errors import FormatError, ModelError
+from embedsearch.errors import ModelError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -117,27 +117,11 @@ def _unshare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return result
 
 
-def read_run_config(path: str | Path) -> RunConfig:
-    """Read and check a run dir's ``config.json``; :class:`FormatError` naming what is wrong."""
-    path = Path(path)
-    if not (path / CONFIG_FILE).is_file():
-        raise FormatError(f"{path} is not a run dir (no {CONFIG_FILE})")
-    return RunConfig.read(path / CONFIG_FILE)
-
-
-def load_run_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """The embedding model's weights of run dir ``path`` (a SimCLR projection head left out)."""
-    from embedsearch.encoders.weights import load_weights_file
-
-    state_dict = load_weights_file(Path(path) / WEIGHTS_FILE)
-    return {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIX)}
-
-
 def init_weights(run_dir: str | Path, family: str, arch: str) -> dict[str, torch.Tensor]:
     """All weights of run dir ``run_dir`` for ``--init``; refused unless it holds family/arch."""
     from embedsearch.encoders.weights import load_weights_file
 
-    config = read_run_config(run_dir)
+    config = RunConfig.read(Path(run_dir) / CONFIG_FILE)
     if config.family != family or config.arch != arch:
         raise ModelError(
             f"--init {run_dir} holds a {config.family} {config.arch} model; "

@@ -5,7 +5,8 @@
 """
 
 from embedsearch.store.arrays import write_embedding_dir
-from embedsearch.store.embedding_dir import EmbeddingDir, ShardInfo
+from embedsearch.store.embedding_dir import EmbeddingDir
+from embedsearch.store.manifest import Manifest, ShardInfo
 from embedsearch.store.reader import (
     embedding_matrix,
     iter_vector_batches,
@@ -16,6 +17,7 @@ from embedsearch.store.reader import (
 
 __all__ = [
     "EmbeddingDir",
+    "Manifest",
     "ShardInfo",
     "embedding_matrix",
     "iter_vector_batches",

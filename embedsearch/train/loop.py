@@ -51,7 +51,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from embedsearch.choices import OPTIMIZERS
 from embedsearch.data.workers import default_training_workers, worker_init
 from embedsearch.devices import autocast, resolve_device, resolve_precision
 from embedsearch.encoders.rundir import save_run_dir
@@ -363,10 +362,6 @@ class _Runner:
 
 
 def _check_config(cfg: TrainConfig) -> None:
-    if cfg.optimizer not in OPTIMIZERS:
-        raise InputError(
-            f"unknown optimizer {cfg.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
-        )
     if cfg.epochs < 1 or cfg.batch_size < 2 or cfg.accumulate < 1:
         raise InputError("--epochs must be >= 1, --batch-size >= 2 and --accumulate >= 1")
     parts = dist_utils.world_size() * cfg.accumulate
