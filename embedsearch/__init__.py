@@ -25,6 +25,7 @@ _LAZY_EXPORTS = {
     "EmbedSummary": "embedsearch.embedding",
     "EmbeddingDir": "embedsearch.store.embedding_dir",
     "iter_vectors": "embedsearch.store.reader",
+    "write_embedding_dir": "embedsearch.store.arrays",
     "Searcher": "embedsearch.index",
     "Hit": "embedsearch.index",
     "build_index": "embedsearch.index",
