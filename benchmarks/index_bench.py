@@ -1,4 +1,4 @@
-"""Index benchmark: embedsearch ``build_index`` vs autofaiss ``build_index``, same data, same budget.
+"""Index benchmark: embedsearch's ``build_index`` vs autofaiss's, same data, same budget.
 
 Seeded synthetic vectors with low intrinsic dimension (clusters on a 24-d subspace plus
 noise, L2-normalised, like real embeddings) are written once as an embedding dir (for
@@ -338,16 +338,20 @@ def _report(
         print(f"{name:22s} {budget:>5s}  ERROR {result['error']}", flush=True)
     else:
         print(
-            f"{name:22s} {budget:>5s}  {result['factory'][:38]:38s} build {result['build_s']:7.1f}s  "
+            f"{name:22s} {budget:>5s}  {result['factory'][:38]:38s} "
+            f"build {result['build_s']:7.1f}s  "
             f"rss {result['peak_rss_mb']:7.0f}MiB  index {result['index_bytes'] / 2**20:8.1f}MiB  "
-            f"recall@10 {result['recall']:.3f}  1000q {result['batch_s']:.3f}s ({result['qps']:,.0f} QPS)  "
+            f"recall@10 {result['recall']:.3f}  "
+            f"1000q {result['batch_s']:.3f}s ({result['qps']:,.0f} QPS)  "
             f"p50 {result['p50_ms']:.3f}ms  params {result['params']}",
             flush=True,
         )
         if "overhead" in result:
             print(
-                f"  Searcher overhead: search_vectors {result['searcher_s']:.4f}s = {result['overhead']:.2f}x, "
-                f"search_table {result['table_s']:.4f}s = {result['table_overhead']:.2f}x, vs faiss "
+                f"  Searcher overhead: search_vectors {result['searcher_s']:.4f}s "
+                f"= {result['overhead']:.2f}x, "
+                f"search_table {result['table_s']:.4f}s = {result['table_overhead']:.2f}x, "
+                "vs faiss "
                 f"{result['faiss_s']:.4f}s (goal <= 1.1x)",
                 flush=True,
             )
@@ -376,7 +380,8 @@ def _compare(rows: list[dict], args: argparse.Namespace) -> None:
             build_ratio = mine["build_s"] / base["build_s"]
             qps_ratio = mine["qps"] / base["qps"]
             print(
-                f"  {base['budget']:>5s} target {mine['target_recall']}: recall {mine['recall']:.4f} vs "
+                f"  {base['budget']:>5s} target {mine['target_recall']}: "
+                f"recall {mine['recall']:.4f} vs "
                 f"{base['recall']:.4f} ({'ok' if recall_ok else 'MISSED'}), "
                 f"build {build_ratio:.2f}x ({'ok' if build_ratio <= 0.5 else 'MISSED'}), "
                 f"QPS {qps_ratio:.1f}x ({'ok' if qps_ratio >= 3 else 'MISSED'})",

@@ -45,14 +45,15 @@ def pca_start(sample: np.ndarray, d_out: int, seed: int = 0) -> np.ndarray:
 
 @contextmanager
 def quicker_opq(index: Any, sample: np.ndarray) -> Iterator[None]:
-    """While training ``index``: cheaper settings (and a PCA start) for an OPQ rotation in front of it."""
+    """While training ``index``: cheaper settings (and a PCA start) for its OPQ rotation."""
     import faiss
 
     index = faiss.downcast_index(index)
     rotations = []
     if isinstance(index, faiss.IndexPreTransform):
-        for position in range(index.chain.size()):
-            transform = faiss.downcast_VectorTransform(index.chain.at(position))
+        chain: Any = index.chain  # a C++ vector (faiss's stubs say list)
+        for position in range(chain.size()):
+            transform = faiss.downcast_VectorTransform(chain.at(position))
             if not isinstance(transform, faiss.OPQMatrix) or transform.is_trained:
                 continue
             transform.niter = OPQ_ROUNDS

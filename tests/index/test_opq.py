@@ -6,17 +6,10 @@ import faiss
 import numpy as np
 
 from embedsearch.index import build
-from embedsearch.index.factory import (
-    IndexPlan,
-    choose_index,
-    ivf_of,
-    pq_bits,
-    search_param_grid,
-    set_search_params,
-    training_rows,
-)
 from embedsearch.index.opq import pca_start
-from embedsearch.index.sources import Sample
+from embedsearch.index.plan import IndexPlan, choose_index, pq_bits, training_rows
+from embedsearch.index.samples import Sample
+from embedsearch.index.search_params import apply_search_params, ivf_of, search_param_grid
 from embedsearch.index.tune import ExactTopK, measure_recall
 from embedsearch.progress import NullProgress
 
@@ -32,7 +25,7 @@ def _best_recall(index, queries: np.ndarray, truth: np.ndarray) -> float:
     """Best recall@10 over the whole nprobe ladder (fresh queries, not corpus rows)."""
     best = 0.0
     for params in search_param_grid(index)[0]:
-        set_search_params(index, params)
+        apply_search_params(index, params)
         best = max(best, measure_recall(index, queries, np.full(len(queries), -1), truth, 10)[0])
     return best
 
@@ -46,7 +39,7 @@ def test_opq_beats_plain_pq_of_the_same_bytes_on_a_starved_budget(vectors) -> No
     )
     rotated = _built(plan, corpus)
     assert plan.estimated_bytes * 0.95 <= faiss.serialize_index(rotated).nbytes <= budget
-    set_search_params(rotated, {"nprobe": 7})  # reaches the IVF behind the rotation
+    apply_search_params(rotated, {"nprobe": 7})  # reaches the IVF behind the rotation
     assert ivf_of(rotated).nprobe == 7 and ivf_of(rotated).d == 16
 
     plain = _built(

@@ -148,7 +148,8 @@ def test_search_leaves_the_garbage_collector_as_it_found_it(two_dirs, tmp_path) 
 
 
 def test_search_table_holds_the_same_hits_as_search_vectors(tmp_path, vectors, write_emb) -> None:
-    """Two dirs with different metadata columns; b's ``score`` column must not shadow the hit's score."""
+    """Two dirs with different metadata columns; b's ``score`` column must not shadow the hit's
+    score."""
     a, b = vectors(600, 32, 1), vectors(600, 32, 2)
     write_emb(tmp_path / "a", a, prefix="a")
     write_emb(

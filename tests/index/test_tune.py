@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
-from embedsearch.index.factory import search_param_grid, set_search_params
+from embedsearch.index.search_params import apply_search_params, search_param_grid
 from embedsearch.index.tune import ExactTopK, drop_own, recall_at_k, tune
 
 
@@ -62,7 +62,7 @@ def test_search_params_reach_wrapped_indexes() -> None:
     index = faiss.index_factory(16, "IDMap2,IVF8,PQ4x4fs,Refine(SQ8)", faiss.METRIC_INNER_PRODUCT)
     ladders = search_param_grid(index)
     assert len(ladders) == 5 and ladders[0][0] == {"nprobe": 1, "k_factor": 1}
-    set_search_params(index, {"nprobe": 4, "k_factor": 8})
+    apply_search_params(index, {"nprobe": 4, "k_factor": 8})
     assert (
         faiss.extract_index_ivf(
             faiss.downcast_index(faiss.downcast_index(index).index).base_index
