@@ -59,33 +59,30 @@ def make_data(work: Path, rows: int, dim: int) -> Path:
     """Write the corpus as an embedding dir + .npy blocks, queries and exact top-10 (streamed)."""
     import faiss
 
-    from embedsearch.store.embedding_dir import EmbeddingDir
-    from embedsearch.store.writer import ShardWriter
+    from embedsearch.store.arrays import write_embedding_dir
 
     data = work / f"data-{rows}x{dim}"
     if (data / "truth.npy").exists():
         return data
     (data / "npy").mkdir(parents=True, exist_ok=True)
-    emb = EmbeddingDir.create_or_open(
-        data / "emb",
-        model="synthetic",
-        model_options={},
-        fingerprint=f"synthetic-{dim}",
-        modality="image",
-        dim=dim,
-        source="index_bench",
-    )
-    writer = ShardWriter(emb, reserve_next_id=rows, shard_rows=BLOCK)
     queries = clustered_block(1000, dim, seed=10**6)
     heap = faiss.ResultHeap(len(queries), 10, keep_max=True)
     for start in range(0, rows, BLOCK):
         block = clustered_block(min(BLOCK, rows - start), dim, seed=start // BLOCK)
         ids = np.arange(start, start + len(block))
-        writer.add(ids, [f"vec/{i}" for i in ids], [str(i) for i in ids], block)
+        write_embedding_dir(
+            data / "emb",
+            block,
+            ids=ids,
+            sources=[f"vec/{i}" for i in ids],
+            content_hashes=[str(i) for i in ids],
+            model="synthetic",
+            fingerprint=f"synthetic-{dim}",
+            shard_rows=BLOCK,
+        )
         np.save(data / "npy" / f"part-{start // BLOCK:04d}.npy", block)
         scores, rows_found = faiss.knn(queries, block, 10, metric=faiss.METRIC_INNER_PRODUCT)
         heap.add_result(scores, ids[rows_found])
-    writer.close()
     heap.finalize()
     np.save(data / "queries.npy", queries)
     np.save(data / "truth.npy", heap.I)

@@ -240,9 +240,9 @@ def heldout_recall(
     loaded = load_pairs(pairs, check_images=False)
     _, val = heldout_split(loaded, val_fraction, seed)
     held = loaded.subset(val)
-    keys = searcher.store.keys
-    sources = searcher.store.take(keys).column("source").to_pylist()
-    source_of = dict(zip(keys.tolist(), sources, strict=True))
+    stored = searcher.store.take(searcher.store.keys)
+    keys, sources = (stored.column(name).to_pylist() for name in ("key", "source"))
+    source_of = dict(zip(keys, sources, strict=True))
     val_sources = set(held.images)
     ranks = []
     for start in range(0, len(held), 256):

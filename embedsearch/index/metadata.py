@@ -133,35 +133,23 @@ class MetadataStore:
         return found, self._order[pos[found]]
 
     def take(self, keys: np.ndarray) -> pa.Table:
-        """The stored rows of ``keys`` (keys not stored are left out), in the order of ``keys``.
-
-        Every stored column but ``key``, ``dir`` and ``id``, which the keys themselves carry
-        (:func:`embedsearch.index.layout.split_keys`). With several files, a column that one
-        file lacks is null in its rows.
-        """
-        _, positions = self._positions(np.asarray(keys, np.int64))
+        """One row a key, in the order of ``keys``, with every stored column; a key that is not
+        stored (e.g. faiss's -1) gives a row of nulls, its ``key`` included. With several files,
+        a column that one file lacks is null in its rows."""
+        keys = np.asarray(keys, np.int64)
+        found, positions = self._positions(keys)
         files, rows = self._file[positions], self._row[positions]
-        if len(self.tables) == 1:
-            return _payload(self.tables[0]).take(pa.array(rows))
-        parts, picked = [], []
-        for number, table in enumerate(self.tables):
-            mine = np.flatnonzero(files == number)
-            parts.append(_payload(table).take(pa.array(rows[mine])))
-            picked.append(mine)
+        parts = [table.take(pa.array(rows[files == n])) for n, table in enumerate(self.tables)]
         merged = pa.concat_tables(parts, promote_options="default")
-        order = np.empty(len(positions), np.int64)  # i-th found key -> its row in `merged`
-        order[np.concatenate(picked)] = np.arange(len(positions))
-        return merged.take(pa.array(order))
+        # the parts hold the found keys file by file: put them back in the order of ``keys``
+        order = np.zeros(len(keys), np.int64)
+        order[np.flatnonzero(found)[np.argsort(files, kind="stable")]] = np.arange(len(rows))
+        return merged.take(pa.array(order, mask=~found))
 
     def columns_of_dirs(self, dirs: Sequence[int]) -> dict[int, list[str]]:
         """Payload columns stored for each source dir (dirs' files may carry different ones)."""
         names: dict[int, list[str]] = {number: [] for number in dirs}
         for number, table in zip(dirs, self.tables, strict=True):
             known = names[number]
-            known += [c for c in _payload(table).column_names if c not in known]
+            known += [c for c in table.column_names if c not in (*KEY_COLUMNS, *known)]
         return names
-
-
-def _payload(table: pa.Table) -> pa.Table:
-    """``table`` without the columns a key encodes."""
-    return table.drop_columns([name for name in KEY_COLUMNS if name in table.column_names])

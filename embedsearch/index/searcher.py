@@ -26,12 +26,13 @@ from embedsearch.errors import InputError, MismatchError
 from embedsearch.index import layout
 from embedsearch.index.gpu import Device
 from embedsearch.index.layout import IndexInfo, SourceEntry
-from embedsearch.index.metadata import MetadataStore
+from embedsearch.index.metadata import KEY_COLUMNS, MetadataStore
 from embedsearch.index.search_params import apply_search_params
 
 if TYPE_CHECKING:
     from embedsearch.encoders.base import Encoder
 
+_NOT_METADATA = (*KEY_COLUMNS, "source")  # stored columns a hit shows as fields
 # what a hit row holds besides its metadata (``query*``: the CLI's jsonl/csv rows and search_table)
 HIT_FIELDS = frozenset(
     {"query", "query_index", "query_type", "rank", "id", "score", "source", "dir"}
@@ -153,35 +154,40 @@ class Searcher:
 
     def _hits(self, scores: np.ndarray, keys: np.ndarray) -> list[list[Hit]]:
         """faiss's (n, k) results -> one hit list a query."""
-        found = self.store.contains(keys.reshape(-1)).reshape(keys.shape)
-        table = self.store.take(keys[found])
+        found, rows = self._found_rows(keys)
         ids, dirs = (part.tolist() for part in layout.split_keys(keys[found]))
         ranks = np.cumsum(found, axis=1)[found].tolist()
-        sources = table.column("source").to_pylist()
+        sources = rows.column("source").to_pylist()
+        metadata = self._metadata(rows, dirs)
         hits = [
-            Hit(rank, embedding_id, score, source, metadata, number)
-            for rank, embedding_id, score, source, metadata, number in zip(
-                ranks,
-                ids,
-                scores[found].tolist(),
-                sources,
-                self._metadata(table, dirs),
-                dirs,
-                strict=True,
+            Hit(rank, embedding_id, score, source, fields, number)
+            for rank, embedding_id, score, source, fields, number in zip(
+                ranks, ids, scores[found].tolist(), sources, metadata, dirs, strict=True
             )
         ]
         bounds = [0, *np.cumsum(found.sum(axis=1)).tolist()]
         return [hits[start:stop] for start, stop in itertools.pairwise(bounds)]
 
-    def _metadata(self, table: pa.Table, dirs: list[int]) -> list[dict[str, Any]]:
+    def _found_rows(self, keys: np.ndarray) -> tuple[np.ndarray, pa.Table]:
+        """(mask of the keys the store holds, shaped like ``keys``; their stored rows)."""
+        rows = self.store.take(keys.reshape(-1))
+        stored = rows.column("key").is_valid().to_numpy(zero_copy_only=False)
+        return stored.reshape(keys.shape), rows.filter(stored)
+
+    def _metadata(self, rows: pa.Table, dirs: list[int]) -> list[dict[str, Any]]:
         """One dict a hit of the metadata columns its source dir carries."""
-        names = [name for name in table.column_names if name != "source"]
-        values = [table.column(name).to_pylist() for name in names]
-        rows = zip(*values, strict=True) if values else itertools.repeat(())
-        return [
-            {name: value for name, value in zip(names, row, strict=True) if name in wanted}
-            for row, wanted in zip(rows, (self._columns[d] for d in dirs), strict=False)
-        ]
+        names = [name for name in rows.column_names if name not in _NOT_METADATA]
+        columns = [rows.column(name).to_pylist() for name in names]
+        dicts = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+        if not names:
+            dicts = [{} for _ in dirs]
+        # dirs whose files lack some of the columns: leave those out rather than show nulls
+        absent = {d: [n for n in names if n not in have] for d, have in self._columns.items()}
+        if any(absent.values()):
+            for fields, number in zip(dicts, dirs, strict=True):
+                for name in absent[number]:
+                    del fields[name]
+        return dicts
 
     def search_table(self, vectors: np.ndarray, k: int = 10) -> pa.Table:
         """Batch search as one Arrow table, a row per hit: ``query`` (row of ``vectors``), ``rank``,
@@ -196,8 +202,7 @@ class Searcher:
             >>> table.to_pandas().groupby("query")["score"].max().head(2)     # doctest: +SKIP
         """
         scores, keys = self.search_raw(vectors, k)
-        found = self.store.contains(keys.reshape(-1)).reshape(keys.shape)
-        payload = self.store.take(keys[found])
+        found, payload = self._found_rows(keys)
         ids, dirs = layout.split_keys(keys[found])
         columns = {
             "query": pa.array(np.nonzero(found)[0].astype(np.int32)),
@@ -208,7 +213,7 @@ class Searcher:
             "source": payload.column("source"),
         }
         for name in payload.column_names:
-            if name != "source":
+            if name not in _NOT_METADATA:
                 columns[_output_name(name)] = payload.column(name)
         return pa.table(columns)
 

@@ -1,4 +1,4 @@
-"""MetadataStore reads: stored keys are taken in the asked order, others left out, across files."""
+"""MetadataStore reads: a row a key in the asked order, null rows for keys not stored."""
 
 from __future__ import annotations
 
@@ -33,14 +33,15 @@ def _store(tmp_path, keys: list[int], files: int = 1) -> MetadataStore:
     ],
     ids=["dense", "gaps", "unordered", "two-files"],
 )
-def test_take_finds_stored_keys_and_skips_others(tmp_path, keys, files) -> None:
+def test_take_finds_stored_keys_and_gives_null_rows_for_others(tmp_path, keys, files) -> None:
     store = _store(tmp_path, keys, files)
     wanted = np.array([-1, 12, 9, 19, 20, 13, 12], np.int64)
     expected_found = np.isin(wanted, keys)
     np.testing.assert_array_equal(store.contains(wanted), expected_found)
     table = store.take(wanted)
-    assert table.column("source").to_pylist() == [f"src{k}" for k in wanted[expected_found]]
-    assert table.column_names == ["source"]  # key, dir and id come from the keys themselves
+    expected = [int(k) if ok else None for k, ok in zip(wanted, expected_found, strict=True)]
+    assert table.column("key").to_pylist() == expected
+    assert table.column("source").to_pylist() == [k if k is None else f"src{k}" for k in expected]
 
 
 @pytest.mark.parametrize("batch_rows, expected_batches", [(1 << 20, 1), (25, 4)])
@@ -63,7 +64,7 @@ def test_writer_gathers_small_batches_into_few_large_ones(
     assert table.column("source").to_pylist() == [f"src{k}" for k in range(100)]
     store = MetadataStore(tmp_path, ["meta-00000.arrow"])
     taken = store.take(np.array([99, 3, 250, 40]))
-    assert taken.column("source").to_pylist() == ["src99", "src3", "src40"]
+    assert taken.column("source").to_pylist() == ["src99", "src3", None, "src40"]
 
 
 def test_take_across_files_keeps_the_key_order_and_nulls_missing_columns(tmp_path) -> None:
@@ -78,10 +79,10 @@ def test_take_across_files_keeps_the_key_order_and_nulls_missing_columns(tmp_pat
         names.append(f"meta-{number:05d}.arrow")
     store = MetadataStore(tmp_path, names)
     table = store.take(np.array([7, 2, 42, 5, 0, 8]))
-    assert table.column_names == ["source", "caption"]
-    assert table.column("source").to_pylist() == ["src7", "src2", "src5", "src0", "src8"]
-    assert table.column("caption").to_pylist() == ["cap7", None, "cap5", None, "cap8"]
-    assert store.take(np.array([-1, 99])).num_rows == 0
+    assert table.column_names == ["key", "dir", "id", "source", "caption"]
+    assert table.column("source").to_pylist() == ["src7", "src2", None, "src5", "src0", "src8"]
+    assert table.column("caption").to_pylist() == ["cap7", None, None, "cap5", None, "cap8"]
+    assert store.take(np.array([-1, 99])).column("key").null_count == 2
     assert store.columns_of_dirs([0, 1]) == {0: ["source"], 1: ["source", "caption"]}
 
 
