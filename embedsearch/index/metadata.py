@@ -111,11 +111,16 @@ class MetadataStore:
         self.tables = [read_metadata_file(Path(index_dir) / name) for name in files]
         keys = [table.column("key").to_numpy() for table in self.tables]
         self.keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
-        # (file number, row in that file) of every stored key, and the keys' sorted order
-        self._file = np.repeat(np.arange(len(keys)), [len(k) for k in keys])
-        self._row = np.concatenate([np.arange(len(k)) for k in keys]) if keys else self._file
-        self._order = np.argsort(self.keys, kind="stable")
-        self._sorted = self.keys[self._order]
+        order = np.argsort(self.keys, kind="stable")
+        self._sorted = self.keys[order]
+        # (file number, row in that file) of each key, in sorted-key order
+        self._file = np.repeat(np.arange(len(keys)), [len(k) for k in keys])[order]
+        self._row = np.concatenate([np.arange(len(k)) for k in keys])[order] if keys else order
+        # The usual index, one dir with unbroken ids: a key's sorted position is key - first key.
+        # Measured to matter for search_table's goal (benchmarks/RESULTS.md, issue 16).
+        self._dense = bool(len(self._sorted)) and (
+            int(self._sorted[-1] - self._sorted[0]) == len(self._sorted) - 1
+        )
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -125,12 +130,16 @@ class MetadataStore:
         return self._positions(np.asarray(keys, np.int64))[0]
 
     def _positions(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(found mask, positions in the stored keys of the found ones)."""
+        """(found mask, positions in the sorted keys of the found ones)."""
         if not len(self._sorted):
             return np.zeros(len(keys), bool), np.zeros(0, np.int64)
+        if self._dense:
+            pos = keys - self._sorted[0]
+            found = (pos >= 0) & (pos < len(self._sorted))
+            return found, pos[found]
         pos = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
         found = self._sorted[pos] == keys
-        return found, self._order[pos[found]]
+        return found, pos[found]
 
     def take(self, keys: np.ndarray) -> pa.Table:
         """One row a key, in the order of ``keys``, with every stored column; a key that is not
