@@ -31,9 +31,9 @@ class MetadataWriter:
     """Streams record batches of one embedding dir into one ``meta-NNNNN.arrow``.
 
     Rows are gathered into large record batches (up to ``batch_rows`` rows or ``batch_bytes``)
-    before they are written: a lookup gathers each column across the file's batches, and pyarrow
-    takes from a one-batch column ~7x faster than from one split into 64k-row pieces (0.06 vs
-    0.45 ms for 10,000 rows of 1M). The buffer stays bounded, so the build still streams.
+    before they are written: pyarrow takes rows from a one-piece column several times faster
+    than from one split into 64k-row pieces (benchmarks/RESULTS.md, issue 3). The buffer stays
+    bounded, so the build still streams.
     """
 
     def __init__(self, path: Path, batch_rows: int = 1 << 20, batch_bytes: int = 64 << 20) -> None:
@@ -121,9 +121,6 @@ class MetadataStore:
         self._dense = bool(len(self._sorted)) and (
             int(self._sorted[-1] - self._sorted[0]) == len(self._sorted) - 1
         )
-
-    def __len__(self) -> int:
-        return len(self.keys)
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """Boolean mask: which of ``keys`` are stored."""

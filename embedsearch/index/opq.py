@@ -1,11 +1,11 @@
 """Training an OPQ rotation in seconds: fewer points and rounds, and a PCA start when it reduces.
 
 faiss trains an ``OPQm_d`` rotation with 50 rounds on up to 65,536 points, starting from a
-random rotation: minutes on 2 cores. Its 2-d sub-spaces need few points: on the 20k tiny-clip
-set 2,048-4,096 points and 16-25 rounds reached recall@10 0.34 (0.35 with 8,192 points, at 4x
-the time). When the rotation also reduces the dimension, a random start keeps only part of the
-signal and a few rounds do not recover it; it starts instead from the leading principal
-directions, mixed by a random rotation so that every sub-space gets a share of the variance.
+random rotation: minutes on 2 cores. Its 2-d sub-spaces need few points (measurements:
+benchmarks/RESULTS.md, issue 3). When the rotation also reduces the dimension, a random start
+keeps only part of the signal and a few rounds do not recover it; it starts instead from the
+leading principal directions, mixed by a random rotation so that every sub-space gets a share
+of the variance.
 The rotation stays orthonormal, so inner products -- and the ranking -- are kept.
 
 Example:

@@ -33,20 +33,18 @@ from embedsearch.errors import InputError
 
 Kind = Literal["auto", "flat", "hnsw", "ivf", "ivfsq", "ivfpq"]
 KINDS: tuple[str, ...] = get_args(Kind)
+# The measurements behind these rules: benchmarks/RESULTS.md, "issue 16" / "index" (planning).
 # Exact search while a query scans at most this many floats (and the vectors fit): recall 1.0,
-# no training, and 1000 queries still answered in ~1-1.5 s, one in ~17-19 ms, on 2 cores
-# (measured at 200k x 512 and 1M x 128, k = 10). Above it, IVF tuned to the recall target.
+# no training, and a query still answered in well under 20 ms on 2 cores.
 FLAT_WORK_LIMIT = 2**27
 # A PQ codec with more lists wins over one with more bytes a vector when it keeps at least
-# this share of the bytes: on 200k x 512 at 30 MiB, OPQ140 codes over 512 lists reach
-# recall@10 0.903, OPQ132 over 2,048 lists 0.940 (smaller residuals beat 8 more bytes).
+# this share of the bytes (smaller residuals beat a few more bytes).
 PQ_BYTES_FOR_LISTS = 0.9
 ID_BYTES = 8  # inverted lists and IDMap store one int64 key per vector
 HNSW_M = 32
 MIN_POINTS_PER_LIST = 39  # faiss k-means warns below this
 # Coarse k-means on 40 points a list (faiss warns below 39): it dominates the build of large
-# indexes. 1M x 128 into OPQ88 over 8,192 lists: 50 a list trained in 79 s, 40 in 66 s, same
-# tuned recall (0.91).
+# indexes, and more points did not raise the tuned recall.
 TRAIN_POINTS_PER_LIST = 40
 # PQ codebooks train on 50 points a centroid: 12,800 rows at 8 bits, 51,200 at 10
 PQ_POINTS_PER_CENTROID = 50
@@ -127,7 +125,6 @@ def _pq_codec(dim: int, m: int, nbits: int) -> Codec:
 
     OPQ rotates the vectors so that each 2-d sub-space carries a similar share of the
     variance (plain PQ wastes codes on the near-empty dimensions of low-rank embeddings).
-    Measured on the 20k tiny-clip set at 1 MiB: recall@10 0.20 with plain PQ32, 0.33 with OPQ36_72.
     Orthogonal, so it keeps inner products and the ranking. The rotation needs >= 8-bit codebooks.
     """
     code = math.ceil(m * nbits / 8)
@@ -147,16 +144,11 @@ def _pq_codec(dim: int, m: int, nbits: int) -> Codec:
 def _codecs(dim: int, n: int) -> list[Codec]:
     """Compressed IVF codecs, most accurate (and largest) first.
 
-    Measured on 200k clustered 128-d vectors (recall@10 at nprobe 16 of 1024): SQ8 0.97,
-    SQ6 0.94, PQ64x8 0.89, SQ4 0.81 (same bytes as PQ64x8, so not offered), PQ64x4fs 0.58.
-    Below SQ6, every PQ size in steps of 4 sub-quantizers (OPQ-rotated), so that the chosen one
-    uses most of the budget: recall grows with the bytes a vector.
-    Codebooks get 10 bits (1,024 centroids) when there are rows enough to train them: at the same
-    bytes a vector, fewer sub-quantizers with more centroids each quantize better. Measured with
-    the same fresh queries (recall@10, tuned nprobe): 1M x 128 in 20 bytes, PQ20x8 0.825 -> PQ16x10
-    0.893; in 88 bytes, PQ88x8 0.911 -> PQ70x10 0.944; 200k x 512 in ~130 bytes, PQ132x8 0.940 ->
-    PQ104x10 0.958; builds as fast (their k-means runs on 2-d sub-spaces), searches ~1.5x slower.
-    With too few rows for 1,024 centroids (or 256), codebooks get fewer bits.
+    SQ8, SQ6, then every PQ size in steps of 4 sub-quantizers (OPQ-rotated), so that the chosen
+    one uses most of the budget: recall grows with the bytes a vector (SQ4 is not offered: it
+    costs PQ's bytes for less recall). Codebooks get 10 bits (1,024 centroids) when there are
+    rows enough to train them: at the same bytes a vector, fewer sub-quantizers with more
+    centroids each quantize better; with too few rows, fewer bits.
     """
     options = [Codec("SQ8", dim), Codec("SQ6", dim * 3 / 4)]
     nbits = next(b for b in (10, 8, 6, 4) if n >= MIN_POINTS_PER_LIST * 2**b or b == 4)
@@ -171,11 +163,9 @@ def _codecs(dim: int, n: int) -> list[Codec]:
 def _nlists(codec: Codec, n: int) -> list[int]:
     """List counts to try, most first; PQ codecs try 4x and 2x more lists, then up to 4x fewer.
 
-    More lists leave smaller residuals for the PQ codes: on 1M clustered 128-d vectors with
-    OPQ92 codes, recall@10 0.901 with 2,048 lists, 0.911 with 4,096; OPQ88 over 8,192 lists
-    0.915, and OPQ20 over 8,192 lists 0.826 against 0.823 over 4,096. On tiny budgets the
-    centroids are a large share of the index, and fewer lists buy more bytes a vector;
-    more rows a list cost query time, of which there is plenty to spare.
+    More lists leave smaller residuals for the PQ codes. On tiny budgets the centroids are a
+    large share of the index, and fewer lists buy more bytes a vector; more rows a list cost
+    query time, of which there is plenty to spare.
     """
     nlist = ivf_nlist(n)
     if not codec.suffix.startswith("PQ"):
