@@ -63,13 +63,16 @@ def test_auto_choice_follows_the_budget_and_meets_the_target(
 def test_explicit_kinds_tune_their_own_parameters(emb_dir, tmp_path) -> None:
     src = emb_dir("emb", n=3000, dim=32)
     hnsw = build_index([src], tmp_path / "hnsw", kind="hnsw", target_recall=0.95)
-    assert "efSearch" in hnsw.search_params and hnsw.met
+    assert "efSearch" in hnsw.search_params
+    assert hnsw.met
     ivfpq = build_index([src], tmp_path / "ivfpq", kind="ivfpq", target_recall=0.8)
-    assert {"nprobe", "k_factor"} <= set(ivfpq.search_params) and "Refine(SQ8)" in ivfpq.factory
+    assert {"nprobe", "k_factor"} <= set(ivfpq.search_params)
+    assert "Refine(SQ8)" in ivfpq.factory
     ivf = build_index([src], tmp_path / "ivf", kind="ivf", target_recall=0.95)
     nlist = faiss.extract_index_ivf(faiss.read_index(str(tmp_path / "ivf" / "index.faiss"))).nlist
     # the cheapest setting that meets the target: less than a full scan on clustered data
-    assert ivf.met and ivf.search_params["nprobe"] < nlist
+    assert ivf.met
+    assert ivf.search_params["nprobe"] < nlist
 
 
 def test_index_json_records_everything_consumers_rely_on(emb_dir, tmp_path) -> None:

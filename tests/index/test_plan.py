@@ -57,12 +57,15 @@ MB, GB = 2**20, 2**30
 def test_auto_picks_the_most_accurate_index_that_fits(n, dim, budget, kind, factory) -> None:
     plan = choose_index(n, dim, budget)
     assert (plan.kind, plan.factory) == (kind, factory)
-    assert plan.fits and plan.estimated_bytes <= budget
+    assert plan.fits
+    assert plan.estimated_bytes <= budget
 
 
 def test_auto_says_when_nothing_fits() -> None:
     plan = choose_index(1_000_000, 128, 1 * MB)
-    assert not plan.fits and plan.estimated_bytes > 1 * MB and "nothing fits" in plan.reason
+    assert not plan.fits
+    assert plan.estimated_bytes > 1 * MB
+    assert "nothing fits" in plan.reason
     assert "PQ" in plan.factory
 
 
@@ -110,11 +113,13 @@ def test_every_list_gets_enough_training_points(n) -> None:
 def test_compressed_candidates_rotate_pq_codes_with_opq() -> None:
     pq = [c for c in _codecs(128, 1_000_000) if c.suffix.startswith("PQ")]
     m = [int(c.suffix[2:].split("x")[0]) for c in pq]
-    assert pq and all(
+    assert pq
+    assert all(
         c.prefix == f"OPQ{k}_{2 * k}," and c.suffix == f"PQ{k}x10np"
         for c, k in zip(pq, m, strict=False)
     )
-    assert m[:3] == [72, 68, 64] and [c.code_bytes for c in pq][:3] == [
+    assert m[:3] == [72, 68, 64]
+    assert [c.code_bytes for c in pq][:3] == [
         90,
         85,
         80,
@@ -123,7 +128,9 @@ def test_compressed_candidates_rotate_pq_codes_with_opq() -> None:
     eight = [
         c for c in _codecs(128, 20_000) if c.suffix.startswith("PQ")
     ]  # < 39 rows a centroid of 1,024
-    assert eight[0].suffix == "PQ92x8np" and eight[0].code_bytes == 92 and eight[1].code_bytes == 88
+    assert eight[0].suffix == "PQ92x8np"
+    assert eight[0].code_bytes == 92
+    assert eight[1].code_bytes == 88
     assert not any(
         c.prefix for c in _codecs(128, 5_000)
     )  # OPQ trains 8-bit codebooks: not on 5k rows
