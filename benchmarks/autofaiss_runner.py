@@ -18,12 +18,14 @@ import numpy as np
 
 
 def measure(index, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> dict:
-    """recall@k vs exact, batch seconds/QPS, single-query p50 (ms) -- same code as index_bench.py."""
+    """recall@k vs exact, batch seconds/QPS, single-query p50 (ms): index_bench.py's code too."""
     index.search(queries[:8], k)
     start = time.perf_counter()
     _, found = index.search(queries, k)
     batch = time.perf_counter() - start
-    recall = float(np.mean([len(np.intersect1d(a, b[:k])) / k for a, b in zip(found, truth, strict=False)]))
+    recall = float(
+        np.mean([len(np.intersect1d(a, b[:k])) / k for a, b in zip(found, truth, strict=False)])
+    )
     singles = []
     for row in queries[:200]:
         t = time.perf_counter()

@@ -54,19 +54,23 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for r in curve:
         print(
-            f"| {r['epoch']} | {r['loss']:.3f} | {r['images_per_s']:.0f} | {r['eval_text_to_image_r1']:.3f} "
+            f"| {r['epoch']} | {r['loss']:.3f} | {r['images_per_s']:.0f} "
+            f"| {r['eval_text_to_image_r1']:.3f} "
             f"| {r['eval_text_to_image_r5']:.3f} | {r['eval_image_to_text_r5']:.3f} |"
         )
     held = result["held_out"]
     print(
-        f"\n| demo ({result['images']} images, {result['epochs']} epochs, {held} held out) | value | chance |"
+        f"\n| demo ({result['images']} images, {result['epochs']} epochs, {held} held out) "
+        "| value | chance |"
     )
     print("|---|---|---|")
     print(
-        f"| text→image recall@1 (through the index) | {result['recall_at_1']:.3f} | {1 / held:.3f} |"
+        f"| text→image recall@1 (through the index) | {result['recall_at_1']:.3f} "
+        f"| {1 / held:.3f} |"
     )
     print(
-        f"| text→image recall@5 (through the index) | {result['recall_at_5']:.3f} | {result['chance_at_5']:.3f} |"
+        f"| text→image recall@5 (through the index) | {result['recall_at_5']:.3f} "
+        f"| {result['chance_at_5']:.3f} |"
     )
     precision = sum(result["precision_at_k"].values()) / len(result["precision_at_k"])
     print(f"| demo queries: top-5 hits matching every attribute | {precision:.2f} | |")

@@ -1,4 +1,4 @@
-"""Index benchmark: embedsearch ``build_index`` vs autofaiss ``build_index``, same data, same budget.
+"""Index benchmark: embedsearch's ``build_index`` vs autofaiss's, same data, same budget.
 
 Seeded synthetic vectors with low intrinsic dimension (clusters on a 24-d subspace plus
 noise, L2-normalised, like real embeddings) are written once as an embedding dir (for
@@ -59,33 +59,30 @@ def make_data(work: Path, rows: int, dim: int) -> Path:
     """Write the corpus as an embedding dir + .npy blocks, queries and exact top-10 (streamed)."""
     import faiss
 
-    from embedsearch.store.embedding_dir import EmbeddingDir
-    from embedsearch.store.writer import ShardWriter
+    from embedsearch.store.arrays import write_embedding_dir
 
     data = work / f"data-{rows}x{dim}"
     if (data / "truth.npy").exists():
         return data
     (data / "npy").mkdir(parents=True, exist_ok=True)
-    emb = EmbeddingDir.create_or_open(
-        data / "emb",
-        model="synthetic",
-        model_options={},
-        fingerprint=f"synthetic-{dim}",
-        modality="image",
-        dim=dim,
-        source="index_bench",
-    )
-    writer = ShardWriter(emb, reserve_next_id=rows, shard_rows=BLOCK)
     queries = clustered_block(1000, dim, seed=10**6)
     heap = faiss.ResultHeap(len(queries), 10, keep_max=True)
     for start in range(0, rows, BLOCK):
         block = clustered_block(min(BLOCK, rows - start), dim, seed=start // BLOCK)
         ids = np.arange(start, start + len(block))
-        writer.add(ids, [f"vec/{i}" for i in ids], [str(i) for i in ids], block)
+        write_embedding_dir(
+            data / "emb",
+            block,
+            ids=ids,
+            sources=[f"vec/{i}" for i in ids],
+            content_hashes=[str(i) for i in ids],
+            model="synthetic",
+            fingerprint=f"synthetic-{dim}",
+            shard_rows=BLOCK,
+        )
         np.save(data / "npy" / f"part-{start // BLOCK:04d}.npy", block)
         scores, rows_found = faiss.knn(queries, block, 10, metric=faiss.METRIC_INNER_PRODUCT)
         heap.add_result(scores, ids[rows_found])
-    writer.close()
     heap.finalize()
     np.save(data / "queries.npy", queries)
     np.save(data / "truth.npy", heap.I)
@@ -338,16 +335,20 @@ def _report(
         print(f"{name:22s} {budget:>5s}  ERROR {result['error']}", flush=True)
     else:
         print(
-            f"{name:22s} {budget:>5s}  {result['factory'][:38]:38s} build {result['build_s']:7.1f}s  "
+            f"{name:22s} {budget:>5s}  {result['factory'][:38]:38s} "
+            f"build {result['build_s']:7.1f}s  "
             f"rss {result['peak_rss_mb']:7.0f}MiB  index {result['index_bytes'] / 2**20:8.1f}MiB  "
-            f"recall@10 {result['recall']:.3f}  1000q {result['batch_s']:.3f}s ({result['qps']:,.0f} QPS)  "
+            f"recall@10 {result['recall']:.3f}  "
+            f"1000q {result['batch_s']:.3f}s ({result['qps']:,.0f} QPS)  "
             f"p50 {result['p50_ms']:.3f}ms  params {result['params']}",
             flush=True,
         )
         if "overhead" in result:
             print(
-                f"  Searcher overhead: search_vectors {result['searcher_s']:.4f}s = {result['overhead']:.2f}x, "
-                f"search_table {result['table_s']:.4f}s = {result['table_overhead']:.2f}x, vs faiss "
+                f"  Searcher overhead: search_vectors {result['searcher_s']:.4f}s "
+                f"= {result['overhead']:.2f}x, "
+                f"search_table {result['table_s']:.4f}s = {result['table_overhead']:.2f}x, "
+                "vs faiss "
                 f"{result['faiss_s']:.4f}s (goal <= 1.1x)",
                 flush=True,
             )
@@ -376,7 +377,8 @@ def _compare(rows: list[dict], args: argparse.Namespace) -> None:
             build_ratio = mine["build_s"] / base["build_s"]
             qps_ratio = mine["qps"] / base["qps"]
             print(
-                f"  {base['budget']:>5s} target {mine['target_recall']}: recall {mine['recall']:.4f} vs "
+                f"  {base['budget']:>5s} target {mine['target_recall']}: "
+                f"recall {mine['recall']:.4f} vs "
                 f"{base['recall']:.4f} ({'ok' if recall_ok else 'MISSED'}), "
                 f"build {build_ratio:.2f}x ({'ok' if build_ratio <= 0.5 else 'MISSED'}), "
                 f"QPS {qps_ratio:.1f}x ({'ok' if qps_ratio >= 3 else 'MISSED'})",

@@ -25,12 +25,16 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from embedsearch.errors import InputError
 from embedsearch.progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from embedsearch.index import Searcher
+    from embedsearch.index.query import QueryResult
 
 # (query text, attributes a correct hit has): the table's "match" column checks them.
 DEMO_QUERIES: tuple[tuple[str, dict[str, str]], ...] = (
@@ -113,6 +117,7 @@ def run_demo(
     from embedsearch.atomic import write_json_atomic
     from embedsearch.embedding import embed
     from embedsearch.index import Searcher, build_index
+    from embedsearch.index.hit_formats import write_grid
     from embedsearch.train.clip import pretrain_clip
 
     out = _prepare_out(Path(out))
@@ -155,8 +160,9 @@ def run_demo(
     build_index([out / "embeddings"], out / "index", progress=progress)
     lap("index")
     searcher = Searcher.open(out / "index", device="cpu")
-    queries = run_queries(searcher, k)
-    write_grid(queries, out / "grid.png")
+    queries, results = search_demo_queries(searcher, k)
+    frames = [["green" if hit[3] else "red" for hit in query.hits] for query in queries]
+    write_grid(results, out / "grid.png", thumb=96, frames=frames)
     r1, r5, held_out = heldout_recall(searcher, corpus.pairs, val_fraction=val_fraction, seed=seed)
     lap("search")
     result = DemoResult(out, queries, r1, r5, held_out, n, trained.train.epochs, seconds)
@@ -165,7 +171,8 @@ def run_demo(
 
 
 def busy_threads() -> int | None:
-    """1 on a small or busy machine (<= 2 cores, or load average >= cores), else None (torch's default).
+    """1 on a small or busy machine (<= 2 cores, or load average >= cores), else None (torch's
+    default).
 
     The tiny CLIP's matrices are small: a second compute thread gains little, and on a
     loaded machine oversubscribed OpenMP threads spin at every barrier (measured here: two
@@ -193,11 +200,18 @@ def _prepare_out(out: Path) -> Path:
     return out
 
 
-def run_queries(searcher: Any, k: int = 5) -> list[DemoQuery]:
-    """Search every :data:`DEMO_QUERIES` text; mark hits whose attributes match the query."""
+def search_demo_queries(
+    searcher: Searcher, k: int = 5
+) -> tuple[list[DemoQuery], list[QueryResult]]:
+    """Search every :data:`DEMO_QUERIES` text; mark hits whose attributes match the query.
+
+    Returns the marked rows (for ``demo.json`` and the table) and the hits (for the grid).
+    """
+    from embedsearch.index.query import QueryResult
+
     texts = [text for text, _ in DEMO_QUERIES]
-    results = []
-    for (text, wanted), hits in zip(DEMO_QUERIES, searcher.search_texts(texts, k=k), strict=False):
+    queries, results = [], []
+    for (text, wanted), hits in zip(DEMO_QUERIES, searcher.search_texts(texts, k=k), strict=True):
         rows = [
             (
                 h.source,
@@ -207,12 +221,13 @@ def run_queries(searcher: Any, k: int = 5) -> list[DemoQuery]:
             )
             for h in hits
         ]
-        results.append(DemoQuery(text, rows))
-    return results
+        queries.append(DemoQuery(text, rows))
+        results.append(QueryResult("text", text, hits))
+    return queries, results
 
 
 def heldout_recall(
-    searcher: Any, pairs: Path, val_fraction: float, seed: int
+    searcher: Searcher, pairs: Path, val_fraction: float, seed: int
 ) -> tuple[float, float, int]:
     """Text->image recall@1/5 of held-out captions among the held-out images, through the index.
 
@@ -225,12 +240,9 @@ def heldout_recall(
     loaded = load_pairs(pairs, check_images=False)
     _, val = heldout_split(loaded, val_fraction, seed)
     held = loaded.subset(val)
-    keys = np.arange(searcher.ntotal)
-    source_of = {
-        int(key): row["source"]
-        for key, row in zip(keys, searcher.store.lookup(keys), strict=False)
-        if row
-    }
+    stored = searcher.store.take(searcher.store.keys)
+    keys, sources = (stored.column(name).to_pylist() for name in ("key", "source"))
+    source_of = dict(zip(keys, sources, strict=True))
     val_sources = set(held.images)
     ranks = []
     for start in range(0, len(held), 256):
@@ -244,34 +256,6 @@ def heldout_recall(
             ranks.append(gallery.index(own) if own in gallery else len(gallery))
     ranks_array = np.asarray(ranks)
     return float((ranks_array < 1).mean()), float((ranks_array < 5).mean()), len(held)
-
-
-def write_grid(queries: list[DemoQuery], path: Path, thumb: int = 96) -> Path:
-    """One row per query: its text, then the hit images (green frame: attributes match)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    label_width = 300
-    font = ImageFont.load_default(size=15)
-    columns = max((len(q.hits) for q in queries), default=0)
-    grid = Image.new(
-        "RGB", (label_width + columns * (thumb + 8), len(queries) * (thumb + 8)), "white"
-    )
-    draw = ImageDraw.Draw(grid)
-    for row, query in enumerate(queries):
-        top = row * (thumb + 8) + 4
-        draw.text((8, top + thumb // 2 - 8), query.text, fill="black", font=font)
-        for col, (source, _, score, match) in enumerate(query.hits):
-            left = label_width + col * (thumb + 8)
-            draw.rectangle(
-                (left - 3, top - 3, left + thumb + 2, top + thumb + 2),
-                fill="green" if match else "red",
-            )
-            with Image.open(source) as image:
-                grid.paste(image.convert("RGB").resize((thumb, thumb)), (left, top))
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    grid.save(tmp)
-    tmp.replace(path)
-    return path
 
 
 def _write_marker(result: DemoResult) -> None:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from embedsearch.demo import DEMO_QUERIES, MARKER, _prepare_out, run_demo
 from embedsearch.errors import InputError
+from embedsearch.index.hit_formats import LABEL, PAD
 from embedsearch.train.metrics import read_metrics
 
 
@@ -34,9 +35,12 @@ def test_demo_prints_queries_and_recall(demo: tuple[Path, str]) -> None:
     out, printed = demo
     for text, _ in DEMO_QUERIES:
         assert text in printed
-    assert "held-out text→image recall@5" in printed and "chance recall@5" in printed
+    assert "held-out text→image recall@5" in printed
+    assert "chance recall@5" in printed
     summary = json.loads((out / MARKER).read_text())
-    assert summary["status"] == "done" and summary["images"] == 160 and summary["held_out"] == 16
+    assert summary["status"] == "done"
+    assert summary["images"] == 160
+    assert summary["held_out"] == 16
     assert summary["chance_at_5"] == pytest.approx(5 / 16)
 
 
@@ -66,11 +70,18 @@ def test_hits_and_match_flags_agree_with_the_corpus_table(demo: tuple[Path, str]
             assert match == all(row[a] == v for a, v in wanted.items())
 
 
-def test_grid_has_one_row_per_query(demo: tuple[Path, str]) -> None:
+def test_grid_has_one_row_per_query_and_frames_the_matches(demo: tuple[Path, str]) -> None:
     out, _ = demo
+    summary = json.loads((out / MARKER).read_text())
+    cell_w, cell_h = 96 + PAD, 96 + LABEL + PAD  # the query grid's cells at 96 px
     with Image.open(out / "grid.png") as grid:
-        assert grid.height == len(DEMO_QUERIES) * (96 + 8)
-        assert grid.width == 300 + 5 * (96 + 8)
+        assert grid.height == PAD + len(DEMO_QUERIES) * cell_h
+        assert grid.width == PAD + (1 + 5) * cell_w  # the query, then its five hits
+        rgb = grid.convert("RGB")
+        for row, query in enumerate(summary["queries"]):
+            for col, (_, _, _, match) in enumerate(query["hits"], start=1):
+                frame = rgb.getpixel((PAD + col * cell_w - 1, PAD + row * cell_h + 96 // 2))
+                assert frame == ((0, 128, 0) if match else (255, 0, 0))
 
 
 def test_out_folder_rules(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ def demo_command(
     epochs: Annotated[int, typer.Option(help="Training epochs of the tiny CLIP.")] = 10,
     seed: Annotated[int, typer.Option(help="Random seed (corpus, training, held-out split).")] = 0,
 ) -> None:
-    """The whole pipeline on a synthetic corpus, no data or network needed (a few minutes on 2 cores).
+    """The whole pipeline on a synthetic corpus, no data or network needed (minutes on 2 cores).
 
     Generates captioned shapes, trains the tiny CLIP from scratch, embeds the images, builds
     an index, searches it by text (table + grid.png) and reports held-out text→image recall.
@@ -41,13 +41,10 @@ def demo_command(
         title_justify="left",
     )
     table.add_column("query", no_wrap=True)
-    for column, justify in (
-        ("#", "right"),
-        ("hit caption", "left"),
-        ("score", "right"),
-        ("match", "center"),
-    ):
-        table.add_column(column, justify=justify)
+    table.add_column("#", justify="right")
+    table.add_column("hit caption", justify="left")
+    table.add_column("score", justify="right")
+    table.add_column("match", justify="center")
     for query in result.queries:
         for rank, (_, caption, score, match) in enumerate(query.hits, start=1):
             table.add_row(
@@ -82,8 +79,8 @@ def demo_command(
     )
     stdout.print(f"result grid: {result.grid}", highlight=False)
     stdout.print(
-        f"index:       {result.out / 'index'}   (search it: embedsearch query {result.out / 'index'} "
-        "--text 'a red star')",
+        f"index:       {result.out / 'index'}   "
+        f"(search it: embedsearch query {result.out / 'index'} --text 'a red star')",
         highlight=False,
     )
     stderr.print(

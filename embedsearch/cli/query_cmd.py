@@ -1,15 +1,15 @@
-"""``embedsearch query INDEX_DIR (--text T | --image PATH | --id ID | --vector F.npy | --queries FILE)``."""
+"""``embedsearch query INDEX_DIR (--text T | --image PATH | --id ID | --vector F.npy |
+--queries FILE)``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from embedsearch.cli.app import app
-
-FORMATS = ("table", "json", "jsonl", "csv")
+from embedsearch.index.gpu import Device
 
 
 @app.command("query")
@@ -37,22 +37,20 @@ def query_command(
     ] = None,
     k: Annotated[int, typer.Option("-k", help="Hits per query.")] = 10,
     output_format: Annotated[
-        str, typer.Option("--format", help="table, json, jsonl or csv (machine formats on stdout).")
+        Literal["table", "json", "jsonl", "csv"],
+        typer.Option("--format", help="Machine formats go to stdout."),
     ] = "table",
     grid: Annotated[
         Path | None,
         typer.Option("--grid", help="Write a contact-sheet PNG of the query and its image hits."),
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[Device, typer.Option("--device")] = "auto",
 ) -> None:
     """Search an index by text, image, id, vector or a file of queries."""
     from embedsearch.cli.render import stderr, stdout
-    from embedsearch.errors import InputError
+    from embedsearch.index.hit_formats import hits_table, write_grid, write_hits
     from embedsearch.index.query import QuerySpec, run_queries
-    from embedsearch.index.render import hits_table, write_hits
 
-    if output_format not in FORMATS:
-        raise InputError(f"unknown --format {output_format!r}: use {', '.join(FORMATS)}")
     spec = QuerySpec(
         text=text,
         image=image,
@@ -63,8 +61,6 @@ def query_command(
     )
     results = run_queries(index_dir, spec, k=k, device=device)
     if grid is not None:
-        from embedsearch.index.grid import write_grid
-
         write_grid(results, grid)
         stderr.print(f"grid → {grid}")
     if output_format == "table":

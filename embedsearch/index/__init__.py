@@ -1,10 +1,11 @@
-"""Indexes: choose / train / tune / build FAISS indexes, index dir I/O, and the Searcher.
+"""Indexes: plan / build / tune / finish / append FAISS indexes, index dir I/O, and the Searcher.
 
 - :func:`build_index` (``embedsearch index``): embedding dirs -> a tuned, self-contained index dir
+- :func:`append_index` (``embedsearch index --append``): add rows without retraining
 - :class:`Searcher` / :class:`Hit` (``embedsearch query``): search it by text, image, id or vector
 - :func:`describe_index_dir` (``embedsearch info``): a flat summary of an index dir
 
-Heavy modules (faiss, torch) load on first use of a name, so ``import embedsearch.index`` is cheap.
+Modules load on first use of a name, so ``import embedsearch.index`` is cheap.
 
 Example:
     >>> from embedsearch.index import build_index, Searcher        # doctest: +SKIP
@@ -17,17 +18,27 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from embedsearch.index.describe import describe_index_dir
-
 _LAZY = {
     "Searcher": "embedsearch.index.searcher",
     "Hit": "embedsearch.index.searcher",
     "build_index": "embedsearch.index.build",
-    "BuildSummary": "embedsearch.index.build",
-    "choose_index": "embedsearch.index.factory",
+    "append_index": "embedsearch.index.append",
+    "BuildSummary": "embedsearch.index.finish",
+    "IndexInfo": "embedsearch.index.layout",
+    "choose_index": "embedsearch.index.plan",
+    "describe_index_dir": "embedsearch.index.describe",
 }
 
-__all__ = ["BuildSummary", "Hit", "Searcher", "build_index", "choose_index", "describe_index_dir"]
+__all__ = [
+    "BuildSummary",
+    "Hit",
+    "IndexInfo",
+    "Searcher",
+    "append_index",
+    "build_index",
+    "choose_index",
+    "describe_index_dir",
+]
 
 
 def __getattr__(name: str) -> Any:

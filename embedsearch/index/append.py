@@ -1,9 +1,14 @@
-"""``--append``: add new embedding dirs, or new rows of indexed ones, without retraining.
+"""``append_index``: add new embedding dirs, or new rows of indexed ones, without retraining.
 
 Rows whose key is already in the index's metadata store are skipped, so appending the
 same dir twice adds nothing. The search parameters are re-tuned (cheap: no training) and
 recall re-measured against exact search over every source, when all sources are still
-on disk; otherwise the previous figures are kept and a note says so.
+on disk; otherwise the previous figures are kept and a note says so. The index keeps its
+kind and memory budget: options that would change them belong to a rebuild.
+
+Example:
+    >>> append_index(["emb/new"], "indexes/photos").added   # doctest: +SKIP
+    1200
 """
 
 from __future__ import annotations
@@ -13,119 +18,111 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from embedsearch.atomic import staged_dir
 from embedsearch.index import layout
-from embedsearch.index.factory import set_search_params
+from embedsearch.index.adding import IndexParts, add_rows
+from embedsearch.index.build import (
+    DEFAULT_K,
+    DEFAULT_TARGET,
+    check_recall_target,
+    open_sources,
+    source_entry,
+)
+from embedsearch.index.finish import BuildSummary, finish_index, write_and_publish
+from embedsearch.index.gpu import Device
+from embedsearch.index.layout import IndexInfo
 from embedsearch.index.metadata import MetadataStore
-from embedsearch.index.sources import check_compatible, open_sources, sample_rows
-from embedsearch.index.writing import IndexParts, add_rows, finish_index, source_entry
-from embedsearch.progress import Progress
+from embedsearch.index.samples import draw_samples, query_sample_size
+from embedsearch.index.search_params import apply_search_params
+from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
-
-QUERY_SAMPLE = 500
+from embedsearch.store.reader import require_same_model
 
 
 def append_index(
-    sources: Sequence[str | Path],
-    out: Path,
+    sources: Sequence[str | Path] | str | Path,
+    out: str | Path,
     *,
-    target_recall: float,
-    k: int,
-    device: str,
-    seed: int,
-    progress: Progress,
-) -> Any:
-    """Add rows of ``sources`` to the index dir ``out`` (see the module docstring)."""
+    target_recall: float = DEFAULT_TARGET,
+    k: int = DEFAULT_K,
+    device: Device = "auto",
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> BuildSummary:
+    """Add the rows of ``sources`` that the index dir ``out`` lacks (see the module docstring).
+
+    ``device`` is accepted for symmetry with :func:`build_index`; appending trains nothing.
+    """
     import faiss
 
+    paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    check_recall_target(target_recall, k)
+    out = Path(out).expanduser().resolve()
+    progress = progress or NullProgress()
     started = time.perf_counter()
     info = layout.read_info(out)
-    named = open_sources(sources)
-    check_compatible(info["fingerprint"], info["model"], int(info["dim"]), named)
+    named = open_sources(paths)
+    require_same_model(named, fingerprint=info.fingerprint, model=info.model, dim=info.dim)
     numbers = _source_numbers(info, named)
     available, avail_numbers, missing = _available_sources(info, named, numbers)
     index = faiss.read_index(str(out / layout.INDEX_FILE))
-    set_search_params_safe(index, info.get("search_params", {}))
-    store = MetadataStore(out, [m["file"] for m in info["metadata_files"]])
-    total = sum(d.live_rows for d in available)
-    queries = min(QUERY_SAMPLE, max(1, total // 8))
-    _, tuning, held_out = sample_rows(
+    apply_search_params(index, info.search_params)
+    store = MetadataStore(out, info.metadata_file_names())
+    queries = query_sample_size(sum(d.live_rows for d in available))
+    _, tuning, held_out = draw_samples(
         available, [0, queries, queries], numbers=avail_numbers, seed=seed + 1, progress=progress
     )
-    info["recall"]["target"], info["recall"]["k"] = target_recall, k
+    info.recall.target, info.recall.k = target_recall, k
     parts = IndexParts(index=index, info=info, tuning=tuning, held_out=held_out, k=k)
-    with layout.Staging(out) as staged:
-        for entry in info["metadata_files"]:
-            _link(out / entry["file"], staged / entry["file"])
-        add_rows(
-            parts,
-            available,
-            avail_numbers,
-            staged,
-            skip=store,
-            progress=progress,
-            add_to=set(numbers),
-        )
+    with staged_dir(out) as staged:
+        for name in info.metadata_file_names():
+            _link(out / name, staged / name)
+        add_rows(parts, available, avail_numbers, staged, store, progress, add_to=set(numbers))
         notes = [f"appended {parts.added:,} rows from {', '.join(str(d.path) for d in named)}"]
         notes += _remove_superseded(parts, store, named, numbers)
         if missing:
-            # Exact neighbours over a subset of the rows would misstate recall: keep the old figures.
-            return _finish_unmeasured(
-                parts,
-                staged,
-                out,
-                started,
-                notes
-                + [f"recall and latency not re-measured: source dirs gone: {', '.join(missing)}"],
-            )
-        return finish_index(
-            parts, staged, out, started, notes, progress, seconds_key="append_seconds"
-        )
+            # Exact neighbours over a subset of the rows would misstate recall: keep the old figures
+            gone = f"recall and latency not re-measured: source dirs gone: {', '.join(missing)}"
+            return write_and_publish(parts, staged, out, started, [*notes, gone], appending=True)
+        return finish_index(parts, staged, out, started, notes, progress, appending=True)
 
 
-def set_search_params_safe(index: Any, params: dict[str, int]) -> None:
-    """Apply stored search parameters (an empty dict for flat indexes)."""
-    if params:
-        set_search_params(index, params)
-
-
-def _source_numbers(info: dict[str, Any], named: Sequence[EmbeddingDir]) -> list[int]:
-    """Position of each named dir in ``info["sources"]``, adding entries for new dirs."""
-    known = {entry["path"]: number for number, entry in enumerate(info["sources"])}
+def _source_numbers(info: IndexInfo, named: Sequence[EmbeddingDir]) -> list[int]:
+    """Position of each named dir in ``info.sources``, adding entries for new dirs."""
+    known = {entry.path: number for number, entry in enumerate(info.sources)}
     numbers = []
     for d in named:
         path = str(Path(d.path).resolve())
         if path not in known:
-            known[path] = len(info["sources"])
-            info["sources"].append(source_entry(d))
+            known[path] = len(info.sources)
+            info.sources.append(source_entry(d))
         else:
-            entry = info["sources"][known[path]]
-            entry.update(
-                rows=d.live_rows,
-                next_id=d.next_id,
-                shards=len(d.shards),
-                manifest_updated=d.manifest.get("updated", d.manifest.get("created")),
-            )
+            entry = info.sources[known[path]]
+            entry.rows = d.live_rows
+            entry.next_id = d.next_id
+            entry.shards = len(d.shards)
+            entry.manifest_updated = d.manifest.get("updated", d.manifest.get("created"))
         numbers.append(known[path])
     return numbers
 
 
 def _available_sources(
-    info: dict[str, Any], named: Sequence[EmbeddingDir], numbers: Sequence[int]
+    info: IndexInfo, named: Sequence[EmbeddingDir], numbers: Sequence[int]
 ) -> tuple[list[EmbeddingDir], list[int], list[str]]:
-    by_number = dict(zip(numbers, named, strict=False))
+    """The source dirs still on disk (with their numbers), and the paths of those gone."""
+    by_number = dict(zip(numbers, named, strict=True))
     available, avail_numbers, missing = [], [], []
-    for number, entry in enumerate(info["sources"]):
+    for number, entry in enumerate(info.sources):
         d = by_number.get(number)
-        if d is None and EmbeddingDir.is_embedding_dir(entry["path"]):
-            d = EmbeddingDir.open(entry["path"])
-            if d.fingerprint != info["fingerprint"]:
+        if d is None and EmbeddingDir.is_embedding_dir(entry.path):
+            d = EmbeddingDir.open(entry.path)
+            if d.fingerprint != info.fingerprint:
                 d = None
         if d is None:
-            missing.append(entry["path"])
+            missing.append(entry.path)
             continue
         available.append(d)
         avail_numbers.append(number)
@@ -141,28 +138,25 @@ def _remove_superseded(
 
     stale = [
         layout.make_keys(np.array(sorted(d.superseded_ids), np.int64), number)
-        for d, number in zip(named, numbers, strict=False)
+        for d, number in zip(named, numbers, strict=True)
         if d.superseded_ids
     ]
     stale_keys = np.concatenate(stale) if stale else np.zeros(0, np.int64)
     stale_keys = stale_keys[store.contains(stale_keys)]
     if not len(stale_keys):
         return []
+    info = parts.info
     try:
         removed = int(parts.index.remove_ids(faiss.IDSelectorArray(stale_keys)))
     except RuntimeError:  # HNSW and refined indexes cannot remove rows
-        kind = parts.info["kind"]
         return [
-            f"{len(stale_keys):,} superseded rows stay in this {kind} index (it cannot remove rows): rebuild it"
+            f"{len(stale_keys):,} superseded rows stay in this {info.kind} index "
+            "(it cannot remove rows): rebuild it"
         ]
-    removed_per_dir = np.bincount(
-        layout.split_keys(stale_keys)[1], minlength=len(parts.info["sources"])
-    )
+    removed_per_dir = np.bincount(layout.split_keys(stale_keys)[1], minlength=len(info.sources))
     for number, count in enumerate(removed_per_dir):
-        parts.info["sources"][number]["indexed_rows"] -= int(count)
-    parts.info["removed_keys"] = sorted(
-        set(parts.info.get("removed_keys", [])) | set(stale_keys.tolist())
-    )
+        info.sources[number].indexed_rows -= int(count)
+    info.removed_keys = sorted(set(info.removed_keys) | set(stale_keys.tolist()))
     return [f"removed {removed:,} superseded rows"]
 
 
@@ -171,38 +165,3 @@ def _link(src: Path, dst: Path) -> None:
         os.link(src, dst)  # metadata files never change once written: share them
     except OSError:
         shutil.copy2(src, dst)
-
-
-def _finish_unmeasured(
-    parts: IndexParts, staged: Path, out: Path, started: float, notes: list[str]
-) -> Any:
-    import faiss
-
-    from embedsearch.index.build import BuildSummary
-
-    info = parts.info
-    faiss.write_index(parts.index, str(staged / layout.INDEX_FILE))
-    info.update(
-        ntotal=int(parts.index.ntotal),
-        memory_bytes=(staged / layout.INDEX_FILE).stat().st_size,
-        append_seconds=round(time.perf_counter() - started, 3),
-        notes=notes,
-    )
-    layout.write_info(staged, info)
-    layout.publish(staged, out)
-    recall = info["recall"]
-    return BuildSummary(
-        out,
-        info["kind"],
-        info["factory"],
-        info["ntotal"],
-        parts.added,
-        recall.get("recall_at_k") or 0.0,
-        recall["target"],
-        bool(recall.get("met")),
-        info["search_params"],
-        info["memory_bytes"],
-        info["append_seconds"],
-        notes,
-        info,
-    )

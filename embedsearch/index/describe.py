@@ -16,32 +16,30 @@ def describe_index_dir(path: str | Path) -> dict[str, Any]:
         'IVF1024,SQ8'
     """
     info = read_info(path)
-    recall = info.get("recall", {})
-    latency = info.get("latency", {})
-    params = info.get("search_params") or {}
+    recall, latency = info.recall, info.latency
     summary: dict[str, Any] = {
         "type": "index dir",
-        "kind": info["kind"],
-        "factory": info["factory"],
-        "metric": info.get("metric", "inner_product"),
-        "search params": ", ".join(f"{k}={v}" for k, v in params.items()) or "(exact)",
-        "rows (ntotal)": int(info.get("ntotal", 0)),
-        "dim": int(info["dim"]),
-        "model": info["model"],
-        "fingerprint": info["fingerprint"],
-        f"recall@{recall.get('k', 10)}": recall.get("recall_at_k"),
-        "recall target": recall.get("target"),
-        "target met": {True: "yes", False: "no"}.get(recall.get("met"), "not measured"),
+        "kind": info.kind,
+        "factory": info.factory,
+        "metric": info.metric,
+        "search params": ", ".join(f"{k}={v}" for k, v in info.search_params.items()) or "(exact)",
+        "rows (ntotal)": info.ntotal,
+        "dim": info.dim,
+        "model": info.model,
+        "fingerprint": info.fingerprint,
+        f"recall@{recall.k}": recall.recall_at_k,
+        "recall target": recall.target,
+        "target met": {True: "yes", False: "no", None: "not measured"}[recall.met],
         "latency p50 (ms)": latency.get("p50_ms"),
         "latency p99 (ms)": latency.get("p99_ms"),
         "batch QPS": latency.get("batch_qps"),
-        "memory bytes": int(info.get("memory_bytes", 0)),
-        "max memory": int(info.get("max_memory", 0)),
-        "build seconds": info.get("build_seconds"),
-        "sources": len(info.get("sources", [])),
+        "memory bytes": info.memory_bytes,
+        "max memory": info.max_memory,
+        "build seconds": info.build_seconds,
+        "sources": len(info.sources),
     }
-    for number, source in enumerate(info.get("sources", [])):
-        summary[f"source {number}"] = f"{source['path']} ({source.get('indexed_rows', 0):,} rows)"
-    for note in info.get("notes", []):
-        summary.setdefault("notes", note)
+    for number, source in enumerate(info.sources):
+        summary[f"source {number}"] = f"{source.path} ({source.indexed_rows:,} rows)"
+    if info.notes:
+        summary["notes"] = info.notes[0]
     return summary

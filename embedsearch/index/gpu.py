@@ -7,11 +7,12 @@ searches are served by a GPU copy of the index. Anything faiss cannot move stays
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from embedsearch.errors import InputError
 
-DEVICES = ("auto", "cpu", "cuda")
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = get_args(Device)
 
 
 def faiss_gpus() -> int:
@@ -40,7 +41,7 @@ def train_on_device(index: Any, sample: Any, gpu: bool) -> None:
     """Train ``index`` on ``sample``; with ``gpu`` the IVF k-means assignment runs on the GPU."""
     import faiss
 
-    from embedsearch.index.factory import ivf_of
+    from embedsearch.index.search_params import ivf_of
 
     ivf = ivf_of(index) if gpu else None
     if ivf is not None:

@@ -1,12 +1,11 @@
-"""The index dir on disk: file names, ``index.json``, faiss keys, atomic publishing.
+"""The index dir on disk: file names, ``index.json`` (:class:`IndexInfo`) and faiss keys.
 
 Layout (a contract: ``query``, ``dedup`` and Python read it; see ``indexes/README.md``):
 
 - ``index.faiss``: the faiss index; its ids are *keys* (below)
-- ``index.json``: format + version, kind, factory string, metric, search params, measured
-  recall@k, latency, memory bytes, build seconds, ntotal, dim, model spec/options/fingerprint,
-  ``sources`` (one entry per embedding dir: absolute path, fingerprint, rows, manifest summary)
-  and ``metadata_files``
+- ``index.json``: :class:`IndexInfo` -- kind, factory string, search params, measured recall@k,
+  latency, memory, build seconds, ntotal, dim, model spec/options/fingerprint, ``sources`` (one
+  :class:`SourceEntry` per embedding dir) and ``metadata_files``
 - ``meta-NNNNN.arrow``: key -> ``id``, ``dir``, ``source``, ``content_hash`` + metadata
   columns, one file per indexed embedding dir and build/append step
 
@@ -17,22 +16,22 @@ collide with the first dir's.
 Example:
     >>> make_keys(np.array([3, 4]), 1).tolist()
     [1099511627779, 1099511627780]
-    >>> split_keys(np.array([1099511627779]))[0].tolist(), split_keys(np.array([1099511627779]))[1].tolist()
-    ([3], [1])
+    >>> [a.tolist() for a in split_keys(np.array([1099511627779]))]
+    [[3], [1]]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedsearch.atomic import write_json_atomic
+from embedsearch.documents import JsonDocument
 from embedsearch.errors import FormatError, InputError
 
 FORMAT = "embedsearch-index"
@@ -60,49 +59,146 @@ def split_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys & np.int64(ID_LIMIT - 1), keys >> np.int64(KEY_BITS)
 
 
+def now() -> str:
+    """The timestamp format of ``created``/``updated`` (local time with its offset)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@dataclass(kw_only=True)
+class SourceEntry:
+    """One embedding dir an index holds rows of (``index.json["sources"][dir]``)."""
+
+    path: str
+    fingerprint: str
+    model: str
+    modality: str = ""
+    rows: int = 0
+    indexed_rows: int = 0
+    next_id: int = 0
+    shards: int = 0
+    manifest_updated: str | None = None
+
+
+@dataclass(kw_only=True)
+class MetadataFileEntry:
+    """One ``meta-NNNNN.arrow`` file: the rows of ``sources[dir]`` one build/append step added."""
+
+    file: str
+    dir: int
+    rows: int
+
+
+@dataclass(kw_only=True)
+class RecallInfo:
+    """recall@``k`` measured on ``queries`` held-out rows, and the ``target`` it was tuned to."""
+
+    k: int
+    target: float
+    recall_at_k: float | None = None
+    met: bool | None = None
+    queries: int = 0
+
+
+# Keys that today's writer only puts into index.json once they have a value.
+_OMITTED_WHEN_EMPTY = ("updated", "append_seconds", "removed_keys")
+
+
+@dataclass(kw_only=True)
+class IndexInfo(JsonDocument):
+    """``index.json``: what the index is, how it was tuned and measured, and what it holds.
+
+    Example:
+        >>> info = IndexInfo.read("indexes/photos/index.json")   # doctest: +SKIP
+        >>> info.factory, info.recall.recall_at_k, info.sources[0].path   # doctest: +SKIP
+        ('IVF1024,SQ8', 0.962, '/data/emb')
+    """
+
+    FORMAT = FORMAT
+    VERSION = FORMAT_VERSION
+
+    kind: str
+    factory: str
+    metric: str = "inner_product"
+    nlist: int = 0
+    search_params: dict[str, int] = field(default_factory=dict)
+    recall: RecallInfo
+    latency: dict[str, float] = field(default_factory=dict)
+    memory_bytes: int = 0
+    estimated_bytes: int = 0
+    max_memory: int = 0
+    build_seconds: float = 0.0
+    ntotal: int = 0
+    dim: int
+    model: str
+    model_options: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str
+    modality: str = ""
+    key_bits: int = KEY_BITS
+    sources: list[SourceEntry] = field(default_factory=list)
+    metadata_files: list[MetadataFileEntry] = field(default_factory=list)
+    created: str = field(default_factory=now)
+    notes: list[str] = field(default_factory=list)
+    tuning: list[dict[str, Any]] = field(default_factory=list)
+    updated: str | None = None
+    append_seconds: float | None = None
+    removed_keys: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # from_json hands nested entries over as dicts
+        if isinstance(self.recall, dict):
+            self.recall = RecallInfo(**self.recall)
+        self.sources = [_entry(SourceEntry, s) for s in self.sources]
+        self.metadata_files = [_entry(MetadataFileEntry, m) for m in self.metadata_files]
+
+    def to_json(self) -> dict[str, Any]:
+        """The dict written to disk: as today's writer, keys without a value yet are left out."""
+        data = super().to_json()
+        for name in _OMITTED_WHEN_EMPTY:
+            if data.get(name) in (None, []):
+                del data[name]
+        return data
+
+    def metadata_file_names(self) -> list[str]:
+        """The ``meta-NNNNN.arrow`` files, in the order their rows were added."""
+        return [m.file for m in self.metadata_files]
+
+
+def _entry(cls: Any, value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return value
+    if not isinstance(value, dict):
+        raise TypeError(f"{cls.__name__} entry is not an object: {value!r}")
+    return cls(**value)
+
+
 def is_index_dir(path: str | Path) -> bool:
     """True when ``path`` holds an ``index.json`` of this format."""
     info = Path(path) / INFO_FILE
     if not info.is_file():
         return False
     try:
-        return json.loads(info.read_text()).get("format") == FORMAT
-    except (OSError, json.JSONDecodeError):
+        return bool(json.loads(info.read_text()).get("format") == FORMAT)
+    except (OSError, json.JSONDecodeError, AttributeError):
         return False
 
 
-def read_info(path: str | Path) -> dict[str, Any]:
+def read_info(path: str | Path) -> IndexInfo:
     """Load and check ``index.json``; :class:`FormatError` for anything that is not an index dir."""
     path = Path(path)
     if not path.exists():
         raise FormatError(f"{path} does not exist")
-    try:
-        info = json.loads((path / INFO_FILE).read_text())
-    except FileNotFoundError as e:
-        raise FormatError(f"{path} is not an index dir (no {INFO_FILE})") from e
-    except (OSError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path / INFO_FILE} is unreadable: {e}") from e
-    if info.get("format") != FORMAT:
-        raise FormatError(f"{path / INFO_FILE} is not an embedsearch index")
-    if info.get("format_version", 0) > FORMAT_VERSION:
-        raise FormatError(f"{path} was written by a newer embedsearch")
+    if not (path / INFO_FILE).is_file():
+        raise FormatError(f"{path} is not an index dir (no {INFO_FILE})")
+    info = IndexInfo.read(path / INFO_FILE)
     if not (path / INDEX_FILE).is_file():
         raise FormatError(f"{path} is missing {INDEX_FILE}")
     return info
 
 
-def write_info(path: Path, info: dict[str, Any]) -> None:
-    """Write ``index.json`` atomically."""
-    info["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_json_atomic(path / INFO_FILE, info)
-
-
-def staging_dir(out: Path) -> Path:
-    """A fresh hidden folder beside ``out`` where the new index dir is assembled."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-    tmp.mkdir()
-    return tmp
+def write_info(path: Path, info: IndexInfo) -> None:
+    """Stamp ``updated`` and write ``index.json`` atomically."""
+    info.updated = now()
+    info.write(path / INFO_FILE)
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
@@ -119,47 +215,3 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise InputError(
             f"--out {out} is already an index: use --append to add rows or --overwrite to rebuild"
         )
-
-
-def publish(staged: Path, out: Path) -> None:
-    """Move the complete ``staged`` dir to ``out`` by renames (``index.json`` was written last).
-
-    A crash before the final rename leaves only a hidden ``.NAME.tmp-*`` folder; ``out``
-    is either the old index or the new one, never a half-written dir that looks valid.
-    """
-    if out.exists() and out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
-    if not out.exists():
-        os.rename(staged, out)
-        return
-    old = out.parent / f".{out.name}.old-{os.getpid()}-{os.urandom(4).hex()}"
-    os.rename(out, old)
-    os.rename(staged, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def discard(staged: Path) -> None:
-    """Remove a staging dir after a failure."""
-    shutil.rmtree(staged, ignore_errors=True)
-
-
-class Staging:
-    """Context manager: a staging dir beside ``out``, removed unless it was published.
-
-    Example:
-        >>> with Staging(out) as staged:            # doctest: +SKIP
-        ...     write_everything(staged)
-        ...     publish(staged, out)
-    """
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.path: Path | None = None
-
-    def __enter__(self) -> Path:
-        self.path = staging_dir(self.out)
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        if self.path is not None and self.path.exists():
-            discard(self.path)

@@ -9,15 +9,14 @@ metadata, and lookups cost O(hits).
 
 Example:
     >>> store = MetadataStore(index_dir, ["meta-00000.arrow"])   # doctest: +SKIP
-    >>> store.lookup(np.array([42]))[0]["source"]                # doctest: +SKIP
-    'photos/cat.jpg'
+    >>> store.take(np.array([42])).column("source").to_pylist()  # doctest: +SKIP
+    ['photos/cat.jpg']
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,9 +31,9 @@ class MetadataWriter:
     """Streams record batches of one embedding dir into one ``meta-NNNNN.arrow``.
 
     Rows are gathered into large record batches (up to ``batch_rows`` rows or ``batch_bytes``)
-    before they are written: a lookup gathers each column across the file's batches, and pyarrow
-    takes from a one-batch column ~7x faster than from one split into 64k-row pieces (0.06 vs
-    0.45 ms for 10,000 rows of 1M). The buffer stays bounded, so the build still streams.
+    before they are written: pyarrow takes rows from a one-piece column several times faster
+    than from one split into 64k-row pieces (benchmarks/RESULTS.md, issue 3). The buffer stays
+    bounded, so the build still streams.
     """
 
     def __init__(self, path: Path, batch_rows: int = 1 << 20, batch_bytes: int = 64 << 20) -> None:
@@ -50,7 +49,7 @@ class MetadataWriter:
         self._schema: pa.Schema | None = None
 
     def write(self, keys: np.ndarray, dir_number: int, batch: pa.RecordBatch) -> None:
-        """Append rows: ``batch`` holds ``id``, ``source`` and metadata columns (embedding dropped)."""
+        """Append rows: ``batch`` holds ``id``, ``source`` and metadata columns (not embeddings)."""
         columns = {
             "key": pa.array(keys, pa.int64()),
             "dir": pa.array(np.full(len(keys), dir_number, np.int32)),
@@ -87,6 +86,7 @@ class MetadataWriter:
         self.flush()
         if self._writer is not None:
             self._writer.close()
+        if self._sink is not None:
             self._sink.close()
 
 
@@ -99,34 +99,28 @@ def read_metadata_file(path: Path) -> pa.Table:
 
 
 class MetadataStore:
-    """Key -> row lookups over an index dir's metadata files."""
+    """Key -> row reads over an index dir's metadata files.
+
+    Example:
+        >>> store = MetadataStore(index_dir, ["meta-00000.arrow"])   # doctest: +SKIP
+        >>> store.take(np.array([42])).column("source").to_pylist()  # doctest: +SKIP
+        ['photos/cat.jpg']
+    """
 
     def __init__(self, index_dir: Path, files: Sequence[str]) -> None:
         self.tables = [read_metadata_file(Path(index_dir) / name) for name in files]
-        keys, where = [], []
-        for number, table in enumerate(self.tables):
-            column = table.column("key").to_numpy()
-            keys.append(column)
-            where.append(
-                np.stack([np.full(len(column), number, np.int64), np.arange(len(column))], axis=1)
-            )
+        keys = [table.column("key").to_numpy() for table in self.tables]
         self.keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
-        self._where = np.concatenate(where) if where else np.zeros((0, 2), np.int64)
-        self._order = np.argsort(self.keys, kind="stable")
-        self._sorted = self.keys[self._order]
-        # One dir with unbroken ids (the usual case): a key's sorted position is key - first key,
-        # which saves two binary searches over N keys per lookup.
-        self._dense = (
-            bool(len(self._sorted))
-            and int(self._sorted[-1] - self._sorted[0]) == len(self._sorted) - 1
-            and bool((np.diff(self._sorted) == 1).all())
+        order = np.argsort(self.keys, kind="stable")
+        self._sorted = self.keys[order]
+        # (file number, row in that file) of each key, in sorted-key order
+        self._file = np.repeat(np.arange(len(keys)), [len(k) for k in keys])[order]
+        self._row = np.concatenate([np.arange(len(k)) for k in keys])[order] if keys else order
+        # The usual index, one dir with unbroken ids: a key's sorted position is key - first key.
+        # Measured to matter for search_table's goal (benchmarks/RESULTS.md, issue 16).
+        self._dense = bool(len(self._sorted)) and (
+            int(self._sorted[-1] - self._sorted[0]) == len(self._sorted) - 1
         )
-        # ...and stored in key order in one file (an index built in one go): the sorted position
-        # is the row, which saves two gathers over N-row arrays per lookup
-        self._in_order = len(self.tables) == 1 and bool((np.diff(self.keys) > 0).all())
-
-    def __len__(self) -> int:
-        return len(self.keys)
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """Boolean mask: which of ``keys`` are stored."""
@@ -144,71 +138,24 @@ class MetadataStore:
         found = self._sorted[pos] == keys
         return found, pos[found]
 
-    def keys_of_id(self, embedding_id: int) -> np.ndarray:
-        """Every key whose embedding id is ``embedding_id`` (one per source dir holding it)."""
-        from embedsearch.index.layout import split_keys
-
-        ids, _ = split_keys(self.keys)
-        return np.sort(self.keys[ids == embedding_id])
-
-    def gather(self, keys: np.ndarray) -> tuple[np.ndarray, pa.Table]:
-        """(found mask, Arrow table of the found keys' rows, in the order of ``keys``) with every
-        stored column but ``key``, ``dir`` and ``id``, which the keys themselves carry
-        (:func:`embedsearch.index.layout.split_keys`). With several files, a column that one
-        file lacks is null in its rows."""
-        found, positions = self._positions(np.asarray(keys, np.int64))
-        if len(self.tables) == 1:
-            rows = positions if self._in_order else self._where[self._order[positions], 1]
-            return found, _payload(self.tables[0]).take(pa.array(rows))
-        where = self._where[self._order[positions]]
-        parts, picked = [], []
-        for file_no, table in enumerate(self.tables):
-            mine = np.flatnonzero(where[:, 0] == file_no)
-            if len(mine):
-                parts.append(_payload(table).take(pa.array(where[mine, 1])))
-                picked.append(mine)
-        if not parts:
-            return found, pa.concat_tables(
-                [_payload(t).slice(0, 0) for t in self.tables], promote_options="default"
-            )
-        merged = pa.concat_tables(parts, promote_options="default")
-        order = np.empty(len(positions), np.int64)  # i-th found key -> its row in `merged`
-        order[np.concatenate(picked)] = np.arange(len(positions))
-        return found, merged.take(pa.array(order))
-
-    def payload_columns(self, keys: np.ndarray) -> tuple[np.ndarray, dict[str, list[Any]]] | None:
-        """Fast path for one metadata file: :meth:`gather` as Python lists, column -> values.
-
-        None when the store has several files (their columns may differ, and a hit should not
-        show another dir's columns as nulls): use :meth:`lookup`.
-        """
-        if len(self.tables) != 1:
-            return None
-        found, table = self.gather(keys)
-        # column by column: only the columns a hit needs are gathered and converted
-        return found, {name: table.column(name).to_pylist() for name in table.column_names}
-
-    def lookup(self, keys: Sequence[int] | np.ndarray) -> list[dict[str, Any] | None]:
-        """Rows (dicts of all stored columns) for ``keys``; None for keys not stored."""
+    def take(self, keys: np.ndarray) -> pa.Table:
+        """One row a key, in the order of ``keys``, with every stored column; a key that is not
+        stored (e.g. faiss's -1) gives a row of nulls, its ``key`` included. With several files,
+        a column that one file lacks is null in its rows."""
         keys = np.asarray(keys, np.int64)
         found, positions = self._positions(keys)
-        rows: list[dict[str, Any] | None] = [None] * len(keys)
-        where = self._where[self._order[positions]]
-        outs = np.flatnonzero(found)
-        for file_no, table in enumerate(self.tables):
-            mine = where[:, 0] == file_no
-            if not mine.any():
-                continue
-            # one vectorised take per file, converted column by column (much faster than row dicts)
-            columns = table.take(pa.array(where[mine, 1])).to_pydict()
-            names = list(columns)
-            for out, values in zip(
-                outs[mine].tolist(), zip(*columns.values(), strict=False), strict=False
-            ):
-                rows[out] = dict(zip(names, values, strict=False))
-        return rows
+        files, rows = self._file[positions], self._row[positions]
+        parts = [table.take(pa.array(rows[files == n])) for n, table in enumerate(self.tables)]
+        merged = pa.concat_tables(parts, promote_options="default")
+        # the parts hold the found keys file by file: put them back in the order of ``keys``
+        order = np.zeros(len(keys), np.int64)
+        order[np.flatnonzero(found)[np.argsort(files, kind="stable")]] = np.arange(len(rows))
+        return merged.take(pa.array(order, mask=~found))
 
-
-def _payload(table: pa.Table) -> pa.Table:
-    """``table`` without the columns a key encodes."""
-    return table.drop_columns([name for name in KEY_COLUMNS if name in table.column_names])
+    def columns_of_dirs(self, dirs: Sequence[int]) -> dict[int, list[str]]:
+        """Payload columns stored for each source dir (dirs' files may carry different ones)."""
+        names: dict[int, list[str]] = {number: [] for number in dirs}
+        for number, table in zip(dirs, self.tables, strict=True):
+            known = names[number]
+            known += [c for c in table.column_names if c not in (*KEY_COLUMNS, *known)]
+        return names

@@ -1,11 +1,11 @@
 """Training an OPQ rotation in seconds: fewer points and rounds, and a PCA start when it reduces.
 
 faiss trains an ``OPQm_d`` rotation with 50 rounds on up to 65,536 points, starting from a
-random rotation: minutes on 2 cores. Its 2-d sub-spaces need few points: on the 20k tiny-clip
-set 2,048-4,096 points and 16-25 rounds reached recall@10 0.34 (0.35 with 8,192 points, at 4x
-the time). When the rotation also reduces the dimension, a random start keeps only part of the
-signal and a few rounds do not recover it; it starts instead from the leading principal
-directions, mixed by a random rotation so that every sub-space gets a share of the variance.
+random rotation: minutes on 2 cores. Its 2-d sub-spaces need few points (measurements:
+benchmarks/RESULTS.md, issue 3). When the rotation also reduces the dimension, a random start
+keeps only part of the signal and a few rounds do not recover it; it starts instead from the
+leading principal directions, mixed by a random rotation so that every sub-space gets a share
+of the variance.
 The rotation stays orthonormal, so inner products -- and the ranking -- are kept.
 
 Example:
@@ -45,14 +45,15 @@ def pca_start(sample: np.ndarray, d_out: int, seed: int = 0) -> np.ndarray:
 
 @contextmanager
 def quicker_opq(index: Any, sample: np.ndarray) -> Iterator[None]:
-    """While training ``index``: cheaper settings (and a PCA start) for an OPQ rotation in front of it."""
+    """While training ``index``: cheaper settings (and a PCA start) for its OPQ rotation."""
     import faiss
 
     index = faiss.downcast_index(index)
     rotations = []
     if isinstance(index, faiss.IndexPreTransform):
-        for position in range(index.chain.size()):
-            transform = faiss.downcast_VectorTransform(index.chain.at(position))
+        chain: Any = index.chain  # a C++ vector (faiss's stubs say list)
+        for position in range(chain.size()):
+            transform = faiss.downcast_VectorTransform(chain.at(position))
             if not isinstance(transform, faiss.OPQMatrix) or transform.is_trained:
                 continue
             transform.niter = OPQ_ROUNDS

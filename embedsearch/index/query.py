@@ -5,8 +5,8 @@ index, embeds the queries with the index's own model and returns one
 :class:`QueryResult` per query.
 
 Example:
-    >>> results = run_queries("indexes/photos", QuerySpec(text="a red circle"), k=5)  # doctest: +SKIP
-    >>> results[0].hits[0].source                                                      # doctest: +SKIP
+    >>> results = run_queries("indexes/photos", QuerySpec(text="a red circle"))  # doctest: +SKIP
+    >>> results[0].hits[0].source                                                 # doctest: +SKIP
     'shapes/00017.png'
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from embedsearch.data.decode import is_image_file
 from embedsearch.errors import InputError
+from embedsearch.index.gpu import Device
 from embedsearch.index.searcher import Hit, Searcher
 
 
@@ -48,7 +49,7 @@ class QueryResult:
 
 
 def run_queries(
-    index_dir: str | Path, spec: QuerySpec, k: int = 10, device: str = "auto"
+    index_dir: str | Path, spec: QuerySpec, k: int = 10, device: Device = "auto"
 ) -> list[QueryResult]:
     """Search ``index_dir`` with the query in ``spec``; one :class:`QueryResult` per query."""
     given = [
@@ -75,7 +76,8 @@ def run_queries(
             QueryResult("vector", f"{spec.vector}[{row}]", hits)
             for row, hits in enumerate(searcher.search_vectors(vectors, k))
         ]
-    return _run_file(searcher, Path(spec.queries), k)
+    assert spec.queries is not None  # exactly one field is set (checked above)
+    return _run_file(searcher, spec.queries, k)
 
 
 def _load_vectors(path: Path) -> np.ndarray:
@@ -91,7 +93,7 @@ def _load_vectors(path: Path) -> np.ndarray:
 
 
 def _run_file(searcher: Searcher, path: Path, k: int) -> list[QueryResult]:
-    """Lines that name an existing image file are image queries, the rest texts; each kind as a batch."""
+    """Lines naming an existing image file are image queries, the rest texts; each kind a batch."""
     try:
         lines = [
             line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()

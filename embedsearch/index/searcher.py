@@ -6,30 +6,33 @@ the embedding dirs gone. Text and image queries are embedded with the index's ow
 (``index.json`` ``model`` + ``model_options``), loaded on first use.
 
 Example:
-    >>> s = Searcher.open("indexes/photos")                    # doctest: +SKIP
-    >>> [(h.rank, h.source, round(h.score, 3)) for h in s.search_text("a red circle", k=2)]  # doctest: +SKIP
-    [(1, 'shapes/circle_red_0007.png', 0.312), (2, 'shapes/circle_red_0003.png', 0.309)]
+    >>> s = Searcher.open("indexes/photos")                                   # doctest: +SKIP
+    >>> [(h.rank, h.source) for h in s.search_text("a red circle", k=2)]      # doctest: +SKIP
+    [(1, 'shapes/circle_red_0007.png'), (2, 'shapes/circle_red_0003.png')]
 """
 
 from __future__ import annotations
 
-import gc
-from collections import deque
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import islice, repeat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from embedsearch.errors import InputError, MismatchError
 from embedsearch.index import layout
-from embedsearch.index.append import set_search_params_safe
+from embedsearch.index.gpu import Device
+from embedsearch.index.layout import IndexInfo, SourceEntry
 from embedsearch.index.metadata import KEY_COLUMNS, MetadataStore
+from embedsearch.index.search_params import apply_search_params
 
-_FIXED = (*KEY_COLUMNS, "source")  # stored columns that are not metadata
+if TYPE_CHECKING:
+    from embedsearch.encoders.base import Encoder
+
+_NOT_METADATA = (*KEY_COLUMNS, "source")  # stored columns a hit shows as fields
 # what a hit row holds besides its metadata (``query*``: the CLI's jsonl/csv rows and search_table)
 HIT_FIELDS = frozenset(
     {"query", "query_index", "query_type", "rank", "id", "score", "source", "dir"}
@@ -37,7 +40,7 @@ HIT_FIELDS = frozenset(
 
 
 def _output_name(column: str) -> str:
-    """A metadata column's name in hit rows: ``input_`` in front when it would shadow a hit field."""
+    """A metadata column's name in hit rows: ``input_`` in front when it shadows a hit field."""
     return f"input_{column}" if column in HIT_FIELDS else column
 
 
@@ -54,7 +57,8 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         """Flat dict for JSON/CSV output: rank, id, score, source, dir, then metadata columns
-        (one named like a hit field, e.g. a ``score`` column of the input table, becomes ``input_score``)."""
+        (one named like a hit field, e.g. an input table's ``score`` column, becomes
+        ``input_score``)."""
         return {
             "rank": self.rank,
             "id": self.id,
@@ -69,17 +73,23 @@ class Searcher:
     """An opened index dir. Build one with :meth:`Searcher.open`."""
 
     def __init__(
-        self, path: Path, info: dict[str, Any], index: Any, store: MetadataStore, device: str
+        self, path: Path, info: IndexInfo, index: Any, store: MetadataStore, device: Device
     ) -> None:
         self.path = path
-        self.info = info
+        self.index_info = info
         self.index = index
         self.store = store
         self.device = device
-        self._encoder: Any = None
+        self.info: dict[str, Any] = info.to_json()  # as on disk (``index_info``: typed)
+        self._encoder: Encoder | None = None
+        # which metadata columns a hit of each source dir shows (their files may differ)
+        self._columns = {
+            number: frozenset(names)
+            for number, names in store.columns_of_dirs([m.dir for m in info.metadata_files]).items()
+        }
 
     @classmethod
-    def open(cls, path: str | Path, *, device: str = "auto") -> Searcher:
+    def open(cls, path: str | Path, *, device: Device = "auto") -> Searcher:
         """Open an index dir (``FormatError`` when it is not one); ``device`` auto|cpu|cuda."""
         import faiss
 
@@ -88,34 +98,34 @@ class Searcher:
         path = Path(path).expanduser().resolve()
         info = layout.read_info(path)
         index = faiss.read_index(str(path / layout.INDEX_FILE))
-        set_search_params_safe(index, info.get("search_params", {}))
-        index = to_search_device(
-            index, use_gpu(device) and info["kind"] in ("flat", "ivf", "ivfsq")
-        )
-        store = MetadataStore(path, [m["file"] for m in info["metadata_files"]])
+        apply_search_params(index, info.search_params)
+        on_gpu = use_gpu(device) and info.kind in ("flat", "ivf", "ivfsq")
+        index = to_search_device(index, on_gpu)
+        store = MetadataStore(path, info.metadata_file_names())
         return cls(path, info, index, store, device)
 
     @property
     def dim(self) -> int:
-        return int(self.info["dim"])
+        return self.index_info.dim
 
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
     @property
-    def encoder(self) -> Any:
+    def encoder(self) -> Encoder:
         """The index's model, loaded on first text/image query."""
         if self._encoder is None:
             from embedsearch.encoders import load_encoder
 
-            enc = load_encoder(self.info["model"], **(self.info.get("model_options") or {}))
-            if enc.fingerprint != self.info["fingerprint"]:
+            info = self.index_info
+            encoder: Encoder = load_encoder(info.model, **info.model_options)
+            if encoder.fingerprint != info.fingerprint:
                 raise MismatchError(
-                    f"model {self.info['model']} now has fingerprint {enc.fingerprint[:12]}, but the index "
-                    f"was built from vectors of {self.info['fingerprint'][:12]}: its weights changed"
+                    f"model {info.model} now has fingerprint {encoder.fingerprint[:12]}, but the "
+                    f"index was built from vectors of {info.fingerprint[:12]}: its weights changed"
                 )
-            self._encoder = enc.to(self.device if self.device != "auto" else "auto")
+            self._encoder = encoder.to(self.device)
         return self._encoder
 
     # -- raw ------------------------------------------------------------------------------------
@@ -130,53 +140,55 @@ class Searcher:
             raise InputError("query vectors contain NaN/inf")
         if k < 1:
             raise InputError(f"-k must be at least 1, got {k}")
-        return self.index.search(vectors, int(k))
+        scores, keys = self.index.search(vectors, int(k))
+        return scores, keys
 
     # -- vectors --------------------------------------------------------------------------------
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
-        """One hit list per row of ``vectors`` (n, dim)."""
-        scores, keys = self.search_raw(vectors, k)
-        # Hits form no reference cycles, yet the ~21,000 container allocations of a 1000-query
-        # batch (Hits, metadata dicts, lists) would set off ~30 young-generation collections
-        # while they are made (~0.7 ms of ~4): pause the collector.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            return self._hits(scores, keys)
-        finally:
-            if collecting:
-                gc.enable()
+        """One hit list per row of ``vectors`` (n, dim).
+
+        Keys faiss returns as -1 (fewer than k results, e.g. short IVF lists) and keys the
+        store does not hold are skipped, and the ranks close up.
+        """
+        return self._hits(*self.search_raw(vectors, k))
 
     def _hits(self, scores: np.ndarray, keys: np.ndarray) -> list[list[Hit]]:
-        """faiss's (n, k) results -> hit lists; -1 keys (fewer than k results, e.g. short IVF
-        lists) and keys the store does not hold are skipped, and the ranks close up."""
-        n, width = keys.shape
-        flat = keys.reshape(-1)
-        payload = self.store.payload_columns(flat)
-        if payload is not None:
-            found, columns = payload
-            sources = columns.pop("source")
-            metadata = _metadata_dicts(columns, len(sources))
-        else:  # several metadata files, whose columns may differ: row by row
-            rows = self.store.lookup(flat)
-            found = np.array([r is not None for r in rows], bool)
-            sources = [r["source"] for r in rows if r is not None]
-            metadata = [
-                {c: v for c, v in r.items() if c not in _FIXED} for r in rows if r is not None
-            ]
-        # the key carries the embedding id and the dir: no need to read them from the store
-        ids, dirs = layout.split_keys(flat[found])
-        if found.all():  # the usual case
-            ranks, counts = list(range(1, width + 1)) * n, [width] * n
-            score_list = scores.reshape(-1).tolist()
-        else:
-            present = found.reshape(n, width)
-            ranks = np.cumsum(present, axis=1)[present].tolist()
-            counts = present.sum(axis=1).tolist()
-            score_list = scores.reshape(-1)[found].tolist()
-        # one map over all hits runs the constructor at C speed; islice cuts it per query
-        made = map(Hit, ranks, ids.tolist(), score_list, sources, metadata, dirs.tolist())
-        return [list(islice(made, count)) for count in counts]
+        """faiss's (n, k) results -> one hit list a query."""
+        found, rows = self._found_rows(keys)
+        ids, dirs = (part.tolist() for part in layout.split_keys(keys[found]))
+        ranks = np.cumsum(found, axis=1)[found].tolist()
+        sources = rows.column("source").to_pylist()
+        metadata = self._metadata(rows, dirs)
+        # equal lengths by construction: strict zips would cost ~1 ms a 10,000 hits here
+        hits = [
+            Hit(rank, embedding_id, score, source, fields, number)
+            for rank, embedding_id, score, source, fields, number in zip(
+                ranks, ids, scores[found].tolist(), sources, metadata, dirs, strict=False
+            )
+        ]
+        bounds = [0, *np.cumsum(found.sum(axis=1)).tolist()]
+        return [hits[start:stop] for start, stop in itertools.pairwise(bounds)]
+
+    def _found_rows(self, keys: np.ndarray) -> tuple[np.ndarray, pa.Table]:
+        """(mask of the keys the store holds, shaped like ``keys``; their stored rows)."""
+        rows = self.store.take(keys.reshape(-1))
+        stored = rows.column("key").is_valid().to_numpy(zero_copy_only=False)
+        return stored.reshape(keys.shape), rows.filter(stored)
+
+    def _metadata(self, rows: pa.Table, dirs: list[int]) -> list[dict[str, Any]]:
+        """One dict a hit of the metadata columns its source dir carries."""
+        names = [name for name in rows.column_names if name not in _NOT_METADATA]
+        columns = [rows.column(name).to_pylist() for name in names]
+        dicts = [dict(zip(names, values, strict=False)) for values in zip(*columns, strict=False)]
+        if not names:
+            dicts = [{} for _ in dirs]
+        # dirs whose files lack some of the columns: leave those out rather than show nulls
+        absent = {d: [n for n in names if n not in have] for d, have in self._columns.items()}
+        if any(absent.values()):
+            for fields, number in zip(dicts, dirs, strict=True):
+                for name in absent[number]:
+                    del fields[name]
+        return dicts
 
     def search_table(self, vectors: np.ndarray, k: int = 10) -> pa.Table:
         """Batch search as one Arrow table, a row per hit: ``query`` (row of ``vectors``), ``rank``,
@@ -187,25 +199,22 @@ class Searcher:
         checks, evaluations) and for dataframes: ``.to_pandas()``, ``polars.from_arrow(...)``.
 
         Example:
-            >>> table = Searcher.open("indexes/photos").search_table(queries, k=5)   # doctest: +SKIP
-            >>> table.to_pandas().groupby("query")["score"].max().head(2)          # doctest: +SKIP
+            >>> table = Searcher.open("indexes/photos").search_table(queries)   # doctest: +SKIP
+            >>> table.to_pandas().groupby("query")["score"].max().head(2)     # doctest: +SKIP
         """
         scores, keys = self.search_raw(vectors, k)
-        n, width = keys.shape
-        flat = keys.reshape(-1)
-        found, payload = self.store.gather(flat)
-        present = found.reshape(n, width)
-        ids, dirs = layout.split_keys(flat[found])
+        found, payload = self._found_rows(keys)
+        ids, dirs = layout.split_keys(keys[found])
         columns = {
-            "query": pa.array(np.nonzero(present)[0].astype(np.int32)),
-            "rank": pa.array(np.cumsum(present, axis=1, dtype=np.int32)[present]),
+            "query": pa.array(np.nonzero(found)[0].astype(np.int32)),
+            "rank": pa.array(np.cumsum(found, axis=1, dtype=np.int32)[found]),
             "id": pa.array(ids),
             "dir": pa.array(dirs.astype(np.int32)),
-            "score": pa.array(scores.reshape(-1)[found]),
+            "score": pa.array(scores[found]),
             "source": payload.column("source"),
         }
         for name in payload.column_names:
-            if name != "source":
+            if name not in _NOT_METADATA:
                 columns[_output_name(name)] = payload.column(name)
         return pa.table(columns)
 
@@ -215,7 +224,7 @@ class Searcher:
 
     # -- text -----------------------------------------------------------------------------------
     def search_texts(self, texts: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        """Embed ``texts`` with the index's model (needs a text tower) and search them as a batch."""
+        """Embed ``texts`` with the index's model (needs a text tower); search them as a batch."""
         if isinstance(texts, str):
             raise InputError("search_texts takes a list of texts; use search_text for one")
         return self.search_vectors(self.encoder.embed_texts(list(texts)), k)
@@ -255,35 +264,22 @@ class Searcher:
         return self.search_ids([embedding_id], k, dir)[0]
 
     def vector_of(self, embedding_id: int, dir: int = 0) -> np.ndarray:
-        """The vector of an indexed row: exact from its embedding dir when present, else from the index."""
+        """The vector of an indexed row: exact from its embedding dir when present, else as the
+        index stores it."""
         key = int(layout.make_keys(np.array([embedding_id]), dir)[0])
         if not self.store.contains(np.array([key]))[0]:
             raise InputError(
                 f"id {embedding_id} (source dir #{dir}) is not in the index {self.path}"
             )
-        exact = _vector_from_source(
-            self.info["sources"][dir], self.info["fingerprint"], embedding_id
-        )
+        info = self.index_info
+        exact = _vector_from_source(info.sources[dir], info.fingerprint, embedding_id)
         if exact is not None:
             return exact
         return _reconstruct(self.index, key)
 
 
-def _metadata_dicts(columns: dict[str, list[Any]], rows: int) -> list[dict[str, Any]]:
-    """Column lists -> one dict a row, filled column by column (a dict comprehension and C-level
-    ``dict.__setitem__`` maps: ~4x faster than ``dict(zip(names, row))`` per row)."""
-    if not columns:
-        return [{} for _ in range(rows)]
-    names = iter(columns)
-    first = next(names)
-    dicts = [{first: value} for value in columns[first]]
-    for name in names:
-        deque(map(dict.__setitem__, dicts, repeat(name), columns[name]), maxlen=0)
-    return dicts
-
-
 def _vector_from_source(
-    entry: dict[str, Any], fingerprint: str, embedding_id: int
+    entry: SourceEntry, fingerprint: str, embedding_id: int
 ) -> np.ndarray | None:
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
@@ -291,9 +287,9 @@ def _vector_from_source(
     from embedsearch.store.embedding_dir import EmbeddingDir
     from embedsearch.store.reader import embedding_matrix
 
-    if not EmbeddingDir.is_embedding_dir(entry["path"]):
+    if not EmbeddingDir.is_embedding_dir(entry.path):
         return None  # the index was copied elsewhere: fall back to the index's own codes
-    d = EmbeddingDir.open(entry["path"])
+    d = EmbeddingDir.open(entry.path)
     if d.fingerprint != fingerprint or not d.shards:
         return None
     table = ds.dataset([str(p) for p in d.shard_paths()], format="parquet").to_table(
@@ -305,19 +301,18 @@ def _vector_from_source(
 def _reconstruct(index: Any, key: int) -> np.ndarray:
     import faiss
 
-    cpu = (
+    cpu: Any = (
         faiss.index_gpu_to_cpu(index)
         if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__
         else index
     )
     try:
-        ivf = faiss.extract_index_ivf(cpu)
-        ivf.set_direct_map_type(
-            faiss.DirectMap.Hashtable
-        )  # keys are sparse: a hash map, not an array
+        # keys are sparse: a hash map, not an array
+        hashtable = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]  # not in faiss's stubs
+        faiss.extract_index_ivf(cpu).set_direct_map_type(hashtable)
     except RuntimeError:
         pass  # IDMap2 keeps its own key -> row map
     try:
-        return cpu.reconstruct(key)
+        return np.asarray(cpu.reconstruct(key))
     except RuntimeError as e:
         raise InputError(f"the index cannot give back the vector of key {key}: {e}") from e

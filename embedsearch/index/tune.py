@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from embedsearch.index.factory import search_param_grid, set_search_params
+from embedsearch.index.search_params import apply_search_params, search_param_grid
 
 # A step up the ladder that gains less recall than this is on the plateau.
 PLATEAU = 0.002
@@ -50,9 +50,12 @@ class ExactTopK:
     """Running exact top-(k+1) inner-product neighbours of fixed queries over streamed blocks.
 
     Example:
-        >>> gt = ExactTopK(queries, query_keys, k=10)     # doctest: +SKIP
-        >>> for keys, vectors in blocks: gt.add(vectors, keys)
-        >>> gt.keys()                                     # (nq, 10), own key excluded
+        >>> corpus = np.array([[1, 0], [0.8, 0.6], [0, 1]], np.float32)
+        >>> gt = ExactTopK(corpus[:1], np.array([10]), k=1)    # query: the row with key 10
+        >>> for row, key in enumerate([10, 11, 12]):           # the corpus, streamed
+        ...     gt.add(corpus[row : row + 1], np.array([key]))
+        >>> gt.keys().tolist()                                 # its own key excluded
+        [[11]]
     """
 
     def __init__(self, queries: np.ndarray, query_keys: np.ndarray, k: int) -> None:
@@ -99,7 +102,7 @@ def drop_own(found: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Share of the exact neighbours (``truth``, -1 = none) present in ``found``, over all queries."""
+    """Share of the exact neighbours (``truth``, -1 = none) found, over all queries."""
     hits = total = 0
     for got, want in zip(found, truth, strict=False):
         want = want[want >= 0]
@@ -125,7 +128,8 @@ def tune(
     k: int,
     target: float,
 ) -> TuneResult:
-    """Fastest parameters meeting ``target`` recall@k on ``tuning``; recall re-measured on ``held_out``.
+    """Fastest parameters meeting ``target`` recall@k on ``tuning``; recall then re-measured on
+    ``held_out``.
 
     ``tuning``/``held_out`` are (queries, their keys, exact neighbour keys). When nothing meets
     the target, the cheapest setting within 0.005 of the best recall is kept (``met=False``).
@@ -134,12 +138,12 @@ def tune(
     for ladder in search_param_grid(index):
         gains: list[float] = []
         for position, params in enumerate(ladder):  # cheap -> expensive
-            set_search_params(index, params)
+            apply_search_params(index, params)
             recall, seconds = measure_recall(index, *tuning, k)
             if position:
                 gains.append(recall - trials[-1].recall)
             trials.append(Trial(params, recall, seconds))
-            # stop when met, or when two steps in a row gained almost nothing (more work will not help)
+            # stop when met, or when two steps in a row gained almost nothing (more will not help)
             if recall >= target or (len(gains) >= 2 and max(gains[-2:]) < PLATEAU):
                 break
     meeting = [t for t in trials if t.recall >= target]
@@ -150,7 +154,7 @@ def tune(
         best = min(
             (t for t in trials if t.recall >= top - PLATEAU_TOLERANCE), key=lambda t: t.seconds
         )
-    set_search_params(index, best.params)
+    apply_search_params(index, best.params)
     recall, _ = measure_recall(index, *held_out, k)
     params = best.params
     if (
@@ -161,7 +165,12 @@ def tune(
 
 
 def _step_up(
-    index: Any, params: dict[str, int], held_out: tuple, k: int, target: float, recall: float
+    index: Any,
+    params: dict[str, int],
+    held_out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    k: int,
+    target: float,
+    recall: float,
 ) -> tuple[dict[str, int], float]:
     for ladder in search_param_grid(index):
         if not ladder or ladder[0].keys() != params.keys():
@@ -170,13 +179,13 @@ def _step_up(
         for candidate in same_rest:
             if next(iter(candidate.values())) <= next(iter(params.values())):
                 continue
-            set_search_params(index, candidate)
+            apply_search_params(index, candidate)
             got, _ = measure_recall(index, *held_out, k)
             if got > recall:
                 params, recall = candidate, got
             if got >= target:
                 break
-    set_search_params(index, params)
+    apply_search_params(index, params)
     return params, recall
 
 

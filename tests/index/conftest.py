@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from embedsearch.store.embedding_dir import EmbeddingDir
-from embedsearch.store.writer import ShardWriter
+from embedsearch.store.arrays import write_embedding_dir
 
 
 def clustered_vectors(
@@ -44,33 +43,23 @@ def write_emb_dir(
     shard_rows: int = 1500,
     columns: dict[str, Callable[[int], Any]] | None = None,
 ) -> np.ndarray:
-    """Append ``vectors`` to the embedding dir at ``path`` with ids from ``start_id``; returns the ids.
-    Metadata: ``label`` = id % 5, plus ``columns`` (name -> value of an id)."""
-    d = EmbeddingDir.create_or_open(
-        path,
-        model=model,
-        model_options={"image_size": 32},
-        fingerprint=fingerprint,
-        modality="image",
-        dim=vectors.shape[1],
-        source="synthetic",
-    )
+    """Append ``vectors`` to the embedding dir at ``path`` with ids from ``start_id``; returns
+    the ids. Metadata: ``label`` = id % 5, plus ``columns`` (name -> value of an id)."""
     ids = np.arange(start_id, start_id + len(vectors), dtype=np.int64)
-    writer = ShardWriter(
-        d, reserve_next_id=int(ids[-1]) + 1 if len(ids) else start_id, shard_rows=shard_rows
+    metadata = {"label": [int(i % 5) for i in ids]}
+    metadata.update({name: [value(int(i)) for i in ids] for name, value in (columns or {}).items()})
+    write_embedding_dir(
+        path,
+        vectors,
+        ids=ids,
+        sources=[f"{prefix}/{i}.png" for i in ids],
+        content_hashes=[f"h{i}" for i in ids],
+        metadata=metadata,
+        model=model,
+        fingerprint=fingerprint,
+        model_options={"image_size": 32},
+        shard_rows=shard_rows,
     )
-    if len(ids):
-        writer.add(
-            ids,
-            [f"{prefix}/{i}.png" for i in ids],
-            [f"h{i}" for i in ids],
-            vectors,
-            {
-                "label": [int(i % 5) for i in ids],
-                **{name: [value(int(i)) for i in ids] for name, value in (columns or {}).items()},
-            },
-        )
-    writer.close()
     return ids
 
 

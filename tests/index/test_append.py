@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from embedsearch.errors import MismatchError
-from embedsearch.index import Searcher, build_index
+from embedsearch.index import Searcher, append_index, build_index
 from embedsearch.index.layout import read_info
 
 
@@ -25,22 +25,24 @@ def test_append_adds_new_dirs_and_new_rows_exactly_once(tmp_path, vectors, write
     build_index([tmp_path / "a"], out, kind="ivf", target_recall=0.9)
     trained = _centroids(out)
 
-    added = build_index([tmp_path / "b"], out, append=True)
+    added = append_index([tmp_path / "b"], out)
     assert (added.added, added.ntotal) == (500, 2000)
     assert np.array_equal(_centroids(out), trained)  # no retraining
     hit = Searcher.open(out).search_vector(b[42], k=1)[0]
     assert (hit.id, hit.dir, hit.source) == (42, 1, "b/42.png")
 
-    again = build_index([tmp_path / "a", tmp_path / "b"], out, append=True)
+    again = append_index([tmp_path / "a", tmp_path / "b"], out)
     assert (again.added, again.ntotal) == (0, 2000)
 
     more = vectors(300, 32, 3)
     write_emb(tmp_path / "a", more, start_id=1500, prefix="a")  # new rows of an indexed dir
-    grown = build_index([tmp_path / "a"], out, append=True)
+    grown = append_index([tmp_path / "a"], out)
     assert (grown.added, grown.ntotal) == (300, 2300)
     info = read_info(out)
-    assert [s["indexed_rows"] for s in info["sources"]] == [1800, 500]
-    assert info["recall"]["recall_at_k"] >= 0.9 and "append_seconds" in info
+    assert [s.indexed_rows for s in info.sources] == [1800, 500]
+    assert info.recall.recall_at_k is not None
+    assert info.recall.recall_at_k >= 0.9
+    assert info.append_seconds is not None
     s = Searcher.open(out)
     assert len(set(s.store.keys.tolist())) == 2300 == s.ntotal
     top = s.search_vector(more[10], k=1)[0]
@@ -54,10 +56,10 @@ def test_append_refuses_another_model_and_a_missing_index(tmp_path, vectors, wri
     )
     build_index([tmp_path / "a"], tmp_path / "idx", kind="flat")
     with pytest.raises(MismatchError, match="different models"):
-        build_index([tmp_path / "other"], tmp_path / "idx", append=True)
-    assert read_info(tmp_path / "idx")["ntotal"] == 400
+        append_index([tmp_path / "other"], tmp_path / "idx")
+    assert read_info(tmp_path / "idx").ntotal == 400
     with pytest.raises(Exception, match="does not exist|not an index dir"):
-        build_index([tmp_path / "a"], tmp_path / "missing", append=True)
+        append_index([tmp_path / "a"], tmp_path / "missing")
 
 
 def test_append_drops_rows_their_dir_superseded(tmp_path, vectors, write_emb) -> None:
@@ -73,10 +75,32 @@ def test_append_drops_rows_their_dir_superseded(tmp_path, vectors, write_emb) ->
     changed = vectors(1, 16, 7)
     writer.add([600], ["a/3.png"], ["h-new"], changed, {"label": [3]}, superseded=[3])
     writer.close()
-    s = build_index([tmp_path / "a"], tmp_path / "idx", append=True)
+    s = append_index([tmp_path / "a"], tmp_path / "idx")
     assert (s.added, s.ntotal) == (1, 600)
     searcher = Searcher.open(tmp_path / "idx")
     assert searcher.search_vector(base[3], k=600)[0].id != 3
     assert 3 not in [h.id for h in searcher.search_vector(base[3], k=600)]
     top = searcher.search_vector(changed[0], k=1)[0]
     assert (top.id, top.source) == (600, "a/3.png")
+
+
+@pytest.mark.parametrize(
+    "option", [["--kind", "hnsw"], ["--max-memory", "1G"], ["--overwrite"]], ids=str
+)
+def test_cli_append_refuses_options_it_would_ignore(
+    tmp_path, vectors, write_emb, run_cli, option
+) -> None:
+    write_emb(tmp_path / "a", vectors(400, 16, 1))
+    build_index([tmp_path / "a"], tmp_path / "idx", kind="flat")
+    result = run_cli("index", tmp_path / "a", "--out", tmp_path / "idx", "--append", *option)
+    assert result.exit_code == 2
+    assert option[0] in result.stderr
+    assert read_info(tmp_path / "idx").kind == "flat"
+
+
+def test_build_index_has_no_append_switch(tmp_path, vectors, write_emb) -> None:
+    # appending is append_index: build_index cannot be asked to append and ignore its options
+    write_emb(tmp_path / "a", vectors(400, 16, 1))
+    with pytest.raises(TypeError):
+        build_index([tmp_path / "a"], tmp_path / "idx", append=True)  # type: ignore[call-arg]
+    assert not (tmp_path / "idx").exists()

@@ -1,4 +1,4 @@
-"""MetadataStore lookups: dense key ranges (the shortcut) and gappy ones give the same rows."""
+"""MetadataStore reads: a row a key in the asked order, null rows for keys not stored."""
 
 from __future__ import annotations
 
@@ -24,29 +24,24 @@ def _store(tmp_path, keys: list[int], files: int = 1) -> MetadataStore:
 
 
 @pytest.mark.parametrize(
-    "keys",
-    [list(range(10, 20)), [10, 12, 13, 17, 19], list(range(19, 9, -1))],
-    ids=["dense", "gaps", "dense-unordered"],
+    "keys, files",
+    [
+        (list(range(10, 20)), 1),
+        ([10, 12, 13, 17, 19], 1),
+        (list(range(19, 9, -1)), 1),
+        (list(range(10, 20)), 2),
+    ],
+    ids=["dense", "gaps", "unordered", "two-files"],
 )
-def test_lookup_finds_stored_keys_and_skips_others(tmp_path, keys) -> None:
-    store = _store(tmp_path, keys)
+def test_take_finds_stored_keys_and_gives_null_rows_for_others(tmp_path, keys, files) -> None:
+    store = _store(tmp_path, keys, files)
     wanted = np.array([-1, 12, 9, 19, 20, 13, 12], np.int64)
     expected_found = np.isin(wanted, keys)
     np.testing.assert_array_equal(store.contains(wanted), expected_found)
-    found, columns = store.payload_columns(wanted)
-    np.testing.assert_array_equal(found, expected_found)
-    assert columns["source"] == [f"src{k}" for k in wanted[expected_found]]
-    assert set(columns) == {"source"}  # key, dir and id come from the keys themselves
-    rows = store.lookup(wanted)
-    assert [r["source"] if r else None for r in rows] == [
-        f"src{k}" if ok else None for k, ok in zip(wanted, expected_found, strict=False)
-    ]
-
-
-def test_several_files_use_the_general_lookup(tmp_path) -> None:
-    store = _store(tmp_path, list(range(6)), files=2)
-    assert store.payload_columns(np.array([1])) is None
-    assert [r["source"] for r in store.lookup(np.array([5, 0, 3]))] == ["src5", "src0", "src3"]
+    table = store.take(wanted)
+    expected = [int(k) if ok else None for k, ok in zip(wanted, expected_found, strict=True)]
+    assert table.column("key").to_pylist() == expected
+    assert table.column("source").to_pylist() == [k if k is None else f"src{k}" for k in expected]
 
 
 @pytest.mark.parametrize("batch_rows, expected_batches", [(1 << 20, 1), (25, 4)])
@@ -63,34 +58,32 @@ def test_writer_gathers_small_batches_into_few_large_ones(
         )
     writer.close()
     reader = pa.ipc.open_file(tmp_path / "meta-00000.arrow")
-    assert reader.num_record_batches == expected_batches  # lookups take from few, large pieces
+    assert reader.num_record_batches == expected_batches  # reads take from few, large pieces
     table = reader.read_all()
     assert table.column("key").to_pylist() == list(range(100))
     assert table.column("source").to_pylist() == [f"src{k}" for k in range(100)]
     store = MetadataStore(tmp_path, ["meta-00000.arrow"])
-    found, columns = store.payload_columns(np.array([99, 3, 250, 40]))
-    assert found.tolist() == [True, True, False, True]
-    assert columns["source"] == ["src99", "src3", "src40"]
+    taken = store.take(np.array([99, 3, 250, 40]))
+    assert taken.column("source").to_pylist() == ["src99", "src3", None, "src40"]
 
 
-def test_gather_across_files_keeps_the_key_order_and_nulls_missing_columns(tmp_path) -> None:
+def test_take_across_files_keeps_the_key_order_and_nulls_missing_columns(tmp_path) -> None:
     names = []
     for number, (part, extra) in enumerate([(np.arange(0, 5), None), (np.arange(5, 9), "caption")]):
         columns = {"id": pa.array(part), "source": pa.array([f"src{k}" for k in part])}
         if extra:
             columns[extra] = pa.array([f"cap{k}" for k in part])
         writer = MetadataWriter(tmp_path / f"meta-{number:05d}.arrow")
-        writer.write(part, 0, pa.record_batch(columns))
+        writer.write(part, number, pa.record_batch(columns))
         writer.close()
         names.append(f"meta-{number:05d}.arrow")
     store = MetadataStore(tmp_path, names)
-    found, table = store.gather(np.array([7, 2, 42, 5, 0, 8]))
-    assert found.tolist() == [True, True, False, True, True, True]
-    assert table.column_names == ["source", "caption"]
-    assert table.column("source").to_pylist() == ["src7", "src2", "src5", "src0", "src8"]
-    assert table.column("caption").to_pylist() == ["cap7", None, "cap5", None, "cap8"]
-    found, table = store.gather(np.array([-1, 99]))
-    assert not found.any() and table.num_rows == 0
+    table = store.take(np.array([7, 2, 42, 5, 0, 8]))
+    assert table.column_names == ["key", "dir", "id", "source", "caption"]
+    assert table.column("source").to_pylist() == ["src7", "src2", None, "src5", "src0", "src8"]
+    assert table.column("caption").to_pylist() == ["cap7", None, None, "cap5", None, "cap8"]
+    assert store.take(np.array([-1, 99])).column("key").null_count == 2
+    assert store.columns_of_dirs([0, 1]) == {0: ["source"], 1: ["source", "caption"]}
 
 
 def test_flush_writes_the_gathered_rows_now(tmp_path) -> None:
@@ -102,7 +95,6 @@ def test_flush_writes_the_gathered_rows_now(tmp_path) -> None:
         pa.record_batch({"id": pa.array(first), "source": pa.array([f"s{k}" for k in first])}),
     )
     writer.flush()  # what the build does when the next embedding dir starts
-    assert not writer._pending
     writer.write(
         second,
         0,

@@ -6,17 +6,10 @@ import faiss
 import numpy as np
 
 from embedsearch.index import build
-from embedsearch.index.factory import (
-    IndexPlan,
-    choose_index,
-    ivf_of,
-    pq_bits,
-    search_param_grid,
-    set_search_params,
-    training_rows,
-)
 from embedsearch.index.opq import pca_start
-from embedsearch.index.sources import Sample
+from embedsearch.index.plan import IndexPlan, choose_index, pq_bits, training_rows
+from embedsearch.index.samples import Sample
+from embedsearch.index.search_params import apply_search_params, ivf_of, search_param_grid
 from embedsearch.index.tune import ExactTopK, measure_recall
 from embedsearch.progress import NullProgress
 
@@ -32,7 +25,7 @@ def _best_recall(index, queries: np.ndarray, truth: np.ndarray) -> float:
     """Best recall@10 over the whole nprobe ladder (fresh queries, not corpus rows)."""
     best = 0.0
     for params in search_param_grid(index)[0]:
-        set_search_params(index, params)
+        apply_search_params(index, params)
         best = max(best, measure_recall(index, queries, np.full(len(queries), -1), truth, 10)[0])
     return best
 
@@ -41,13 +34,14 @@ def test_opq_beats_plain_pq_of_the_same_bytes_on_a_starved_budget(vectors) -> No
     n, dim, budget = 10_000, 32, 200_000
     corpus, queries = vectors(n, dim, 0), vectors(300, dim, 1)
     plan = choose_index(n, dim, budget)  # only 8 bytes a vector of codes fit
-    assert (
-        plan.factory.startswith("OPQ8_16,IVF") and plan.factory.endswith(",PQ8x8np") and plan.fits
-    )
+    assert plan.factory.startswith("OPQ8_16,IVF")
+    assert plan.factory.endswith(",PQ8x8np")
+    assert plan.fits
     rotated = _built(plan, corpus)
     assert plan.estimated_bytes * 0.95 <= faiss.serialize_index(rotated).nbytes <= budget
-    set_search_params(rotated, {"nprobe": 7})  # reaches the IVF behind the rotation
-    assert ivf_of(rotated).nprobe == 7 and ivf_of(rotated).d == 16
+    apply_search_params(rotated, {"nprobe": 7})  # reaches the IVF behind the rotation
+    assert ivf_of(rotated).nprobe == 7
+    assert ivf_of(rotated).d == 16
 
     plain = _built(
         IndexPlan("ivfpq", plan.factory.split(",", 1)[1], plan.nlist, 0, True, ""), corpus
@@ -62,7 +56,8 @@ def test_opq_beats_plain_pq_of_the_same_bytes_on_a_starved_budget(vectors) -> No
 def test_pca_start_is_orthonormal_and_keeps_a_low_rank_signal(vectors) -> None:
     x = vectors(2000, 64, 0)  # 8-d signal plus a little noise, in 64 dims
     start = pca_start(x, 16)
-    assert start.shape == (16, 64) and np.allclose(start @ start.T, np.eye(16), atol=1e-5)
+    assert start.shape == (16, 64)
+    assert np.allclose(start @ start.T, np.eye(16), atol=1e-5)
     centred = x - x.mean(0)
     kept = np.linalg.norm(centred @ start.T) ** 2 / np.linalg.norm(centred) ** 2
     assert kept > 0.9  # a random 16-of-64 rotation would keep about a quarter
@@ -73,7 +68,8 @@ def test_ten_bit_codebooks_beat_eight_bit_ones_of_the_same_bytes(vectors) -> Non
     n, dim = 50_000, 32  # rows enough for 1,024 centroids a codebook (>= 39 each)
     corpus, queries = vectors(n, dim, 0), vectors(300, dim, 1)
     plan = choose_index(n, dim, 20 * n)  # ~20 bytes a vector: PQ codes
-    assert pq_bits(plan.factory) == 10 and plan.factory.endswith("x10np"), plan.factory
+    assert pq_bits(plan.factory) == 10, plan.factory
+    assert plan.factory.endswith("x10np"), plan.factory
     assert training_rows(plan, n, dim) == min(n, 50 * 1024)  # 50 points a centroid
     exact = ExactTopK(queries, np.full(len(queries), -1), 10)
     exact.add(corpus, np.arange(n))

@@ -25,13 +25,15 @@ def test_colliding_ids_stay_distinct_and_name_the_right_source(two_dirs, tmp_pat
     dir_a, dir_b, a, b = two_dirs
     build_index([dir_a, dir_b], tmp_path / "idx", kind="flat")
     s = Searcher.open(tmp_path / "idx")
-    assert s.ntotal == 1600 and len(set(s.store.keys.tolist())) == 1600
+    assert s.ntotal == 1600
+    assert len(set(s.store.keys.tolist())) == 1600
     for row in (0, 7, 799):
         top_b = s.search_vector(b[row], k=1)[0]
         top_a = s.search_vector(a[row], k=1)[0]
         assert (top_b.id, top_b.dir, top_b.source) == (row, 1, f"b/{row}.png")
         assert (top_a.id, top_a.dir, top_a.source) == (row, 0, f"a/{row}.png")
-        assert top_b.score == pytest.approx(1.0, abs=1e-5) and top_b.metadata["label"] == row % 5
+        assert top_b.score == pytest.approx(1.0, abs=1e-5)
+        assert top_b.metadata["label"] == row % 5
 
 
 def test_hits_match_exact_search_and_batch_forms_agree(two_dirs, tmp_path) -> None:
@@ -148,7 +150,8 @@ def test_search_leaves_the_garbage_collector_as_it_found_it(two_dirs, tmp_path) 
 
 
 def test_search_table_holds_the_same_hits_as_search_vectors(tmp_path, vectors, write_emb) -> None:
-    """Two dirs with different metadata columns; b's ``score`` column must not shadow the hit's score."""
+    """Two dirs with different metadata columns; b's ``score`` column must not shadow the hit's
+    score."""
     a, b = vectors(600, 32, 1), vectors(600, 32, 2)
     write_emb(tmp_path / "a", a, prefix="a")
     write_emb(

@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
-from embedsearch.index.factory import search_param_grid, set_search_params
+from embedsearch.index.search_params import apply_search_params, search_param_grid
 from embedsearch.index.tune import ExactTopK, drop_own, recall_at_k, tune
 
 
@@ -42,11 +42,11 @@ def test_tune_keeps_the_cheapest_setting_that_meets_the_target(vectors) -> None:
         truth.add(corpus, np.arange(4000))
         samples.append((corpus[picks], picks.astype(np.int64), truth.keys()))
     result = tune(index, samples[0], samples[1], k=10, target=0.9)
-    assert result.met and result.recall >= 0.9
+    assert result.met
+    assert result.recall >= 0.9
     cheaper = [t for t in result.trials if t.params["nprobe"] < result.params["nprobe"]]
-    assert cheaper and all(
-        t.recall < 0.9 for t in cheaper
-    )  # nothing cheaper met it on the tuning set
+    assert cheaper
+    assert all(t.recall < 0.9 for t in cheaper)  # nothing cheaper met it on the tuning set
     assert index.nprobe == result.params["nprobe"]
     impossible = tune(index, samples[0], samples[1], k=10, target=1.01)
     best = max(t.recall for t in impossible.trials)
@@ -61,8 +61,9 @@ def test_tune_keeps_the_cheapest_setting_that_meets_the_target(vectors) -> None:
 def test_search_params_reach_wrapped_indexes() -> None:
     index = faiss.index_factory(16, "IDMap2,IVF8,PQ4x4fs,Refine(SQ8)", faiss.METRIC_INNER_PRODUCT)
     ladders = search_param_grid(index)
-    assert len(ladders) == 5 and ladders[0][0] == {"nprobe": 1, "k_factor": 1}
-    set_search_params(index, {"nprobe": 4, "k_factor": 8})
+    assert len(ladders) == 5
+    assert ladders[0][0] == {"nprobe": 1, "k_factor": 1}
+    apply_search_params(index, {"nprobe": 4, "k_factor": 8})
     assert (
         faiss.extract_index_ivf(
             faiss.downcast_index(faiss.downcast_index(index).index).base_index

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from embedsearch.errors import InputError
-from embedsearch.index.factory import (
+from embedsearch.index.plan import (
+    KINDS,
     MIN_POINTS_PER_LIST,
     _codecs,
     choose_index,
-    choose_nlist,
+    ivf_nlist,
     training_rows,
 )
 
@@ -56,12 +57,15 @@ MB, GB = 2**20, 2**30
 def test_auto_picks_the_most_accurate_index_that_fits(n, dim, budget, kind, factory) -> None:
     plan = choose_index(n, dim, budget)
     assert (plan.kind, plan.factory) == (kind, factory)
-    assert plan.fits and plan.estimated_bytes <= budget
+    assert plan.fits
+    assert plan.estimated_bytes <= budget
 
 
 def test_auto_says_when_nothing_fits() -> None:
     plan = choose_index(1_000_000, 128, 1 * MB)
-    assert not plan.fits and plan.estimated_bytes > 1 * MB and "nothing fits" in plan.reason
+    assert not plan.fits
+    assert plan.estimated_bytes > 1 * MB
+    assert "nothing fits" in plan.reason
     assert "PQ" in plan.factory
 
 
@@ -71,17 +75,24 @@ def test_auto_says_when_nothing_fits() -> None:
         ("flat", "IDMap2,Flat"),
         ("hnsw", "IDMap2,HNSW32"),
         ("ivf", "IVF"),
+        ("ivfsq", "IVF"),
         ("ivfpq", "IDMap2,IVF"),
     ],
 )
 def test_explicit_kinds(kind, prefix) -> None:
     plan = choose_index(100_000, 64, 1 * GB, kind=kind)
-    assert plan.kind == kind and plan.factory.startswith(prefix)
+    assert plan.kind == kind
+    assert plan.factory.startswith(prefix)
     if kind == "ivfpq":
-        assert (
-            "Refine(SQ8)" in plan.factory
-        )  # candidates re-scored with finer codes when memory allows
+        # candidates re-scored with finer codes when memory allows
+        assert "Refine(SQ8)" in plan.factory
         assert "Refine" not in choose_index(100_000, 64, 3 * MB, kind="ivfpq").factory
+
+
+def test_every_kind_auto_produces_can_be_asked_for() -> None:
+    assert set(KINDS) == {"auto", "flat", "hnsw", "ivf", "ivfsq", "ivfpq"}
+    assert choose_index(100_000, 64, 1 * GB, kind="ivfsq").factory.endswith(",SQ8")
+    assert choose_index(100_000, 64, 5 * MB, kind="ivfsq").factory.endswith(",SQ6")
 
 
 def test_unknown_kind_and_empty_input_are_refused() -> None:
@@ -94,7 +105,7 @@ def test_unknown_kind_and_empty_input_are_refused() -> None:
 @pytest.mark.parametrize("n", [100, 2_000, 50_000, 1_000_000])
 def test_every_list_gets_enough_training_points(n) -> None:
     plan = choose_index(n, 32, GB, kind="ivf")
-    assert plan.nlist == choose_nlist(n)
+    assert plan.nlist == ivf_nlist(n)
     assert training_rows(plan, n, 32) >= min(n, MIN_POINTS_PER_LIST * plan.nlist)
     assert training_rows(plan, n, 32) <= n
 
@@ -102,10 +113,13 @@ def test_every_list_gets_enough_training_points(n) -> None:
 def test_compressed_candidates_rotate_pq_codes_with_opq() -> None:
     pq = [c for c in _codecs(128, 1_000_000) if c.suffix.startswith("PQ")]
     m = [int(c.suffix[2:].split("x")[0]) for c in pq]
-    assert pq and all(
-        c.prefix == f"OPQ{k}_{2 * k}," and c.suffix == f"PQ{k}x10np" for c, k in zip(pq, m, strict=False)
+    assert pq
+    assert all(
+        c.prefix == f"OPQ{k}_{2 * k}," and c.suffix == f"PQ{k}x10np"
+        for c, k in zip(pq, m, strict=False)
     )
-    assert m[:3] == [72, 68, 64] and [c.code_bytes for c in pq][:3] == [
+    assert m[:3] == [72, 68, 64]
+    assert [c.code_bytes for c in pq][:3] == [
         90,
         85,
         80,
@@ -114,7 +128,9 @@ def test_compressed_candidates_rotate_pq_codes_with_opq() -> None:
     eight = [
         c for c in _codecs(128, 20_000) if c.suffix.startswith("PQ")
     ]  # < 39 rows a centroid of 1,024
-    assert eight[0].suffix == "PQ92x8np" and eight[0].code_bytes == 92 and eight[1].code_bytes == 88
+    assert eight[0].suffix == "PQ92x8np"
+    assert eight[0].code_bytes == 92
+    assert eight[1].code_bytes == 88
     assert not any(
         c.prefix for c in _codecs(128, 5_000)
     )  # OPQ trains 8-bit codebooks: not on 5k rows

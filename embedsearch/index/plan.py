@@ -1,4 +1,4 @@
-"""Which faiss index to build: kinds, memory estimates, the auto choice, search parameters.
+"""Which faiss index to build: pure functions of (rows, dim, memory budget) -> a factory string.
 
 Kinds (``--kind``):
 
@@ -7,6 +7,7 @@ Kinds (``--kind``):
 - ``ivf``: inverted lists of full vectors (``IVFn,Flat``)
 - ``ivfpq``: inverted lists of fast-scan PQ codes whose candidates are re-scored with finer
   SQ8 codes (``IVFn,PQmx4fs,Refine(SQ8)``), or plain ``IVFn,PQmx8`` when memory is short
+- ``ivfsq``: inverted lists of scalar-quantized codes (``IVFn,SQ8``, or ``SQ6`` when short)
 - ``auto``: exact search when the vectors fit ``--max-memory`` and a query scans at most
   ``FLAT_WORK_LIMIT`` floats (N * d); else the most accurate kind that fits (IVF over full vectors,
   then SQ8, SQ6, and PQ codes, where more lists win over a few more bytes). Its search parameters
@@ -26,35 +27,33 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, get_args
 
 from embedsearch.errors import InputError
 
-KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
+Kind = Literal["auto", "flat", "hnsw", "ivf", "ivfsq", "ivfpq"]
+KINDS: tuple[str, ...] = get_args(Kind)
+# The measurements behind these rules: benchmarks/RESULTS.md, "issue 16" / "index" (planning).
 # Exact search while a query scans at most this many floats (and the vectors fit): recall 1.0,
-# no training, and 1000 queries still answered in ~1-1.5 s, one in ~17-19 ms, on 2 cores
-# (measured at 200k x 512 and 1M x 128, k = 10). Above it, IVF tuned to the recall target.
+# no training, and a query still answered in well under 20 ms on 2 cores.
 FLAT_WORK_LIMIT = 2**27
 # A PQ codec with more lists wins over one with more bytes a vector when it keeps at least
-# this share of the bytes: on 200k x 512 at 30 MiB, OPQ140 codes over 512 lists reach
-# recall@10 0.903, OPQ132 over 2,048 lists 0.940 (smaller residuals beat 8 more bytes).
+# this share of the bytes (smaller residuals beat a few more bytes).
 PQ_BYTES_FOR_LISTS = 0.9
 ID_BYTES = 8  # inverted lists and IDMap store one int64 key per vector
 HNSW_M = 32
 MIN_POINTS_PER_LIST = 39  # faiss k-means warns below this
 # Coarse k-means on 40 points a list (faiss warns below 39): it dominates the build of large
-# indexes. 1M x 128 into OPQ88 over 8,192 lists: 50 a list trained in 79 s, 40 in 66 s, same
-# tuned recall (0.91).
+# indexes, and more points did not raise the tuned recall.
 TRAIN_POINTS_PER_LIST = 40
-PQ_POINTS_PER_CENTROID = (
-    50  # PQ codebooks train on 50 points a centroid: 12,800 rows at 8 bits, 51,200 at 10
-)
+# PQ codebooks train on 50 points a centroid: 12,800 rows at 8 bits, 51,200 at 10
+PQ_POINTS_PER_CENTROID = 50
 MAX_TRAIN_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
 class IndexPlan:
-    """A concrete index to build: ``factory`` for faiss, its estimated size and why it was chosen."""
+    """An index to build: ``factory`` for faiss, its estimated size and why it was chosen."""
 
     kind: str
     factory: str
@@ -64,7 +63,7 @@ class IndexPlan:
     reason: str
 
 
-def choose_nlist(n: int) -> int:
+def ivf_nlist(n: int) -> int:
     """Power of two near ``2·sqrt(n)``, capped so every list gets >= 39 training points."""
     want = 2 ** round(math.log2(max(1.0, 2 * math.sqrt(n))))
     cap = max(1, n // MIN_POINTS_PER_LIST)
@@ -126,7 +125,6 @@ def _pq_codec(dim: int, m: int, nbits: int) -> Codec:
 
     OPQ rotates the vectors so that each 2-d sub-space carries a similar share of the
     variance (plain PQ wastes codes on the near-empty dimensions of low-rank embeddings).
-    Measured on the 20k tiny-clip set at 1 MiB: recall@10 0.20 with plain PQ32, 0.33 with OPQ36_72.
     Orthogonal, so it keeps inner products and the ranking. The rotation needs >= 8-bit codebooks.
     """
     code = math.ceil(m * nbits / 8)
@@ -146,16 +144,11 @@ def _pq_codec(dim: int, m: int, nbits: int) -> Codec:
 def _codecs(dim: int, n: int) -> list[Codec]:
     """Compressed IVF codecs, most accurate (and largest) first.
 
-    Measured on 200k clustered 128-d vectors (recall@10 at nprobe 16 of 1024): SQ8 0.97,
-    SQ6 0.94, PQ64x8 0.89, SQ4 0.81 (same bytes as PQ64x8, so not offered), PQ64x4fs 0.58.
-    Below SQ6, every PQ size in steps of 4 sub-quantizers (OPQ-rotated), so that the chosen one
-    uses most of the budget: recall grows with the bytes a vector.
-    Codebooks get 10 bits (1,024 centroids) when there are rows enough to train them: at the same
-    bytes a vector, fewer sub-quantizers with more centroids each quantize better. Measured with
-    the same fresh queries (recall@10, tuned nprobe): 1M x 128 in 20 bytes, PQ20x8 0.825 -> PQ16x10
-    0.893; in 88 bytes, PQ88x8 0.911 -> PQ70x10 0.944; 200k x 512 in ~130 bytes, PQ132x8 0.940 ->
-    PQ104x10 0.958; builds as fast (their k-means runs on 2-d sub-spaces), searches ~1.5x slower.
-    With too few rows for 1,024 centroids (or 256), codebooks get fewer bits.
+    SQ8, SQ6, then every PQ size in steps of 4 sub-quantizers (OPQ-rotated), so that the chosen
+    one uses most of the budget: recall grows with the bytes a vector (SQ4 is not offered: it
+    costs PQ's bytes for less recall). Codebooks get 10 bits (1,024 centroids) when there are
+    rows enough to train them: at the same bytes a vector, fewer sub-quantizers with more
+    centroids each quantize better; with too few rows, fewer bits.
     """
     options = [Codec("SQ8", dim), Codec("SQ6", dim * 3 / 4)]
     nbits = next(b for b in (10, 8, 6, 4) if n >= MIN_POINTS_PER_LIST * 2**b or b == 4)
@@ -170,13 +163,11 @@ def _codecs(dim: int, n: int) -> list[Codec]:
 def _nlists(codec: Codec, n: int) -> list[int]:
     """List counts to try, most first; PQ codecs try 4x and 2x more lists, then up to 4x fewer.
 
-    More lists leave smaller residuals for the PQ codes: on 1M clustered 128-d vectors with
-    OPQ92 codes, recall@10 0.901 with 2,048 lists, 0.911 with 4,096; OPQ88 over 8,192 lists
-    0.915, and OPQ20 over 8,192 lists 0.826 against 0.823 over 4,096. On tiny budgets the
-    centroids are a large share of the index, and fewer lists buy more bytes a vector;
-    more rows a list cost query time, of which there is plenty to spare.
+    More lists leave smaller residuals for the PQ codes. On tiny budgets the centroids are a
+    large share of the index, and fewer lists buy more bytes a vector; more rows a list cost
+    query time, of which there is plenty to spare.
     """
-    nlist = choose_nlist(n)
+    nlist = ivf_nlist(n)
     if not codec.suffix.startswith("PQ"):
         return [nlist]
     more = [f * nlist for f in (4, 2) if n >= f * nlist * MIN_POINTS_PER_LIST]
@@ -193,7 +184,7 @@ def _refined_pq(dim: int) -> tuple[str, float] | None:
 
 def plan_kind(kind: str, n: int, dim: int, max_memory: int) -> IndexPlan:
     """The plan for an explicit ``kind`` (the budget is only checked and reported)."""
-    nlist = choose_nlist(n)
+    nlist = ivf_nlist(n)
     if kind == "flat":
         size = n * (dim * 4 + ID_BYTES)
         return IndexPlan(
@@ -208,6 +199,14 @@ def plan_kind(kind: str, n: int, dim: int, max_memory: int) -> IndexPlan:
         size = _ivf_bytes(n, dim, nlist, dim * 4)
         return IndexPlan(
             "ivf", f"IVF{nlist},Flat", nlist, size, size <= max_memory, "asked for IVF"
+        )
+    if kind == "ivfsq":
+        # SQ8 codes when they fit, else SQ6 (reported as not fitting when even those do not)
+        sq8, sq6 = _codecs(dim, n)[:2]
+        codec = sq8 if sq8.size(n, dim, nlist) <= max_memory else sq6
+        size = codec.size(n, dim, nlist)
+        return IndexPlan(
+            "ivfsq", codec.factory(nlist), nlist, size, size <= max_memory, "asked for IVF-SQ"
         )
     if kind == "ivfpq":
         # refined fast-scan PQ when its SQ8 codes fit, else the most accurate plain PQ that fits
@@ -284,7 +283,7 @@ def choose_index(n: int, dim: int, max_memory: int, kind: str = "auto") -> Index
             True,
             f"most accurate index within the {max_memory:,} byte budget",
         )
-    codec, nlist = options[-1], choose_nlist(n)
+    codec, nlist = options[-1], ivf_nlist(n)
     return IndexPlan(
         "ivfpq",
         codec.factory(nlist),
@@ -293,79 +292,3 @@ def choose_index(n: int, dim: int, max_memory: int, kind: str = "auto") -> Index
         False,
         "nothing fits the memory budget; this is the smallest index",
     )
-
-
-def search_param_grid(index: Any) -> list[list[dict[str, int]]]:
-    """Ladders of search parameters, each cheap -> expensive in its first parameter."""
-    refine = refine_of(index)
-    factors = [1, 2, 4, 8, 16] if refine is not None else [None]
-    ivf, hnsw = ivf_of(index), hnsw_of(index)
-    if ivf is not None:
-        primary = [("nprobe", p) for p in _powers(ivf.nlist)]
-    elif hnsw is not None:
-        primary = [("efSearch", e) for e in (16, 32, 64, 128, 256, 512, 1024)]
-    else:
-        return [[{}]]
-    ladders = []
-    for factor in factors:
-        ladder = [
-            {name: value, **({"k_factor": factor} if factor else {})} for name, value in primary
-        ]
-        ladders.append(ladder)
-    return ladders
-
-
-def _powers(limit: int) -> list[int]:
-    values, p = [], 1
-    while p < limit:
-        values.append(p)
-        p *= 2
-    return values + [limit]
-
-
-def set_search_params(index: Any, params: dict[str, int]) -> None:
-    """Apply ``{"nprobe", "efSearch", "k_factor"}`` (those present) to ``index`` in place."""
-    if "nprobe" in params:
-        ivf_of(index).nprobe = int(params["nprobe"])
-    if "efSearch" in params:
-        hnsw_of(index).hnsw.efSearch = int(params["efSearch"])
-    if "k_factor" in params:
-        refine_of(index).k_factor = float(params["k_factor"])
-
-
-def _unwrap(index: Any) -> Any:
-    import faiss
-
-    index = faiss.downcast_index(index)
-    while isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
-        index = faiss.downcast_index(index.index)
-    return index
-
-
-def refine_of(index: Any) -> Any:
-    """The IndexRefine inside ``index`` (under IDMap wrappers), or None."""
-    import faiss
-
-    index = _unwrap(index)
-    return index if isinstance(index, faiss.IndexRefine) else None
-
-
-def ivf_of(index: Any) -> Any:
-    """The IVF index inside ``index`` (under IDMap and refine wrappers), or None."""
-    import faiss
-
-    index = _unwrap(index)
-    if isinstance(index, faiss.IndexRefine):
-        index = index.base_index
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return None
-
-
-def hnsw_of(index: Any) -> Any:
-    """The HNSW index inside ``index`` (under IDMap wrappers), or None."""
-    import faiss
-
-    index = _unwrap(index)
-    return index if isinstance(index, faiss.IndexHNSW) else None
