@@ -86,7 +86,9 @@ def best_f1(
     """(best F1, its threshold) over every distinct score of all pairs (the oracle)."""
     i, j = np.triu_indices(len(names), 1)
     s = scores[i, j] if higher_is_closer else -scores[i, j]
-    is_true = np.array([frozenset((names[a], names[b])) in truth for a, b in zip(i, j, strict=False)])
+    is_true = np.array(
+        [frozenset((names[a], names[b])) in truth for a, b in zip(i, j, strict=False)]
+    )
     order = np.argsort(-s)
     tp = np.cumsum(is_true[order])
     k = np.arange(1, len(order) + 1)
@@ -122,7 +124,8 @@ def encoder_rows(
     seconds = time.perf_counter() - started
     pairs = pd.read_parquet(result.out / "pairs.parquet", columns=["source_a", "source_b"])
     found = {
-        frozenset((Path(a).name, Path(b).name)) for a, b in zip(pairs.source_a, pairs.source_b, strict=False)
+        frozenset((Path(a).name, Path(b).name))
+        for a, b in zip(pairs.source_a, pairs.source_b, strict=False)
     }
     p, r, f = prf(found, truth)
     names, vectors = [], []
