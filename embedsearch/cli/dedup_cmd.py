@@ -48,7 +48,7 @@ def dedup_command(
         ),
     ] = None,
     keep: Annotated[
-        Keep, typer.Option("--keep", help="Survivor of each group: first, largest or centroid.")
+        Keep, typer.Option("--keep", help="Which member of each group survives.")
     ] = "first",
     method: Annotated[
         Method,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import faiss
 import numpy as np
@@ -85,34 +84,23 @@ def test_superseded_rows_are_left_out(tmp_path, gen) -> None:
     assert kept == ["s0", *(f"s{i}" for i in range(3, 10)), "s1", "s10"]
 
 
-class _ModulesSeen:
-    """A progress receiver that notes which heavy modules are loaded at every report."""
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-
-    def _note(self, *_: object) -> None:
-        import sys
-
-        self.seen |= {m for m in ("pandas", "torch") if m in sys.modules}
-
-    start = advance = stop = _note
-
-
 def test_the_search_imports_neither_pandas_nor_torch(tmp_path, gen) -> None:
     # Each costs 50 MiB or more of RSS held for the whole run; pandas may load only to write
     # the results, after the search index is freed.
     gen.write_dir(tmp_path / "emb", gen.random_unit(300, 8, seed=4))
+    # The progress receiver notes the heavy modules loaded at every report of the search.
     code = (
         "import sys\n"
-        "sys.path.insert(0, {tests!r})\n"
-        "from test_memory import _ModulesSeen\n"
         "from embedsearch.dedup import find_duplicates, pair_search\n"
         "pair_search.EXACT_LIMIT = 100  # the IVF path\n"
-        "seen = _ModulesSeen()\n"
-        "r = find_duplicates({emb!r}, out={out!r}, threshold=0.9, block_rows=64, progress=seen)\n"
+        "class Seen:\n"
+        "    seen = set()\n"
+        "    def start(self, *_):\n"
+        "        self.seen |= {{m for m in ('pandas', 'torch') if m in sys.modules}}\n"
+        "    advance = stop = start\n"
+        "r = find_duplicates({emb!r}, out={out!r}, threshold=0.9, block_rows=64, progress=Seen())\n"
         "assert r.search.startswith('IVF'), r.search\n"
-        "print(sorted(seen.seen))\n"
-    ).format(tests=str(Path(__file__).parent), emb=str(tmp_path / "emb"), out=str(tmp_path / "o"))
+        "print(sorted(Seen.seen))\n"
+    ).format(emb=str(tmp_path / "emb"), out=str(tmp_path / "o"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -120,13 +120,13 @@ def test_whiten_on_too_few_rows_and_with_semdedup_is_refused(tmp_path, gen) -> N
         find_duplicates(emb, out=tmp_path / "out", whiten=True)
     with pytest.raises(InputError, match="knn only"):
         find_duplicates(emb, out=tmp_path / "out", method="semdedup", whiten=True)
-    assert (
-        find_duplicates(emb, out=tmp_path / "out").space == "raw cosine"
-    )  # the default: too few to fit
+    # The default: too few rows to fit on.
+    assert find_duplicates(emb, out=tmp_path / "out").space == "raw cosine"
 
 
 def self_copies_of(x: np.ndarray) -> SelfCopies:
-    """The 200 first (original, copy) pairs of a styled corpus, as dedup's self-copy test would see them."""
+    """The 200 first (original, copy) pairs of a styled corpus, as dedup's self-copy test would
+    see them."""
     half = len(x) // 2
     return SelfCopies(x[:200], {"mild": x[half : half + 200], "strong": x[half : half + 200]})
 
