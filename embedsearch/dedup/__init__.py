@@ -1,8 +1,5 @@
 """Deduplication: exact (content hash) and near duplicates (FAISS), train/test leakage, SemDeDup.
 
-Names resolve on first use, so the CLI can read :mod:`embedsearch.dedup.options` (its choices)
-for ``--help`` without importing numpy.
-
 Example:
     >>> from embedsearch.dedup import find_duplicates
     >>> result = find_duplicates("emb/", out="dups/")   # doctest: +SKIP
@@ -13,19 +10,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from embedsearch.dedup.find import find_duplicates
-    from embedsearch.dedup.outputs import DedupResult
+    from embedsearch.dedup.find import DedupResult, find_duplicates
 
 __all__ = ["DedupResult", "find_duplicates"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "find_duplicates":
-        from embedsearch.dedup.find import find_duplicates
+    """Load the library on first use, so the CLI reads :mod:`.options` for ``--help`` without
+    importing numpy."""
+    if name not in __all__:
+        raise AttributeError(f"module 'embedsearch.dedup' has no attribute {name!r}")
+    from embedsearch.dedup import find
 
-        return find_duplicates
-    if name == "DedupResult":
-        from embedsearch.dedup.outputs import DedupResult
-
-        return DedupResult
-    raise AttributeError(f"module 'embedsearch.dedup' has no attribute {name!r}")
+    return getattr(find, name)

@@ -65,12 +65,12 @@ def check_options(options: DedupOptions, against: bool) -> None:
             "--method semdedup always keeps the item farthest from its cluster centroid: "
             "drop --keep"
         )
+    if o.clusters is not None and o.clusters < 1:
+        raise InputError("--clusters must be at least 1")
+    if o.eps is not None and not 0.0 <= o.eps <= 2.0:
+        raise InputError(f"--eps {o.eps} must lie in [0, 2]")
     if o.whiten:
         raise InputError(
             "--whiten works with --method knn only (SemDeDup prunes by raw cosine to the "
             "cluster centroid)"
         )
-    if o.clusters is not None and o.clusters < 1:
-        raise InputError("--clusters must be at least 1")
-    if o.eps is not None and not 0.0 <= o.eps <= 2.0:
-        raise InputError(f"--eps {o.eps} must lie in [0, 2]")

@@ -19,10 +19,8 @@ items near 0), so no fixed number fits them all. The scale comes from the data:
     threshold = null bound
 
 The null bound is the lowest threshold that keeps false pairs near ``0.05 * N``, which is
-what lets harder copies through: an earlier rule, ``max(q0.05 of the mild copies' scores,
-null)``, sat at the mild copies' level; on the same whitened, flip-averaged photo vectors it
-gave strong-copy F1 0.29 where the null bound gives 0.65, with mild-copy F1 0.94 for both
-(``benchmarks/RESULTS.md``, issue 6).
+what lets harder copies through (an earlier rule at the mild copies' level missed most strong
+copies: ``benchmarks/RESULTS.md``, issue 6).
 Without whitening *and* without copies to check against (text corpora, moved files, a model
 that cannot be loaded or whose fingerprint changed) nothing confirms that the raw cosines
 mean what they seem, and the rule is ``max(FALLBACK_FLOOR, null bound)``. The threshold is

@@ -6,8 +6,7 @@ directions that describe *what kind of image* it is (texture, colour, brightness
 the fine detail that tells one photo from a re-cropped copy of another. Centring on the
 corpus mean and scaling the principal directions to unit variance gives every direction
 the same weight, which is what copy detection needs (SSCD, Pizzi et al. 2022, whitens its
-descriptors for the same reason). On the strong-copy benchmark it raised the best F1 any
-threshold reaches from 0.41 to 0.71 with flip-averaged vectors (``benchmarks/RESULTS.md``).
+descriptors for the same reason); figures in ``benchmarks/RESULTS.md`` (issue 6).
 
 Whitening is not always right: when duplicates differ by noise in directions where the corpus
 itself barely varies (synthetic vectors plus isotropic noise, say), whitening blows that noise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,9 @@ def test_finds_exact_and_near_copies_and_writes_readable_outputs(tmp_path, corpu
     )
     assert (result.out / "histogram.png").stat().st_size > 1000
     assert "threshold 0.9000" in (result.out / "histogram.txt").read_text()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert result.out.stat().st_mode & 0o777 == 0o777 & ~umask  # the dir respects the umask
 
 
 def test_chains_are_not_merged(tmp_path, gen) -> None:
