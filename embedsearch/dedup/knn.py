@@ -30,19 +30,19 @@ def knn_duplicates(
     inputs: DedupInputs, options: DedupOptions, calibration: Calibration, progress: Progress
 ) -> Duplicates:
     """Pairs, groups and survivors by the ``knn`` method (see :mod:`embedsearch.dedup.find`)."""
-    against, rows, whitening = inputs.against, options.block_rows, calibration.whitening
+    against, block_rows, whitening = inputs.against, options.block_rows, calibration.whitening
     indexed: Rows = "other" if against else "all"
     index = build_search_index(
         whitening.dims if whitening is not None else inputs.catalog.dim,
         inputs.count(indexed),
-        lambda: inputs.blocks(indexed, rows, whitening),
-        lambda m: inputs.sample(indexed, m, rows, whitening),
+        lambda: inputs.blocks(indexed, block_rows, whitening),
+        lambda m: inputs.sample(indexed, m, block_rows, whitening),
         nprobe=options.nprobe,
         progress=progress,
     )
     near = search_pairs(
         index,
-        inputs.blocks("main" if against else "all", rows, whitening),
+        inputs.blocks("main" if against else "all", block_rows, whitening),
         calibration.threshold,
         options.k,
         same_set=not against,
