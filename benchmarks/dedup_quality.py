@@ -20,7 +20,8 @@ a true duplicate when it is (original, its copy). Compared side by side:
 default threshold; "best" columns show the F1 an oracle threshold would reach on the
 vectors dedup compared (whitened when it whitened).
 
-    flock /tmp/embedsearch-bench.lock python benchmarks/dedup_quality.py --simclr-run RUN_DIR --pretrain-epochs 60
+    flock /tmp/embedsearch-bench.lock python benchmarks/dedup_quality.py --simclr-run RUN_DIR \
+        --pretrain-epochs 60
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ from imagededup.methods import PHash
 folder = Path(sys.argv[1])
 hashes = PHash(verbose=False).encode_images(image_dir=str(folder))
 names = sorted(hashes)
-bits = np.array([[int(c, 16) >> s & 1 for c in hashes[n] for s in (3, 2, 1, 0)] for n in names], dtype=np.uint8)
+bits = np.array([[int(c, 16) >> s & 1 for c in hashes[n] for s in (3, 2, 1, 0)]
+                 for n in names], dtype=np.uint8)
 dist = (bits[:, None, :] != bits[None, :, :]).sum(-1)
 i, j = np.nonzero(np.triu(dist <= 32, 1))
 print(json.dumps({"names": names, "i": i.tolist(), "j": j.tolist(), "d": dist[i, j].tolist()}))
@@ -86,7 +88,9 @@ def best_f1(
     """(best F1, its threshold) over every distinct score of all pairs (the oracle)."""
     i, j = np.triu_indices(len(names), 1)
     s = scores[i, j] if higher_is_closer else -scores[i, j]
-    is_true = np.array([frozenset((names[a], names[b])) in truth for a, b in zip(i, j, strict=False)])
+    is_true = np.array(
+        [frozenset((names[a], names[b])) in truth for a, b in zip(i, j, strict=False)]
+    )
     order = np.argsort(-s)
     tp = np.cumsum(is_true[order])
     k = np.arange(1, len(order) + 1)
@@ -122,7 +126,8 @@ def encoder_rows(
     seconds = time.perf_counter() - started
     pairs = pd.read_parquet(result.out / "pairs.parquet", columns=["source_a", "source_b"])
     found = {
-        frozenset((Path(a).name, Path(b).name)) for a, b in zip(pairs.source_a, pairs.source_b, strict=False)
+        frozenset((Path(a).name, Path(b).name))
+        for a, b in zip(pairs.source_a, pairs.source_b, strict=False)
     }
     p, r, f = prf(found, truth)
     names, vectors = [], []
@@ -145,7 +150,8 @@ def encoder_rows(
 
 
 def pretrain_on(folder: Path, out: Path, args: argparse.Namespace) -> Path:
-    """``embedsearch pretrain simclr`` on the dedup folder itself, with the recipe of issue 4's benchmark."""
+    """``embedsearch pretrain simclr`` on the dedup folder itself, with the recipe of issue 4's
+    benchmark."""
     started = time.perf_counter()
     subprocess.run(
         [
@@ -182,7 +188,8 @@ def pretrain_on(folder: Path, out: Path, args: argparse.Namespace) -> Path:
         stdout=subprocess.DEVNULL,
     )
     print(
-        f"pretrained on {folder} for {args.pretrain_epochs} epochs in {time.perf_counter() - started:.0f} s"
+        f"pretrained on {folder} for {args.pretrain_epochs} epochs in "
+        f"{time.perf_counter() - started:.0f} s"
     )
     return out
 
@@ -298,7 +305,8 @@ def main() -> None:
             rows += phash_rows(args.phash_python, folder, truth)
         print(
             f"\n{strength} copies: {args.n_corpus} originals + {len(truth)} copies, {args.size} px "
-            f"({len(truth)} true pairs among {(2 * args.n_corpus) * (2 * args.n_corpus - 1) // 2:,})"
+            f"({len(truth)} true pairs among "
+            f"{(2 * args.n_corpus) * (2 * args.n_corpus - 1) // 2:,})"
         )
         print_table(headers, rows)
 

@@ -35,6 +35,7 @@ from common import machine, print_table
 LATENT = 24
 NEAR_SHARE = 0.01
 EXACT_SHARE = 0.002
+SYNTHETIC_MODEL = {"model": "synthetic", "fingerprint": "synthetic-128", "shard_rows": 100_000}
 
 OURS = r"""
 import json, sys, time
@@ -42,8 +43,9 @@ from embedsearch import find_duplicates
 started = time.perf_counter()
 whiten = {"auto": None, "off": False}[sys.argv[4]]
 r = find_duplicates(sys.argv[1], out=sys.argv[2], threshold=float(sys.argv[3]), whiten=whiten)
-print(json.dumps({"seconds": time.perf_counter() - started, "pairs": r.pairs, "exact": r.exact_pairs,
-                  "groups": r.groups, "remove": r.to_remove, "search": r.search, "scores": r.space}))
+print(json.dumps({"seconds": time.perf_counter() - started, "pairs": r.pairs,
+                  "exact": r.exact_pairs, "groups": r.groups, "remove": r.to_remove,
+                  "search": r.search, "scores": r.space}))
 """
 
 IMAGEDEDUP = r"""
@@ -56,36 +58,30 @@ n, threshold = int(sys.argv[2]), float(sys.argv[3])
 vectors = []
 for path in sorted(__import__("glob").glob(sys.argv[1] + "/part-*.parquet")):
     table = pq.read_table(path, columns=["embedding"])
-    vectors.append(np.asarray(table.column("embedding").combine_chunks().flatten()).reshape(-1, 128))
+    column = table.column("embedding").combine_chunks()
+    vectors.append(np.asarray(column.flatten()).reshape(-1, 128))
     if sum(len(v) for v in vectors) >= n:
         break
 x = np.concatenate(vectors)[:n]
-cnn = CNN(verbose=False, model_config=CustomModel(name="identity", model=torch.nn.Identity(), transform=lambda im: im))
+identity = CustomModel(name="identity", model=torch.nn.Identity(), transform=lambda im: im)
+cnn = CNN(verbose=False, model_config=identity)
 started = time.perf_counter()
-found = cnn.find_duplicates(encoding_map={f"{i}": x[i] for i in range(n)}, min_similarity_threshold=threshold)
-print(json.dumps({"seconds": time.perf_counter() - started, "pairs": sum(len(v) for v in found.values()) // 2}))
+found = cnn.find_duplicates(encoding_map={f"{i}": x[i] for i in range(n)},
+                            min_similarity_threshold=threshold)
+pairs = sum(len(v) for v in found.values()) // 2
+print(json.dumps({"seconds": time.perf_counter() - started, "pairs": pairs}))
 """
 
 
 def generate(out: Path, n: int, dim: int, seed: int = 0) -> Path:
     """The synthetic embedding dir (skipped when it already holds ``n`` rows)."""
+    from embedsearch.store.arrays import write_embedding_dir
     from embedsearch.store.embedding_dir import EmbeddingDir
-    from embedsearch.store.writer import ShardWriter
 
     if EmbeddingDir.is_embedding_dir(out) and EmbeddingDir.open(out).live_rows == n:
         return out
     rng = np.random.default_rng(seed)
     mixing = rng.normal(size=(LATENT, dim)).astype(np.float32)
-    d = EmbeddingDir.create_or_open(
-        out,
-        model="synthetic",
-        model_options={},
-        fingerprint="synthetic-128",
-        modality="image",
-        dim=dim,
-        source="generated",
-    )
-    writer = ShardWriter(d, reserve_next_id=n, shard_rows=100_000)
     chunk = 100_000
     planted: dict[str, list[np.ndarray]] = {"near": [], "exact": []}
     for start in range(0, n, chunk):
@@ -111,8 +107,10 @@ def generate(out: Path, n: int, dim: int, seed: int = 0) -> Path:
                 for r, o in zip(rows, origin, strict=False):
                     hashes[r] = hashes[o]
         ids = np.arange(start, start + m)
-        writer.add(ids, [f"img/{i:07d}.jpg" for i in ids], hashes, x)
-    writer.close()
+        sources = [f"img/{i:07d}.jpg" for i in ids]
+        write_embedding_dir(
+            out, x, ids=ids, sources=sources, content_hashes=hashes, **SYNTHETIC_MODEL
+        )
     np.savez(out.parent / "planted.npz", **{k: np.concatenate(v) for k, v in planted.items()})
     return out
 
@@ -165,38 +163,28 @@ def run_measured(cmd: list[str], rss_cap: int) -> tuple[dict | None, float, int,
 
 def subset_dir(src: Path, n: int, root: Path) -> Path:
     """The first ``n`` rows of ``src`` as their own embedding dir (for the side-by-side runs)."""
+    from embedsearch.store.arrays import write_embedding_dir
     from embedsearch.store.embedding_dir import EmbeddingDir
-    from embedsearch.store.reader import embedding_matrix, iter_batches
-    from embedsearch.store.writer import ShardWriter
+    from embedsearch.store.reader import iter_vector_batches
 
     out = root / f"emb-{n}"
     if EmbeddingDir.is_embedding_dir(out):
         return out
-    d = EmbeddingDir.create_or_open(
-        out,
-        model="synthetic",
-        model_options={},
-        fingerprint="synthetic-128",
-        modality="image",
-        dim=128,
-        source="generated",
-    )
-    writer = ShardWriter(d, reserve_next_id=n, shard_rows=100_000)
     taken = 0
-    for batch in iter_batches(
-        src, ["id", "source", "content_hash", "embedding"], batch_rows=min(n, 65_536)
-    ):
-        batch = batch.slice(0, n - taken)
-        writer.add(
-            batch.column("id").to_numpy(),
-            batch.column("source").to_pylist(),
-            batch.column("content_hash").to_pylist(),
-            embedding_matrix(batch.column("embedding"), 128),
+    columns = ["id", "source", "content_hash"]
+    for batch, vectors in iter_vector_batches(src, columns, batch_rows=min(n, 65_536)):
+        rows = min(batch.num_rows, n - taken)
+        write_embedding_dir(
+            out,
+            vectors[:rows],
+            ids=batch.column("id").to_numpy()[:rows],
+            sources=batch.column("source").to_pylist()[:rows],
+            content_hashes=batch.column("content_hash").to_pylist()[:rows],
+            **SYNTHETIC_MODEL,
         )
-        taken += batch.num_rows
+        taken += rows
         if taken >= n:
             break
-    writer.close()
     return out
 
 
@@ -219,7 +207,8 @@ def main() -> None:
     p.add_argument(
         "--skip-imagededup",
         action="store_true",
-        help="run only ours at the --imagededup-n sizes (keep imagededup's rows from an earlier run)",
+        help="run only ours at the --imagededup-n sizes (keep imagededup's rows from an earlier "
+        "run)",
     )
     args = p.parse_args()
     print(f"machine: {machine()}")
@@ -266,8 +255,8 @@ def main() -> None:
             ]
         )
         print(
-            f"  N={n:,}: ours {wall:.1f} s {rss / 2**20:.0f} MiB | imagededup {wall2:.1f} s {rss2 / 2**20:.0f} MiB "
-            f"({status2})",
+            f"  N={n:,}: ours {wall:.1f} s {rss / 2**20:.0f} MiB | imagededup {wall2:.1f} s "
+            f"{rss2 / 2**20:.0f} MiB ({status2})",
             flush=True,
         )
         if status2 != "ok":
@@ -288,14 +277,15 @@ def main() -> None:
     for label, out_dir, result, wall, rss in summaries:
         print(f"\n{label}, {args.n:,} rows: {result}")
         print(
-            f"wall {wall:.1f} s (goal <= 300), peak RSS {rss / 2**20:.0f} MiB = {rss / vector_bytes:.2f} x the "
-            f"vectors' {vector_bytes / 2**20:.0f} MiB (goal <= 2.00)"
+            f"wall {wall:.1f} s (goal <= 300), peak RSS {rss / 2**20:.0f} MiB = "
+            f"{rss / vector_bytes:.2f} x the vectors' {vector_bytes / 2**20:.0f} MiB (goal <= 2.00)"
         )
         if result:
             recall = planted_recall(args.work, out_dir)
             print(
-                f"planted copies found: near (cos ~0.97) {recall['near']:.4f}, exact {recall['exact']:.4f}; "
-                f"{result['exact']:,} exact pairs, {result['remove']:,} rows to remove"
+                f"planted copies found: near (cos ~0.97) {recall['near']:.4f}, "
+                f"exact {recall['exact']:.4f}; {result['exact']:,} exact pairs, "
+                f"{result['remove']:,} rows to remove"
             )
 
 

@@ -4,9 +4,11 @@ Reads an embedding dir of the copy-detection folder written by ``dedup_quality.p
 (originals ``o_NNNNN.png``, copies ``c_NNNNN.jpg``, copy i of original i) and reports the
 best pairwise F1 any threshold reaches (an oracle) for the raw cosine, for vectors centred on
 the corpus mean, and for PCA-whitened vectors (fit on the same corpus, unsupervised) at a few
-output sizes and whitening powers. It measures headroom only: ``dedup`` does not whiten.
+output sizes and whitening powers. It measured the headroom before ``dedup`` learned to whiten
+(:mod:`embedsearch.dedup.whitening`).
 
-    python benchmarks/dedup_whitening_probe.py "/tmp/dedup-quality-strong-XXXX/emb-(a) SimCLR pretrained"
+    python benchmarks/dedup_whitening_probe.py \
+        "/tmp/dedup-quality-strong-XXXX/emb-(a) SimCLR pretrained"
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def main() -> None:
     ]
     for dims in (64, 128, 256):
         for power in (0.5, 1.0):
-            # power 1: full whitening; 0.5: eigenvalues only square-rooted (softer, keeps some scale).
+            # power 1: full whitening; 0.5: eigenvalues only square-rooted (softer, keeps scale).
             w = eigenvectors[:, :dims] / (eigenvalues[:dims] + 1e-6 * eigenvalues[0]) ** (power / 2)
             rows.append(
                 [f"PCA-whitened, {dims} dims, power {power}", *oracle_f1((x - mean) @ w, is_true)]

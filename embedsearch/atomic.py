@@ -43,7 +43,13 @@ def staging_dir(out: str | Path) -> Path:
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-{os.getpid()}-"))
+    while True:
+        staged = out.parent / f".{out.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            staged.mkdir()  # not mkdtemp: its mode 0700 would ignore the umask once published
+            return staged
+        except FileExistsError:
+            continue
 
 
 def publish_dir(staged: Path, out: Path) -> None:

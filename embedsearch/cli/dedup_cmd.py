@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from embedsearch.cli.app import app
+from embedsearch.dedup.options import DEFAULT_K, DEFAULT_NPROBE, Keep, Method
+
+OutputFormat = Literal["table", "json"]
 
 
 @app.command("dedup")
@@ -32,24 +35,27 @@ def dedup_command(
         typer.Option(
             "--threshold",
             "-t",
-            help="Cosine similarity (of the whitened vectors when whitening) for near duplicates [default: from the data, see histogram.txt].",
+            help="Cosine similarity (of the whitened vectors when whitening) for near duplicates "
+            "[default: from the data, see histogram.txt].",
         ),
     ] = None,
     against: Annotated[
         Path | None,
         typer.Option(
             "--against",
-            help="Another embedding/index dir: report only pairs across the two (train/test leakage).",
+            help="Another embedding/index dir: report only pairs across the two "
+            "(train/test leakage).",
         ),
     ] = None,
     keep: Annotated[
-        str, typer.Option("--keep", help="Survivor of each group: first, largest or centroid.")
+        Keep, typer.Option("--keep", help="Which member of each group survives.")
     ] = "first",
     method: Annotated[
-        str,
+        Method,
         typer.Option(
             "--method",
-            help="knn (FAISS neighbours, non-chaining groups) or semdedup (k-means + within-cluster pruning).",
+            help="knn (FAISS neighbours, non-chaining groups) or semdedup "
+            "(k-means + within-cluster pruning).",
         ),
     ] = "knn",
     clusters: Annotated[
@@ -65,28 +71,28 @@ def dedup_command(
     k: Annotated[
         int,
         typer.Option("-k", help="Neighbours asked per item before falling back to a range search."),
-    ] = 10,
+    ] = DEFAULT_K,
     nprobe: Annotated[
         int, typer.Option("--nprobe", help="IVF lists searched per item (large sets only).")
-    ] = 8,
+    ] = DEFAULT_NPROBE,
     whiten: Annotated[
         bool | None,
         typer.Option(
             "--whiten/--no-whiten",
-            help="PCA-whiten the vectors (fit on a sample) before comparing them [default: when it helps self-made copies of the corpus's images; knn only].",
+            help="PCA-whiten the vectors (fit on a sample) before comparing them "
+            "[default: when it helps self-made copies of the corpus's images; knn only].",
         ),
     ] = None,
     output_format: Annotated[
-        str, typer.Option("--format", help="table (on stderr) or json (summary on stdout).")
+        OutputFormat,
+        typer.Option("--format", help="table (on stderr) or json (summary on stdout)."),
     ] = "table",
 ) -> None:
-    """Find exact and near duplicates (or train/test leaks with --against) and write keep/remove lists."""
+    """Find exact and near duplicates (or train/test leaks with --against); write keep/remove
+    lists."""
     from embedsearch.cli.render import progress_bar, stderr, stdout, summary_table
     from embedsearch.dedup import find_duplicates
-    from embedsearch.errors import InputError
 
-    if output_format not in ("table", "json"):
-        raise InputError(f"unknown --format {output_format!r}: use table or json")
     with progress_bar() as bar:
         result = find_duplicates(
             path,

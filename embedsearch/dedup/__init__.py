@@ -5,6 +5,21 @@ Example:
     >>> result = find_duplicates("emb/", out="dups/")   # doctest: +SKIP
 """
 
-from embedsearch.dedup.api import DedupResult, find_duplicates
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from embedsearch.dedup.find import DedupResult, find_duplicates
 
 __all__ = ["DedupResult", "find_duplicates"]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the library on first use, so the CLI reads :mod:`.options` for ``--help`` without
+    importing numpy."""
+    if name not in __all__:
+        raise AttributeError(f"module 'embedsearch.dedup' has no attribute {name!r}")
+    from embedsearch.dedup import find
+
+    return getattr(find, name)

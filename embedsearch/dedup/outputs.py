@@ -1,7 +1,7 @@
 """Writing a dedup result dir: pairs, groups, keep/remove lists, histogram, summary.
 
-Everything is assembled in a hidden staging folder beside ``--out`` and renamed into
-place at the end, so an interrupted run never leaves a half-written result.
+Everything is assembled in a staging dir beside ``--out`` and published by a rename at the
+end (:mod:`embedsearch.atomic`), so an interrupted run never leaves a half-written result.
 
 - ``pairs.parquet``: ``id_a, id_b, source_a, source_b, score, exact, dir_a, dir_b``
 - ``groups.parquet``: ``group, id, source, keep, dir``
@@ -13,24 +13,47 @@ place at the end, so an interrupted run never leaves a half-written result.
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedsearch.dedup.grouping import Groups
-from embedsearch.dedup.inputs import Catalog
+from embedsearch.dedup.calibration import Calibration
+from embedsearch.dedup.grouping import Duplicates, Groups
+from embedsearch.dedup.inputs import Catalog, DedupInputs
+from embedsearch.dedup.options import DedupOptions
+from embedsearch.dedup.report import histogram_text, write_histogram_png
 from embedsearch.errors import InputError
 
 SUMMARY = "dedup.json"
 
 
-def prepare_out(out: Path) -> Path:
-    """Check ``--out`` (empty, missing, or an earlier dedup result) and make a staging dir."""
+@dataclass
+class DedupResult:
+    """What a dedup run found; the files are in ``out`` (the summary in ``dedup.json``)."""
+
+    out: Path
+    method: str
+    threshold: float
+    threshold_rule: str
+    rows: int
+    pairs: int
+    exact_pairs: int
+    groups: int
+    to_remove: int
+    kept: int
+    seconds: float
+    search: str = ""
+    space: str = "raw cosine"
+    whitening: str = ""
+    against: Path | None = None
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that is a file or a non-empty folder other than a dedup result."""
     if out.exists():
         if not out.is_dir():
             raise InputError(f"--out {out} exists and is not a folder")
@@ -38,22 +61,67 @@ def prepare_out(out: Path) -> Path:
             raise InputError(
                 f"--out {out} is a non-empty folder that is not a dedup result: use another --out"
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.dedup-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    return staging
 
 
-def publish(staging: Path, out: Path) -> None:
-    """Replace ``out`` with the staged result (the old one is removed only after the rename)."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def write_result(
+    staged: Path,
+    out: Path,
+    inputs: DedupInputs,
+    options: DedupOptions,
+    calibration: Calibration,
+    found: Duplicates,
+    started: float,
+) -> DedupResult:
+    """Every file of the result dir into ``staged``; the result as :func:`find_duplicates`
+    returns it (``out`` is where ``staged`` will be published)."""
+    catalog, groups = inputs.catalog, found.groups
+    write_pairs(staged / "pairs.parquet", catalog, found.a, found.b, found.score, found.exact)
+    write_groups(staged / "groups.parquet", catalog, groups)
+    removed = np.unique(found.a if inputs.against else groups.rows[~groups.keep])
+    kept = write_lists(staged, catalog, removed, inputs.main_rows)
+    threshold, rule, space = calibration.threshold, calibration.rule, calibration.space
+    (staged / "histogram.txt").write_text(histogram_text(found.best, threshold, rule, space))
+    write_histogram_png(found.best, threshold, rule, staged / "histogram.png", space)
+    result = DedupResult(
+        out=out,
+        method=options.method,
+        threshold=threshold,
+        threshold_rule=rule,
+        rows=len(catalog),
+        pairs=len(found.a),
+        exact_pairs=int(found.exact.sum()),
+        groups=groups.count,
+        to_remove=len(removed),
+        kept=kept,
+        seconds=time.perf_counter() - started,
+        search=found.search,
+        space=space,
+        whitening=calibration.decision,
+    )
+    summary = {
+        "method": result.method,
+        "keep": options.keep,
+        "threshold": result.threshold,
+        "threshold_rule": result.threshold_rule,
+        "search": result.search,
+        "scores": result.space,
+        "whitening": result.whitening,
+        "rows": result.rows,
+        "main_rows": inputs.main_rows,
+        "pairs": result.pairs,
+        "exact_pairs": result.exact_pairs,
+        "groups": result.groups,
+        "to_remove": result.to_remove,
+        "kept": kept,
+        "seconds": round(result.seconds, 3),
+        "inputs": [str(d.path) for d in inputs.main_dirs],
+        "against": [str(d.path) for d in inputs.other_dirs],
+        "model": catalog.dirs[0].model,
+        "fingerprint": catalog.dirs[0].fingerprint,
+    }
+    # The staged dir is published as a whole, so a plain write is atomic enough.
+    (staged / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    return result
 
 
 def write_pairs(
@@ -94,7 +162,7 @@ def write_groups(path: Path, catalog: Catalog, groups: Groups) -> None:
 
 
 def write_lists(staging: Path, catalog: Catalog, removed_rows: np.ndarray, main_rows: int) -> int:
-    """``keep.txt`` and ``remove.txt`` over the first ``main_rows`` rows; returns the number kept."""
+    """``keep.txt`` and ``remove.txt`` over the first ``main_rows`` rows; returns how many kept."""
     removed = np.zeros(main_rows, dtype=bool)
     removed[removed_rows[removed_rows < main_rows]] = True
     kept = 0
@@ -117,8 +185,3 @@ def write_lists(staging: Path, catalog: Catalog, removed_rows: np.ndarray, main_
                 kept += not gone
             start = stop
     return kept
-
-
-def write_summary(staging: Path, summary: dict[str, Any]) -> None:
-    """``dedup.json`` (the staging dir is renamed as a whole, so a plain write is atomic enough)."""
-    (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")

@@ -23,15 +23,24 @@ from typing import Any
 
 import numpy as np
 
-from embedsearch.dedup.grouping import Groups
-from embedsearch.dedup.near import add_presized
+from embedsearch.dedup.calibration import Calibration
+from embedsearch.dedup.exact import exact_pairs
+from embedsearch.dedup.grouping import Duplicates, chain_groups
+from embedsearch.dedup.inputs import DedupInputs
+from embedsearch.dedup.options import DedupOptions
+from embedsearch.dedup.pair_search import add_presized
 from embedsearch.progress import Progress
 
 BLOCK = 2_048
 
 
 def default_clusters(n: int) -> int:
-    """About sqrt(n) clusters, at least 50 points each (k-means needs them to train)."""
+    """About sqrt(n) clusters, at least 50 points each (k-means needs them to train).
+
+    Example:
+        >>> default_clusters(1_000_000), default_clusters(100)
+        (1000, 2)
+    """
     return int(max(1, min(n // 50, round(np.sqrt(n)))))
 
 
@@ -49,12 +58,13 @@ def cluster_members(index: Any, cluster: int, dim: int) -> tuple[np.ndarray, np.
 
 
 def prune_cluster(
-    vectors: np.ndarray, centroid: np.ndarray, threshold: float
-) -> tuple[np.ndarray, ...]:
+    vectors: np.ndarray, centroid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """SemDeDup on one cluster -> (order, match, score, best) in the cluster's own positions.
 
     ``match[i]`` is the earlier member (in keep order) most similar to member ``order[i]``,
-    ``score[i]`` that similarity (-inf for the first), ``best[i]`` its best score to any other member.
+    ``score[i]`` that similarity (-inf for the first), ``best[i]`` its best score to any other
+    member; members scoring at or above the threshold are the ones to remove.
     Memory is ``BLOCK x size``, never size x size.
     """
     order = np.argsort(vectors @ centroid, kind="stable")  # farthest from the centroid first
@@ -76,26 +86,18 @@ def prune_cluster(
     return order, match, score, best
 
 
-def semdedup(
-    inputs: Any, *, clusters: int | None, eps: float | None, block_rows: int, progress: Progress
-) -> Any:
-    """Run SemDeDup over ``inputs`` (see :func:`embedsearch.dedup.api.find_duplicates`)."""
+def semdedup_duplicates(
+    inputs: DedupInputs, options: DedupOptions, calibration: Calibration, progress: Progress
+) -> Duplicates:
+    """Pairs, groups and survivors by SemDeDup (see :mod:`embedsearch.dedup.find`)."""
     import faiss
 
-    from embedsearch.dedup.api import Found, space_and_threshold
-
     catalog, n, dim = inputs.catalog, len(inputs.catalog), inputs.catalog.dim
-    if eps is None:
-        threshold, rule, _ = space_and_threshold(inputs, None, False, block_rows)  # raw cosines
-        rule = f"eps = 1 - default threshold; {rule}"
-    else:
-        threshold, rule = 1.0 - eps, f"1 - eps (eps {eps:g})"
-    k = min(clusters or default_clusters(n), n)
+    threshold, block_rows = calibration.threshold, options.block_rows
+    k = min(options.clusters or default_clusters(n), n)
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, k, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = 1234
-    index.cp.min_points_per_centroid = (
-        1  # small sets: allow few points per cluster instead of warning
-    )
+    index.cp.min_points_per_centroid = 1  # small sets: few points per cluster, without warning
     index.train(inputs.sample("all", min(n, 64 * k), block_rows))
     add_presized(index, lambda: inputs.blocks("all", block_rows), n, progress)
     centroids = index.quantizer.reconstruct_n(0, k)
@@ -106,9 +108,7 @@ def semdedup(
     for cluster in range(k):
         rows, vectors = cluster_members(index, cluster, dim)
         if len(rows):
-            order, match, score, cluster_best = prune_cluster(
-                vectors, centroids[cluster], threshold
-            )
+            order, match, score, cluster_best = prune_cluster(vectors, centroids[cluster])
             best[rows[order]] = cluster_best
             gone = score >= threshold
             removed_rows.append(rows[order][gone])
@@ -117,8 +117,6 @@ def semdedup(
         progress.advance(1)
     progress.stop()
     # Exact duplicates (equal content hash) are always removed, even where vectors differ.
-    from embedsearch.dedup.exact import exact_pairs
-
     first, copy = exact_pairs(catalog.hashes)
     removed = np.concatenate([*removed_rows, copy]).astype(np.int64)
     matched = np.concatenate([*matched_rows, first]).astype(np.int64)
@@ -128,35 +126,4 @@ def semdedup(
     a, b = np.minimum(removed, matched), np.maximum(removed, matched)
     exact = catalog.hashes[a] == catalog.hashes[b]
     groups = chain_groups(removed, matched)
-    return Found(
-        a, b, score, exact, groups, best, float(threshold), rule, f"semdedup k-means {k} clusters"
-    )
-
-
-def chain_groups(removed: np.ndarray, matched: np.ndarray) -> Groups:
-    """Each removed row joins the group of the kept row its chain of matches leads to.
-
-    Example:
-        >>> g = chain_groups(np.array([5, 7]), np.array([2, 5]))   # 7 matched 5, 5 matched 2
-        >>> g.rows.tolist(), g.group.tolist(), g.keep.tolist()
-        ([2, 5, 7], [0, 0, 0], [True, False, False])
-    """
-    parent = dict(zip(removed.tolist(), matched.tolist(), strict=False))
-
-    def root(row: int) -> int:
-        seen = set()
-        while row in parent and row not in seen:
-            seen.add(row)
-            row = parent[row]
-        return row
-
-    roots = {row: root(row) for row in parent}
-    kept = sorted(set(roots.values()))
-    number = {row: i for i, row in enumerate(kept)}
-    rows = np.array(kept + sorted(roots), dtype=np.int64)
-    group = np.array(
-        [number[r] for r in kept] + [number[roots[r]] for r in sorted(roots)], dtype=np.int64
-    )
-    keep = np.array([True] * len(kept) + [False] * len(roots), dtype=bool)
-    order = np.lexsort((rows, group))
-    return Groups(rows[order], group[order], keep[order])
+    return Duplicates(a, b, score, exact, groups, best, f"semdedup k-means {k} clusters")

@@ -19,10 +19,8 @@ items near 0), so no fixed number fits them all. The scale comes from the data:
     threshold = null bound
 
 The null bound is the lowest threshold that keeps false pairs near ``0.05 * N``, which is
-what lets harder copies through: an earlier rule, ``max(q0.05 of the mild copies' scores,
-null)``, sat at the mild copies' level; on the same whitened, flip-averaged photo vectors it
-gave strong-copy F1 0.29 where the null bound gives 0.65, with mild-copy F1 0.94 for both
-(``benchmarks/RESULTS.md``, issue 6).
+what lets harder copies through (an earlier rule at the mild copies' level missed most strong
+copies: ``benchmarks/RESULTS.md``, issue 6).
 Without whitening *and* without copies to check against (text corpora, moved files, a model
 that cannot be loaded or whose fingerprint changed) nothing confirms that the raw cosines
 mean what they seem, and the rule is ``max(FALLBACK_FLOOR, null bound)``. The threshold is
@@ -47,19 +45,19 @@ FALSE_PAIRS_PER_ROW = 0.05
 FALLBACK_FLOOR = 0.95
 
 
-def sample_rows(n_total: int) -> int:
+def null_sample_size(n_total: int) -> int:
     """Rows to sample so that the null bound is read off at least ``20`` sample pairs above it."""
     rho = false_pair_rate(n_total)
     return int(min(n_total, max(SAMPLE_ROWS, np.ceil(np.sqrt(2 * 20 / rho)))))
 
 
 def false_pair_rate(n_total: int) -> float:
-    """Share of unrelated pairs allowed above the threshold: ``FALSE_PAIRS_PER_ROW * N`` pairs in all."""
+    """Share of unrelated pairs allowed above the threshold: ``FALSE_PAIRS_PER_ROW * N`` in all."""
     return min(1.0, FALSE_PAIRS_PER_ROW * 2.0 / max(n_total - 1, 1))
 
 
 def null_bound(sample: np.ndarray, n_total: int, block: int = 256) -> float:
-    """The score that a share :func:`false_pair_rate` of unrelated pairs exceed, from ``sample``'s pairs.
+    """The score a share :func:`false_pair_rate` of unrelated pairs exceed, from ``sample``'s pairs.
 
     Each row's best match in the sample is left out: when a corpus is dense in copies (or
     the sample is the whole corpus) a copy and its original are each other's best match
@@ -67,7 +65,7 @@ def null_bound(sample: np.ndarray, n_total: int, block: int = 256) -> float:
 
     Example:
         >>> x = np.eye(6, dtype=np.float32)
-        >>> null_bound(np.concatenate([x, x[:1]]), n_total=7)   # the duplicate pair (score 1) is left out
+        >>> null_bound(np.concatenate([x, x[:1]]), n_total=7)   # the duplicate pair is left out
         0.0
     """
     n = len(sample)
@@ -100,7 +98,8 @@ def _masked_scores(sample: np.ndarray, start: int, block: int) -> np.ndarray:
 
 @dataclass
 class SelfCopies:
-    """Vectors of corpus images and of copies made of them (mild and strong recipes), as the model gives them.
+    """Vectors of corpus images and of copies made of them (mild and strong recipes), as the
+    model gives them.
 
     Example:
         >>> c = SelfCopies(np.eye(2, dtype=np.float32), {"mild": np.eye(2, dtype=np.float32)})
@@ -127,7 +126,8 @@ def self_copies(
     seed: int = 0,
     recipes: Sequence[str] = ("mild", "strong"),
 ) -> SelfCopies | None:
-    """Embed images of ``sources`` and copies of them (:mod:`embedsearch.data.copies` recipes) with ``emb_dir``'s model.
+    """Embed images of ``sources`` and copies of them (:mod:`embedsearch.data.copies` recipes)
+    with ``emb_dir``'s model.
 
     None when this cannot be measured: not an image dir, model not loadable or changed
     (another fingerprint), or fewer than ``MIN_CALIBRATION_IMAGES`` readable files.
@@ -185,20 +185,25 @@ def _embed_copies(
 def default_threshold(
     sample: np.ndarray, n_total: int, copies: np.ndarray | None, whitened: bool = False
 ) -> tuple[float, str]:
-    """``(threshold, rule)`` from a random sample of vectors, the corpus size and (optionally) copy scores.
+    """``(threshold, rule)`` from a random sample of vectors, the corpus size and (optionally)
+    copy scores.
 
     ``whitened``: the vectors are whitened (:mod:`embedsearch.dedup.whitening`), whose cosines
     need no raw-cosine floor.
 
     Example:
         >>> x = np.eye(8, dtype=np.float32)
-        >>> default_threshold(x, 8, np.linspace(0.8, 1.0, 21))
-        (0.0, 'null 0.0000 (~0.05 x N unrelated pairs above, from 8 rows); 100% of 21 mild self-copies pass')
+        >>> threshold, rule = default_threshold(x, 8, np.linspace(0.8, 1.0, 21))
+        >>> threshold, rule.split("; ")[1]
+        (0.0, '100% of 21 mild self-copies pass')
         >>> default_threshold(x, 8, None)[0]
         0.95
     """
     null = null_bound(sample, n_total)
-    null_text = f"null {null:.4f} (~{FALSE_PAIRS_PER_ROW:g} x N unrelated pairs above, from {len(sample)} rows)"
+    null_text = (
+        f"null {null:.4f} (~{FALSE_PAIRS_PER_ROW:g} x N unrelated pairs above, "
+        f"from {len(sample)} rows)"
+    )
     if copies is None and not whitened:
         return round(
             max(FALLBACK_FLOOR, null), 4

@@ -6,8 +6,7 @@ directions that describe *what kind of image* it is (texture, colour, brightness
 the fine detail that tells one photo from a re-cropped copy of another. Centring on the
 corpus mean and scaling the principal directions to unit variance gives every direction
 the same weight, which is what copy detection needs (SSCD, Pizzi et al. 2022, whitens its
-descriptors for the same reason). On the strong-copy benchmark it raised the best F1 any
-threshold reaches from 0.41 to 0.71 with flip-averaged vectors (``benchmarks/RESULTS.md``).
+descriptors for the same reason); figures in ``benchmarks/RESULTS.md`` (issue 6).
 
 Whitening is not always right: when duplicates differ by noise in directions where the corpus
 itself barely varies (synthetic vectors plus isotropic noise, say), whitening blows that noise
@@ -101,7 +100,7 @@ def choose_whitening(
 
     ``raw_sample``: returns uniformly sampled rows of the corpus (as for the threshold's null
     bound); called only when the decision needs them, so a corpus without images is not read.
-    ``copies``: the corpus's own images and strong copies of them, embedded (None when not possible).
+    ``copies``: the corpus's own images and strong copies of them, embedded (None if impossible).
 
     Example:
         >>> choose_whitening(lambda: np.zeros((10, 4), np.float32), 10, None, None)
@@ -117,13 +116,16 @@ def choose_whitening(
     whitening = fit_whitening(sample)
     if whitening is None:
         return None, f"raw cosine: the {len(sample)} sampled rows cannot be whitened"
-    if whiten:
+    if whiten or copies is None:
         return whitening, "whitened: asked for"
     raw_pass = float(np.mean(copies.scores("strong") >= null_bound(sample, n_total)))
     white_pass = float(
         np.mean(copies.scores("strong", whitening) >= null_bound(whitening(sample), n_total))
     )
-    verdict = f"{white_pass:.0%} of {len(copies.originals)} strong self-copies pass whitened, {raw_pass:.0%} raw"
+    verdict = (
+        f"{white_pass:.0%} of {len(copies.originals)} strong self-copies pass whitened, "
+        f"{raw_pass:.0%} raw"
+    )
     if white_pass > raw_pass:
         return whitening, f"whitened: {verdict}"
     return None, f"raw cosine: {verdict}"

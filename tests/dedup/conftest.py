@@ -1,8 +1,8 @@
-"""Synthetic embedding dirs for dedup tests, offered as the ``gen`` fixture (test modules cannot import conftest)."""
+"""Synthetic embedding dirs for dedup tests, offered as the ``gen`` fixture (test modules cannot
+import conftest)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,8 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from embedsearch.store.embedding_dir import EmbeddingDir
-from embedsearch.store.writer import ShardWriter
+from embedsearch.store.arrays import write_embedding_dir
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -29,29 +28,22 @@ def write_dir(
     first_id: int = 0,
     shard_rows: int = 97,
 ) -> Path:
-    """An embedding dir with the given (normalised) vectors; distinct hashes unless given."""
-    n, dim = vectors.shape
-    ids = np.arange(first_id, first_id + n)
-    sources = (
-        list(sources) if sources is not None else [f"{path.name}/item_{i:05d}.png" for i in ids]
-    )
-    hashes = (
-        list(hashes)
-        if hashes is not None
-        else [hashlib.blake2b(s.encode(), digest_size=16).hexdigest() for s in sources]
-    )
-    d = EmbeddingDir.create_or_open(
+    """An embedding dir with the given vectors; sources ``<dir name>/item_<id>.png`` and
+    distinct hashes unless given."""
+    ids = np.arange(first_id, first_id + len(vectors))
+    if sources is None:
+        sources = [f"{path.name}/item_{i:05d}.png" for i in ids]
+    write_embedding_dir(
         path,
+        vectors,
+        ids=ids,
+        sources=sources,
+        content_hashes=hashes,
         model="test-model",
-        model_options={},
         fingerprint=fingerprint,
         modality=modality,
-        dim=dim,
-        source="generated",
+        shard_rows=shard_rows,
     )
-    writer = ShardWriter(d, reserve_next_id=first_id + n, shard_rows=shard_rows)
-    writer.add(ids, sources, hashes, unit(vectors))
-    writer.close()
     return path
 
 
@@ -61,9 +53,8 @@ def random_unit(n: int, dim: int, seed: int) -> np.ndarray:
 
 def near_copy(v: np.ndarray, cos: float, seed: int) -> np.ndarray:
     """A unit vector at exactly cosine ``cos`` from unit vector ``v``."""
-    noise = np.random.default_rng([seed, 7919]).normal(
-        size=v.shape
-    )  # not the stream random_unit used
+    # A seed sequence that random_unit's streams never use.
+    noise = np.random.default_rng([seed, 7919]).normal(size=v.shape)
     noise -= (noise @ v) * v
     noise = unit(noise)
     return unit(cos * v + np.sqrt(1 - cos**2) * noise)

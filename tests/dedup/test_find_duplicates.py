@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from embedsearch import find_duplicates
-from embedsearch.dedup import near, threshold
+from embedsearch.dedup import pair_search, threshold
 from embedsearch.errors import InputError, MismatchError
 
 
@@ -52,6 +53,9 @@ def test_finds_exact_and_near_copies_and_writes_readable_outputs(tmp_path, corpu
     )
     assert (result.out / "histogram.png").stat().st_size > 1000
     assert "threshold 0.9000" in (result.out / "histogram.txt").read_text()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert result.out.stat().st_mode & 0o777 == 0o777 & ~umask  # the dir respects the umask
 
 
 def test_chains_are_not_merged(tmp_path, gen) -> None:
@@ -74,10 +78,10 @@ def test_chains_are_not_merged(tmp_path, gen) -> None:
         assert (sims >= t - 1e-5).all(axis=1).any()
 
 
-@pytest.mark.parametrize("exact_limit", [near.EXACT_LIMIT, 100], ids=["flat", "ivf"])
+@pytest.mark.parametrize("exact_limit", [pair_search.EXACT_LIMIT, 100], ids=["flat", "ivf"])
 def test_against_reports_only_cross_pairs(tmp_path, monkeypatch, gen, exact_limit) -> None:
     monkeypatch.setattr(
-        near, "EXACT_LIMIT", exact_limit
+        pair_search, "EXACT_LIMIT", exact_limit
     )  # the IVF index is built over the other set only
     train = gen.random_unit(200, 16, seed=2)
     test = gen.random_unit(60, 16, seed=3)
@@ -94,7 +98,8 @@ def test_against_reports_only_cross_pairs(tmp_path, monkeypatch, gen, exact_limi
     result = find_duplicates(test_dir, out=tmp_path / "leaks", against=train_dir, threshold=0.95)
     assert result.search.startswith("IVF") == (exact_limit == 100)
     pairs = pd.read_parquet(result.out / "pairs.parquet")
-    assert (pairs.dir_a == 0).all() and (pairs.dir_b == 1).all()
+    assert (pairs.dir_a == 0).all()
+    assert (pairs.dir_b == 1).all()
     assert sorted(zip(pairs.id_a, pairs.id_b, pairs.exact, strict=False)) == [
         (5, 7, False),
         (6, 8, False),
@@ -110,7 +115,7 @@ def test_ivf_path_matches_brute_force(tmp_path, monkeypatch, gen) -> None:
     for i in range(40):
         x[2000 + i] = gen.near_copy(x[i], 0.95, seed=10 + i)
     emb = gen.write_dir(tmp_path / "emb", x, shard_rows=1000)
-    monkeypatch.setattr(near, "EXACT_LIMIT", 1000)
+    monkeypatch.setattr(pair_search, "EXACT_LIMIT", 1000)
     # Raw cosines, so the pairs can be checked against brute force on the same vectors.
     result = find_duplicates(
         emb, out=tmp_path / "out", threshold=0.9, nprobe=8, block_rows=700, whiten=False
@@ -134,7 +139,8 @@ def test_large_groups_are_found_whole_beyond_k(tmp_path, gen) -> None:
     emb = gen.write_dir(tmp_path / "emb", x)
     result = find_duplicates(emb, out=tmp_path / "out", threshold=0.95, k=4)
     groups = pd.read_parquet(result.out / "groups.parquet")
-    assert result.groups == 1 and sorted(groups.id) == list(range(30))
+    assert result.groups == 1
+    assert sorted(groups.id) == list(range(30))
     assert result.pairs == 30 * 29 // 2  # every pair above the threshold, not only 4 per item
 
 
@@ -191,7 +197,7 @@ def test_keep_rules_choose_the_survivor(tmp_path, gen) -> None:
 def test_refuses_bad_input(tmp_path, corpus, gen) -> None:
     emb, x, _ = corpus
     other = gen.write_dir(tmp_path / "other", x[:10], fingerprint="another-model")
-    with pytest.raises(MismatchError, match="same model"):
+    with pytest.raises(MismatchError, match="different models cannot be mixed"):
         find_duplicates(emb, out=tmp_path / "o1", against=other)
     with pytest.raises(InputError, match="same embedding dir"):
         find_duplicates(emb, out=tmp_path / "o2", against=emb)

@@ -1,4 +1,5 @@
-"""What keeps dedup's memory near the vectors' size: presized inverted lists, lean reads, no pandas/torch."""
+"""What keeps dedup's memory near the vectors' size: presized inverted lists, lean reads, no
+pandas/torch while searching."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import sys
 
 import faiss
 import numpy as np
-import pyarrow as pa
+import pandas as pd
 import pytest
 
-from embedsearch.dedup.inputs import _as_numpy, iter_vector_blocks, load_catalog, resolve_dirs
-from embedsearch.dedup.near import add_presized
+from embedsearch import find_duplicates
+from embedsearch.dedup.pair_search import add_presized
+from embedsearch.store.arrays import write_embedding_dir
 from embedsearch.store.embedding_dir import EmbeddingDir
 from embedsearch.store.writer import ShardWriter
 
@@ -64,55 +66,41 @@ def test_add_presized_refuses_a_row_count_other_than_announced(gen) -> None:
         add_presized(_trained_ivf(x, 4), lambda: iter([(0, x)]), 401)
 
 
-def test_inputs_skip_superseded_rows(tmp_path, gen) -> None:
+def test_superseded_rows_are_left_out(tmp_path, gen) -> None:
     x = gen.random_unit(13, 8, seed=3)
-    d = EmbeddingDir.create_or_open(
-        tmp_path / "emb",
-        model="m",
-        model_options={},
-        fingerprint="fp",
-        modality="image",
-        dim=8,
-        source="generated",
-    )
-    writer = ShardWriter(d, reserve_next_id=10, shard_rows=4)
-    writer.add(np.arange(10), [f"s{i}" for i in range(10)], [f"h{i}" for i in range(10)], x[:10])
+    x[12] = gen.near_copy(x[0], 0.99, seed=1)  # the new version of s2 copies row 0 ...
+    x[4] = gen.near_copy(x[1], 0.99, seed=2)  # ... and the old version of s1 had a copy
+    emb = tmp_path / "emb"
+    write_embedding_dir(emb, x[:10], sources=[f"s{i}" for i in range(10)], shard_rows=4)
+    writer = ShardWriter(EmbeddingDir.open(emb), reserve_next_id=13, shard_rows=4)
+    names = ["s1", "s10", "s2"]
+    writer.add(np.arange(10, 13), names, ["h1b", "h10", "h2b"], x[10:], superseded=[1, 2])
     writer.close()
-    writer = ShardWriter(d, reserve_next_id=13, shard_rows=4)
-    writer.add(
-        np.arange(10, 13), ["s1", "s2", "s10"], ["h1b", "h2b", "h10"], x[10:], superseded=[1, 2]
-    )
-    writer.close()
-    dirs = resolve_dirs(tmp_path / "emb")
-    catalog = load_catalog(dirs)
-    live = [0, *range(3, 13)]
-    assert catalog.ids.tolist() == live
-    assert catalog.source_of(np.arange(len(live))).to_pylist()[-3:] == ["s1", "s2", "s10"]
-    vectors = np.concatenate([v for _, v in iter_vector_blocks(dirs, block_rows=3)])
-    np.testing.assert_array_equal(vectors, x[live])
+    result = find_duplicates(emb, out=tmp_path / "out", threshold=0.95, block_rows=3)
+    pairs = pd.read_parquet(result.out / "pairs.parquet")
+    assert result.rows == 11
+    assert list(zip(pairs.id_a, pairs.id_b, strict=True)) == [(0, 12)]
+    kept = (result.out / "keep.txt").read_text().split()
+    assert kept == ["s0", *(f"s{i}" for i in range(3, 10)), "s1", "s10"]
 
 
-def test_as_numpy_reads_slices_and_converts_other_types() -> None:
-    values = pa.array(np.arange(10, dtype=np.int64)).slice(3, 4)
-    assert _as_numpy(values, np.int64).tolist() == [3, 4, 5, 6]
-    assert _as_numpy(pa.array([1, 2], pa.int32()), np.int64).dtype == np.int64
-    assert _as_numpy(pa.array([1.5, None]), np.float32)[0] == np.float32(1.5)
-
-
-def test_the_search_path_imports_neither_pandas_nor_torch(tmp_path, gen) -> None:
-    # Each costs 50 MiB or more of RSS held for the whole run; pandas is imported only to write results.
+def test_the_search_imports_neither_pandas_nor_torch(tmp_path, gen) -> None:
+    # Each costs 50 MiB or more of RSS held for the whole run; pandas may load only to write
+    # the results, after the search index is freed.
     gen.write_dir(tmp_path / "emb", gen.random_unit(300, 8, seed=4))
+    # The progress receiver notes the heavy modules loaded at every report of the search.
     code = (
         "import sys\n"
-        "from embedsearch.dedup import api\n"
-        "from embedsearch.dedup import near\n"
-        "near.EXACT_LIMIT = 100  # the IVF path\n"
-        f"inputs = api._open_inputs({str(tmp_path / 'emb')!r}, None)\n"
-        "blocks = lambda: inputs.blocks('all', 64)\n"
-        "index = near.build_search_index(8, 300, blocks, lambda m: inputs.sample('all', m, 64))\n"
-        "assert index.nlist > 1\n"
-        "near.search_pairs(index, blocks(), 0.9)\n"
-        "print(sorted(m for m in ('pandas', 'torch') if m in sys.modules))\n"
-    )
+        "from embedsearch.dedup import find_duplicates, pair_search\n"
+        "pair_search.EXACT_LIMIT = 100  # the IVF path\n"
+        "class Seen:\n"
+        "    seen = set()\n"
+        "    def start(self, *_):\n"
+        "        self.seen |= {{m for m in ('pandas', 'torch') if m in sys.modules}}\n"
+        "    advance = stop = start\n"
+        "r = find_duplicates({emb!r}, out={out!r}, threshold=0.9, block_rows=64, progress=Seen())\n"
+        "assert r.search.startswith('IVF'), r.search\n"
+        "print(sorted(Seen.seen))\n"
+    ).format(emb=str(tmp_path / "emb"), out=str(tmp_path / "o"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"

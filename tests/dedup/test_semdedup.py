@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from embedsearch import find_duplicates
-from embedsearch.dedup.semdedup import chain_groups, prune_cluster
+from embedsearch.dedup.grouping import chain_groups
+from embedsearch.dedup.semdedup import prune_cluster
 from embedsearch.errors import InputError
 
 
@@ -17,16 +18,23 @@ def test_prune_cluster_keeps_the_farthest_member_and_removes_its_copies(gen) -> 
     near_far = gen.near_copy(far, 0.99, seed=2)  # a copy of the far item, closer to the centroid
     distinct = gen.near_copy(centroid, 0.9, seed=3)
     vectors = np.stack([distinct, near_far, far]).astype(np.float32)
-    order, match, score, best = prune_cluster(vectors, centroid, threshold=0.95)
+    order, match, score, best = prune_cluster(vectors, centroid)
     removed = order[score >= 0.95]
     assert order[0] == 2  # farthest from the centroid comes first and is kept
-    assert removed.tolist() == [1] and match[score >= 0.95].tolist() == [2]
+    assert removed.tolist() == [1]
+    assert match[score >= 0.95].tolist() == [2]
     assert best[list(order).index(0)] < 0.95
 
 
 def test_chain_groups_follow_removed_items_to_a_kept_one() -> None:
     groups = chain_groups(np.array([3, 4, 9]), np.array([1, 3, 8]))
-    table = dict(zip(groups.rows.tolist(), zip(groups.group.tolist(), groups.keep.tolist(), strict=False), strict=False))
+    table = dict(
+        zip(
+            groups.rows.tolist(),
+            zip(groups.group.tolist(), groups.keep.tolist(), strict=False),
+            strict=False,
+        )
+    )
     assert table == {1: (0, True), 3: (0, False), 4: (0, False), 8: (1, True), 9: (1, False)}
 
 
@@ -42,7 +50,9 @@ def test_semdedup_end_to_end_matches_the_knn_method_on_clear_copies(tmp_path, ge
     sem_pairs = pd.read_parquet(sem.out / "pairs.parquet")
     knn_pairs = pd.read_parquet(knn.out / "pairs.parquet")
     # Copies at 0.98 land in their original's cluster, so both methods see the same 25 pairs.
-    assert set(zip(sem_pairs.id_a, sem_pairs.id_b, strict=False)) == set(zip(knn_pairs.id_a, knn_pairs.id_b, strict=False))
+    assert set(zip(sem_pairs.id_a, sem_pairs.id_b, strict=False)) == set(
+        zip(knn_pairs.id_a, knn_pairs.id_b, strict=False)
+    )
     assert sem.to_remove == 25
     groups = pd.read_parquet(sem.out / "groups.parquet")
     assert groups.groupby("group").keep.sum().eq(1).all()

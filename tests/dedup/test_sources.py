@@ -31,9 +31,11 @@ def test_text_corpus_exact_and_near_duplicate_documents(tmp_path) -> None:
     exact = pairs[pairs.exact]
     assert list(zip(exact.source_a, exact.source_b, strict=False)) == [(docs[2], docs[2])]
     removed = (result.out / "remove.txt").read_text().splitlines()
-    assert docs[2] in removed and len(removed) == result.to_remove
+    assert docs[2] in removed
+    assert len(removed) == result.to_remove
     kept = (result.out / "keep.txt").read_text().splitlines()
-    assert len(kept) + len(removed) == len(lines) and docs[2] in kept
+    assert len(kept) + len(removed) == len(lines)
+    assert docs[2] in kept
 
 
 def test_index_dir_input_uses_the_exact_vectors_of_its_embedding_dirs(tmp_path, gen) -> None:
@@ -69,13 +71,13 @@ def test_cli_writes_results_and_prints_json(tmp_path, gen, run_cli) -> None:
     assert (summary["pairs"], summary["to_remove"], summary["threshold"]) == (1, 1, 0.95)
     assert (tmp_path / "out" / "remove.txt").read_text() == "emb/item_00100.png\n"
     table = run_cli("dedup", emb, "--out", tmp_path / "out", "-t", "0.95")
-    assert table.exit_code == 0 and "to remove" in table.stderr and table.stdout == ""
+    assert table.exit_code == 0
+    assert "to remove" in table.stderr
+    assert table.stdout == ""
     bad = run_cli("dedup", tmp_path / "nothing", "--out", tmp_path / "o2")
-    assert (
-        bad.exit_code == 2
-        and bad.stderr.strip().startswith("error:")
-        and "Traceback" not in bad.stderr
-    )
+    assert bad.exit_code == 2
+    assert bad.stderr.strip().startswith("error:")
+    assert "Traceback" not in bad.stderr
     assert np.isclose(pd.read_parquet(tmp_path / "out" / "pairs.parquet").score[0], 0.99, atol=1e-4)
 
 
@@ -91,7 +93,8 @@ def test_default_threshold_is_calibrated_on_self_made_copies_of_the_corpus(tmp_p
         image.save(folder / f"{i:03d}.png")
     embed(folder, model="simclr:resnet18", out=tmp_path / "emb", image_size=32, workers=0)
     result = find_duplicates(tmp_path / "emb", out=tmp_path / "out")  # 30 rows: too few to whiten
-    assert "mild self-copies pass" in result.threshold_rule and result.space == "raw cosine"
+    assert "mild self-copies pass" in result.threshold_rule
+    assert result.space == "raw cosine"
     x = np.concatenate([v for _, v in iter_vectors(tmp_path / "emb")])
     sources = sorted(str(p) for p in folder.iterdir())  # 30 < CALIBRATION_IMAGES: every image
     from embedsearch.store.embedding_dir import EmbeddingDir
@@ -99,7 +102,7 @@ def test_default_threshold_is_calibrated_on_self_made_copies_of_the_corpus(tmp_p
     copies = threshold.self_copies(
         EmbeddingDir.open(tmp_path / "emb"), sources, recipes=("mild",)
     ).scores("mild")
-    assert copies is not None and len(copies) == 30
+    assert len(copies) == 30
     expected = threshold.null_bound(x, len(x))  # copies are checked against it, they do not move it
     assert result.threshold == pytest.approx(expected, abs=1e-4)
     assert (

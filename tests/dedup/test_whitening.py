@@ -20,7 +20,9 @@ def test_fit_whitens_the_sample_to_unit_variance_in_every_kept_direction() -> No
     scales = np.array([10.0, 5.0, 2.0, 1.0, 0.5, 0.3, 0.2, 0.15])  # all above MIN_RELATIVE_VARIANCE
     x = (rng.normal(size=(2000, 8)) * scales) @ np.linalg.qr(rng.normal(size=(8, 8)))[0] + 3.0
     w = fit_whitening(x.astype(np.float32))
-    assert w is not None and w.dims == 8 and w.fit_rows == 2000
+    assert w is not None
+    assert w.dims == 8
+    assert w.fit_rows == 2000
     y = (x - w.mean) @ w.projection  # before the final normalisation
     np.testing.assert_allclose(np.cov(y.T), np.eye(8), atol=2e-3)
     np.testing.assert_allclose(np.linalg.norm(w(x[:5]), axis=1), 1.0, rtol=1e-5)
@@ -82,16 +84,20 @@ def test_whitening_finds_copies_that_raw_cosine_misses(tmp_path, gen) -> None:
     emb = gen.write_dir(tmp_path / "emb", x)
     whitened = find_duplicates(emb, out=tmp_path / "w", whiten=True)
     raw = find_duplicates(emb, out=tmp_path / "raw", whiten=False)
-    assert whitened.space.startswith("PCA-whitened, 64 of 64 dims") and raw.space == "raw cosine"
+    assert whitened.space.startswith("PCA-whitened, 64 of 64 dims")
+    assert raw.space == "raw cosine"
     f1_whitened = f1(pd.read_parquet(whitened.out / "pairs.parquet"), truth)
     f1_raw = f1(pd.read_parquet(raw.out / "pairs.parquet"), truth)
-    assert f1_whitened >= 0.9 and f1_raw < 0.6, (f1_whitened, f1_raw)
+    assert f1_whitened >= 0.9, (f1_whitened, f1_raw)
+    assert f1_raw < 0.6, (f1_whitened, f1_raw)
     summary = json.loads((whitened.out / "dedup.json").read_text())
-    assert summary["scores"] == whitened.space and summary["whitening"] == "whitened: asked for"
+    assert summary["scores"] == whitened.space
+    assert summary["whitening"] == "whitened: asked for"
     assert "scores: PCA-whitened" in (whitened.out / "histogram.txt").read_text()
     # The threshold without copy calibration ("test-model" cannot be loaded) is the null bound:
     # whitened cosines need no raw-cosine floor.
-    assert whitened.threshold < 0.95 and "no copy check" in whitened.threshold_rule
+    assert whitened.threshold < 0.95
+    assert "no copy check" in whitened.threshold_rule
 
 
 def test_whitened_scores_are_cosines_of_the_whitened_vectors(tmp_path, gen) -> None:
@@ -114,13 +120,13 @@ def test_whiten_on_too_few_rows_and_with_semdedup_is_refused(tmp_path, gen) -> N
         find_duplicates(emb, out=tmp_path / "out", whiten=True)
     with pytest.raises(InputError, match="knn only"):
         find_duplicates(emb, out=tmp_path / "out", method="semdedup", whiten=True)
-    assert (
-        find_duplicates(emb, out=tmp_path / "out").space == "raw cosine"
-    )  # the default: too few to fit
+    # The default: too few rows to fit on.
+    assert find_duplicates(emb, out=tmp_path / "out").space == "raw cosine"
 
 
 def self_copies_of(x: np.ndarray) -> SelfCopies:
-    """The 200 first (original, copy) pairs of a styled corpus, as dedup's self-copy test would see them."""
+    """The 200 first (original, copy) pairs of a styled corpus, as dedup's self-copy test would
+    see them."""
     half = len(x) // 2
     return SelfCopies(x[:200], {"mild": x[half : half + 200], "strong": x[half : half + 200]})
 
@@ -130,10 +136,8 @@ def test_default_whitens_only_when_it_helps_the_corpus_own_copies(noise, expect_
     x, truth = styled_corpus(noise=noise)
     whitening, why = choose_whitening(lambda: x, len(x), self_copies_of(x), whiten=None)
     assert (whitening is not None) == expect_whitened, why
-    assert (
-        why.startswith("whitened: " if expect_whitened else "raw cosine: ")
-        and "strong self-copies" in why
-    )
+    assert why.startswith("whitened: " if expect_whitened else "raw cosine: ")
+    assert "strong self-copies" in why
     # ... and that choice is the one with more of the true pairs above the null bound.
     from embedsearch.dedup.threshold import null_bound
 
@@ -145,21 +149,19 @@ def test_default_whitens_only_when_it_helps_the_corpus_own_copies(noise, expect_
 
 
 def test_default_compares_raw_cosines_without_images_to_test_on(tmp_path, gen, monkeypatch) -> None:
-    from embedsearch.dedup import api
+    from embedsearch.dedup.inputs import DedupInputs
 
     samples = []
-    original = api._Inputs.sample
+    original = DedupInputs.sample
     monkeypatch.setattr(
-        api._Inputs, "sample", lambda self, *a, **k: samples.append(a) or original(self, *a, **k)
+        DedupInputs, "sample", lambda self, *a, **k: samples.append(a) or original(self, *a, **k)
     )
     x, _ = styled_corpus()
     result = find_duplicates(
         gen.write_dir(tmp_path / "emb", x), out=tmp_path / "out", threshold=0.9
     )
-    assert (
-        result.space == "raw cosine"
-        and result.whitening == "raw cosine: no images of the corpus to test whitening on"
-    )
+    assert result.space == "raw cosine"
+    assert result.whitening == "raw cosine: no images of the corpus to test whitening on"
     assert samples == []  # nothing to decide and a threshold given: no extra pass over the vectors
 
 

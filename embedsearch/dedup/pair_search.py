@@ -1,4 +1,4 @@
-"""Near-duplicate candidates with FAISS: exact search for small sets, IVF for large ones.
+"""Pairs at or above a threshold with FAISS: exact search for small sets, IVF for large ones.
 
 Never an N x N matrix: vectors are added block by block to a flat index (N up to
 ``EXACT_LIMIT``) or an ``IVF{nlist},Flat`` index trained on a sample, then queried
@@ -10,7 +10,7 @@ large duplicate groups are found whole instead of being cut at k.
 
 Memory: the index holds the vectors once (4 * dim bytes a row) plus ids, its inverted
 lists sized once (:func:`add_presized`); query blocks and results are bounded by
-``block_rows * k``.
+``block_rows * k``. Measurements: ``benchmarks/RESULTS.md`` (issue 6, Scale).
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from embedsearch.dedup.options import DEFAULT_K, DEFAULT_NPROBE
 from embedsearch.progress import NullProgress, Progress
 
 EXACT_LIMIT = 20_000
-DEFAULT_K = 10
-# Near copies sit far closer to each other than to other rows, so they share one of a few cells:
-# on 200k synthetic rows nprobe 8 finds 99.96 % of the pairs nprobe 32 finds, at a quarter of the time.
-DEFAULT_NPROBE = 8
 
 
 @dataclass
@@ -40,9 +37,15 @@ class Neighbours:
     best: np.ndarray  # per query row: best score to another row (-inf when none)
 
 
-def choose_nlist(n: int) -> int:
+def nlist_for_pair_search(n: int) -> int:
     """About 4 * sqrt(n) lists: ~2/1000 of the rows scanned per query at 1M rows and nprobe 8,
-    and a k-means that trains in seconds on 30 points per list."""
+    and a k-means that trains in seconds on 30 points per list (index/factory's rule sizes
+    lists for recall-tuned queries instead).
+
+    Example:
+        >>> nlist_for_pair_search(1_000_000)
+        4000
+    """
     return int(max(16, min(65_536, 4 * np.sqrt(n))))
 
 
@@ -59,25 +62,22 @@ def build_search_index(
 
     progress = progress or NullProgress()
     if n <= EXACT_LIMIT:
-        index = faiss.IndexFlatIP(dim)
-    else:
-        nlist = choose_nlist(n)
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = 1234  # reproducible k-means
-        index.cp.niter = (
-            10  # coarse cells only need to be good enough to route near copies together
-        )
-        index.cp.min_points_per_centroid = 25
-        index.train(sample(min(n, 30 * nlist)))
-        index.nprobe = min(nprobe, nlist)
-        index.parallel_mode = 0
-        add_presized(index, blocks, n, progress)
-        return index
-    progress.start("indexing vectors", n)
-    for _, vectors in blocks():
-        index.add(vectors)
-        progress.advance(len(vectors))
-    return index  # the caller's next start() ends this task (rich redraws stopped bars)
+        flat = faiss.IndexFlatIP(dim)
+        progress.start("indexing vectors", n)
+        for _, vectors in blocks():
+            flat.add(vectors)
+            progress.advance(len(vectors))
+        return flat  # the caller's next start() ends this task (rich redraws stopped bars)
+    nlist = nlist_for_pair_search(n)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 1234  # reproducible k-means
+    index.cp.niter = 10  # coarse cells only need to be good enough to route near copies together
+    index.cp.min_points_per_centroid = 25
+    index.train(sample(min(n, 30 * nlist)))
+    index.nprobe = min(nprobe, nlist)
+    index.parallel_mode = 0
+    add_presized(index, blocks, n, progress)
+    return index
 
 
 def add_presized(
@@ -88,12 +88,11 @@ def add_presized(
 ) -> None:
     """Add ``n`` streamed rows to a trained, empty ``IndexIVF`` with every inverted list sized once.
 
-    ``index.add`` grows each list's ``std::vector`` block by block; capacity doubling and the
-    freed old buffers cost ~40 % on top of the vectors at 1M rows (measured: +690 MiB of RSS for
-    496 MiB of codes and ids). Here a first pass assigns every row to its cell (the work ``add``
-    would do anyway; 8 bytes a row), each list is allocated at its final size and shrunk back to
-    length 0 (``std::vector`` keeps its capacity), and a second pass adds the rows with the
-    precomputed assignment, which then never reallocates. Ids stay ``ntotal + i``, as with ``add``.
+    ``index.add`` grows each list block by block, and capacity doubling plus freed old buffers
+    cost ~40 % on top of the vectors (``benchmarks/RESULTS.md``, issue 6). Here a first pass
+    assigns every row to its cell (8 bytes a row), each list is allocated at its final size and
+    shrunk back to length 0 (``std::vector`` keeps its capacity), and a second pass adds the rows
+    with that assignment, never reallocating. Ids stay ``ntotal + i``, as with ``add``.
     """
     import faiss
 
@@ -179,7 +178,7 @@ def search_pairs(
 def _range_pairs(
     index: Any, vectors: np.ndarray, rows: np.ndarray, threshold: float
 ) -> tuple[np.ndarray, ...]:
-    """Every indexed row within ``threshold`` of each query (faiss range search keeps scores > radius)."""
+    """Every indexed row within ``threshold`` of each query (range search keeps scores > radius)."""
     radius = np.nextafter(np.float32(threshold), np.float32(-np.inf))
     limits, scores, found = index.range_search(vectors, float(radius))
     counts = np.diff(limits).astype(np.int64)

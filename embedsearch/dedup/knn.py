@@ -1,0 +1,103 @@
+"""The default method: every pair at or above the threshold by FAISS kNN (then range) search,
+exact pairs by content hash, and star groups that do not chain.
+
+With ``--against`` the index holds the other set only and the main set queries it, so only
+pairs across the two are found; each leaking main row is removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from embedsearch.dedup.calibration import Calibration
+from embedsearch.dedup.exact import exact_pairs
+from embedsearch.dedup.grouping import (
+    Duplicates,
+    Groups,
+    choose_survivors,
+    leak_groups,
+    star_groups,
+)
+from embedsearch.dedup.inputs import DedupInputs, Rows
+from embedsearch.dedup.options import DedupOptions
+from embedsearch.dedup.pair_search import build_search_index, search_pairs
+from embedsearch.progress import Progress
+
+
+def knn_duplicates(
+    inputs: DedupInputs, options: DedupOptions, calibration: Calibration, progress: Progress
+) -> Duplicates:
+    """Pairs, groups and survivors by the ``knn`` method (see :mod:`embedsearch.dedup.find`)."""
+    against, block_rows, whitening = inputs.against, options.block_rows, calibration.whitening
+    indexed: Rows = "other" if against else "all"
+    index = build_search_index(
+        whitening.dims if whitening is not None else inputs.catalog.dim,
+        inputs.count(indexed),
+        lambda: inputs.blocks(indexed, block_rows, whitening),
+        lambda m: inputs.sample(indexed, m, block_rows, whitening),
+        nprobe=options.nprobe,
+        progress=progress,
+    )
+    near = search_pairs(
+        index,
+        inputs.blocks("main" if against else "all", block_rows, whitening),
+        calibration.threshold,
+        options.k,
+        same_set=not against,
+        total=inputs.main_rows,
+        progress=progress,
+    )
+    offset = inputs.main_rows if against else 0
+    main = np.arange(len(inputs.catalog)) < inputs.main_rows if against else None
+    ea, eb = exact_pairs(inputs.catalog.hashes, main)
+    a, b, score, exact = merge_pairs(ea, eb, near.rows_a, near.rows_b + offset, near.scores)
+    if against:
+        groups = leak_groups(a, b)
+    else:
+        groups = _stars_with_survivors(a, b, options, inputs, index)
+    search = (
+        f"IVF{index.nlist},Flat nprobe={index.nprobe}"
+        if hasattr(index, "nlist")
+        else "exact (flat)"
+    )
+    return Duplicates(a, b, score, exact, groups, near.best, search)
+
+
+def _stars_with_survivors(
+    a: np.ndarray, b: np.ndarray, options: DedupOptions, inputs: DedupInputs, index: Any
+) -> Groups:
+    """Star groups with their survivors by ``options.keep`` (vectors read back from ``index``,
+    whose ids are the row numbers here)."""
+
+    def vectors(rows: np.ndarray) -> np.ndarray:
+        if hasattr(index, "make_direct_map"):
+            index.make_direct_map()
+        return index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+    rows, group = star_groups(a, b)
+    keep = choose_survivors(rows, group, options.keep, inputs.catalog.sizes_of, vectors)
+    return Groups(rows, group, keep)
+
+
+def merge_pairs(
+    ea: np.ndarray, eb: np.ndarray, na: np.ndarray, nb: np.ndarray, ns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Union of exact pairs (score 1, ``exact``) and near pairs; a pair found both ways is exact.
+
+    Example:
+        >>> a, b, s, e = merge_pairs(np.array([0]), np.array([2]), np.array([0, 1]),
+        ...                          np.array([2, 3]), np.array([0.99, 0.95]))
+        >>> a.tolist(), b.tolist(), e.tolist()
+        ([0, 1], [2, 3], [True, False])
+    """
+    a = np.concatenate([ea, na]).astype(np.int64)
+    b = np.concatenate([eb, nb]).astype(np.int64)
+    score = np.concatenate([np.ones(len(ea), np.float32), ns.astype(np.float32)])
+    exact = np.concatenate([np.ones(len(ea), bool), np.zeros(len(na), bool)])
+    order = np.lexsort((~exact, b, a))
+    a, b, score, exact = a[order], b[order], score[order], exact[order]
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return a[first], b[first], score[first], exact[first]
