@@ -97,7 +97,8 @@ def to_query(gen: Generation, body: QueryBody, k: int, limits: Limits) -> Query:
 
 
 def vector_of(values: list[float], dim: int, name: str) -> np.ndarray:
-    vector = np.asarray(values, np.float32)
+    with np.errstate(over="ignore"):  # 1e39 becomes inf, refused just below
+        vector = np.asarray(values, np.float32)
     if vector.shape != (dim,):
         raise InputError(
             f"vector has {vector.size} numbers; index {name} holds vectors of dim {dim}"

@@ -17,7 +17,7 @@ function el(tag, attrs = {}, children = []) {
 }
 
 function tokenFromHash() {
-  // a link like http://host:8000/#token=T hands the page its token without putting it in a log
+  // a link to the page ending in #token=T hands it the token without the token reaching a log
   const match = location.hash.match(/token=([^&]+)/);
   if (match) {
     setToken(decodeURIComponent(match[1]));
