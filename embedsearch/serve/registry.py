@@ -140,6 +140,7 @@ class IndexRegistry:
         self._loading: set[str] = set()
         self.reloads = 0
         self.reload_errors: dict[str, str] = {}
+        self._failed: dict[str, tuple[int, ...]] = {}  # failed to open: retried once it changes
 
     @classmethod
     def open(
@@ -174,11 +175,12 @@ class IndexRegistry:
 
     def changed(self) -> list[str]:
         """Names whose dir was republished since it was opened (and is not being reopened)."""
-        return [
-            n
-            for n, g in self._current.items()
-            if n not in self._loading and identity(g.path) not in ((), g.ident)
-        ]
+        found = []
+        for name, gen in self._current.items():
+            now = identity(gen.path)
+            if name not in self._loading and now not in ((), gen.ident, self._failed.get(name)):
+                found.append(name)
+        return found
 
     def reload(self, name: str) -> bool:
         """Reopen ``name`` now (blocking; run it off the event loop). True when a new one is in."""
@@ -187,6 +189,7 @@ class IndexRegistry:
                 return False
             self._loading.add(name)
         old = self._current[name]
+        seen = identity(old.path)
         try:
             # text/image queries loaded the old one's model: load the new one's before the swap
             warm = bool(old.cache.get("encoder_used"))
@@ -194,6 +197,7 @@ class IndexRegistry:
         except (EmbedsearchError, OSError, RuntimeError) as e:
             # a dir being replaced by hand, or a broken one: keep answering from the old one
             self.reload_errors[name] = str(e).splitlines()[0]
+            self._failed[name] = seen
             log.warning("index %s not reloaded (still serving the old one): %s", name, e)
             return False
         finally:

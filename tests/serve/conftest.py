@@ -36,7 +36,7 @@ class ClipCorpus:
 
 @pytest.fixture(scope="session")
 def clip_corpus(tmp_path_factory: pytest.TempPathFactory) -> ClipCorpus:
-    """Shapes embedded with tiny-clip from a table (metadata: caption, shape, color…), flat index."""
+    """Shapes embedded with tiny-clip from a table (metadata: caption, shape…), flat index."""
     from PIL import Image
 
     from embedsearch.data.shapes import make_shapes_corpus
@@ -51,8 +51,17 @@ def clip_corpus(tmp_path_factory: pytest.TempPathFactory) -> ClipCorpus:
     link = root / "shapes" / "images" / "link.png"
     link.symlink_to(outside)
     with open(corpus.pairs, "a", newline="") as f:
-        csv.writer(f).writerow(["images/link.png", "a link", "square", "red", "big", "center", "light"])
-    embed(corpus.pairs, model="tiny-clip", out=root / "emb", image_col="filepath", workers=0, batch_size=16)
+        csv.writer(f).writerow(
+            ["images/link.png", "a link", "square", "red", "big", "center", "light"]
+        )
+    embed(
+        corpus.pairs,
+        model="tiny-clip",
+        out=root / "emb",
+        image_col="filepath",
+        workers=0,
+        batch_size=16,
+    )
     build_index([root / "emb"], root / "index", kind="flat")
     hits = Searcher.open(root / "index").search_image(outside, k=1)
     assert hits[0].source.endswith("link.png")
@@ -65,24 +74,45 @@ def write_dedup_dir(out: Path, emb: Path, searcher) -> Path:
     out.mkdir()
     sources = {h.id: h.source for hits in searcher.search_ids(range(8), k=1) for h in hits}
     members = [(0, 0, True), (0, 1, False), (0, 2, False), (1, 5, True), (1, 6, False)]
-    pq.write_table(pa.table({
-        "group": pa.array([g for g, _, _ in members], pa.int64()),
-        "id": pa.array([i for _, i, _ in members], pa.int64()),
-        "source": [sources[i] for _, i, _ in members],
-        "keep": [k for _, _, k in members],
-        "dir": pa.array([0] * len(members), pa.int32()),
-    }), out / "groups.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "group": pa.array([g for g, _, _ in members], pa.int64()),
+                "id": pa.array([i for _, i, _ in members], pa.int64()),
+                "source": [sources[i] for _, i, _ in members],
+                "keep": [k for _, _, k in members],
+                "dir": pa.array([0] * len(members), pa.int32()),
+            }
+        ),
+        out / "groups.parquet",
+    )
     pairs = [(0, 1, 0.99), (0, 2, 0.97), (1, 2, 0.96), (5, 6, 0.98)]
-    pq.write_table(pa.table({
-        "id_a": pa.array([a for a, _, _ in pairs], pa.int64()),
-        "id_b": pa.array([b for _, b, _ in pairs], pa.int64()),
-        "source_a": [sources[a] for a, _, _ in pairs], "source_b": [sources[b] for _, b, _ in pairs],
-        "score": pa.array([s for _, _, s in pairs], pa.float32()),
-        "exact": [False] * len(pairs),
-        "dir_a": pa.array([0] * len(pairs), pa.int32()), "dir_b": pa.array([0] * len(pairs), pa.int32()),
-    }), out / "pairs.parquet")
-    summary = {"method": "knn", "threshold": 0.95, "scores": "raw cosine", "rows": ROWS + 1, "groups": 2,
-               "to_remove": 3, "kept": ROWS - 2, "inputs": [str(emb)], "against": []}
+    pq.write_table(
+        pa.table(
+            {
+                "id_a": pa.array([a for a, _, _ in pairs], pa.int64()),
+                "id_b": pa.array([b for _, b, _ in pairs], pa.int64()),
+                "source_a": [sources[a] for a, _, _ in pairs],
+                "source_b": [sources[b] for _, b, _ in pairs],
+                "score": pa.array([s for _, _, s in pairs], pa.float32()),
+                "exact": [False] * len(pairs),
+                "dir_a": pa.array([0] * len(pairs), pa.int32()),
+                "dir_b": pa.array([0] * len(pairs), pa.int32()),
+            }
+        ),
+        out / "pairs.parquet",
+    )
+    summary = {
+        "method": "knn",
+        "threshold": 0.95,
+        "scores": "raw cosine",
+        "rows": ROWS + 1,
+        "groups": 2,
+        "to_remove": 3,
+        "kept": ROWS - 2,
+        "inputs": [str(emb)],
+        "against": [],
+    }
     (out / "dedup.json").write_text(json.dumps(summary))
     return out
 
@@ -98,25 +128,27 @@ def build_vector_index(path: Path, n: int, seed: int, prefix: str, dim: int = 16
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     emb = path.parent / f"{path.name}-emb-{prefix}"
     shutil.rmtree(emb, ignore_errors=True)
-    d = EmbeddingDir.create_or_open(emb, model="simclr:resnet18", model_options={}, fingerprint="fp-serve",
-                                    modality="image", dim=dim, source="synthetic")
+    d = EmbeddingDir.create_or_open(
+        emb,
+        model="simclr:resnet18",
+        model_options={},
+        fingerprint="fp-serve",
+        modality="image",
+        dim=dim,
+        source="synthetic",
+    )
     ids = np.arange(n, dtype=np.int64)
     writer = ShardWriter(d, reserve_next_id=n)
-    writer.add(ids, [f"{prefix}/{i}.png" for i in ids], [f"h{i}" for i in ids], vectors,
-               {"label": [int(i % 3) for i in ids]})
+    writer.add(
+        ids,
+        [f"{prefix}/{i}.png" for i in ids],
+        [f"h{i}" for i in ids],
+        vectors,
+        {"label": [int(i % 3) for i in ids]},
+    )
     writer.close()
     build_index([emb], path, kind="flat", overwrite=path.exists())
     return vectors
-
-
-@pytest.fixture
-def vector_index(tmp_path: Path) -> Callable[..., np.ndarray]:
-    """``vector_index(n=50, seed=0, prefix="a")`` -> the vectors of a new index at ``tmp_path/vec``."""
-
-    def make(n: int = 50, seed: int = 0, prefix: str = "a") -> np.ndarray:
-        return build_vector_index(tmp_path / "vec", n, seed, prefix)
-
-    return make
 
 
 def config_for(*indexes: Path, **kwargs) -> ServeConfig:
@@ -128,7 +160,7 @@ def config_for(*indexes: Path, **kwargs) -> ServeConfig:
 
 @pytest.fixture
 def make_client() -> Iterator[Callable[..., object]]:
-    """``make_client(config, raise_server_exceptions=True)`` -> a started TestClient (closed after)."""
+    """``make_client(config, raise_server_exceptions=True)`` -> a started TestClient."""
     from fastapi.testclient import TestClient
 
     from embedsearch.serve import create_app
@@ -191,3 +223,15 @@ def live_server(clip_corpus: ClipCorpus) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def serve_config() -> Callable[..., ServeConfig]:
+    """The :func:`config_for` helper (test modules cannot import conftest)."""
+    return config_for
+
+
+@pytest.fixture
+def publish_vectors() -> Callable[..., np.ndarray]:
+    """The :func:`build_vector_index` helper: (path, n, seed, prefix) -> vectors."""
+    return build_vector_index

@@ -1,4 +1,4 @@
-"""The JSON API in-process: every endpoint answers what the Searcher answers, in the documented shape."""
+"""The JSON API in-process: every endpoint answers what the Searcher answers."""
 
 from __future__ import annotations
 
@@ -26,11 +26,15 @@ def test_indexes_list_their_summary(clip_client, clip_corpus) -> None:
 
 def test_describe_index_carries_index_json(clip_client) -> None:
     body = clip_client.get("/api/indexes/index").json()
-    assert body["index_json"]["format"] == "embedsearch-index" and body["index_json"]["ntotal"] == 25
+    assert (
+        body["index_json"]["format"] == "embedsearch-index" and body["index_json"]["ntotal"] == 25
+    )
 
 
 def test_text_search_matches_the_searcher(clip_client, searcher) -> None:
-    body = clip_client.get("/api/indexes/index/search", params={"text": "a blue circle", "k": 5}).json()
+    body = clip_client.get(
+        "/api/indexes/index/search", params={"text": "a blue circle", "k": 5}
+    ).json()
     expected = searcher.search_text("a blue circle", k=5)
     assert [h["id"] for h in body["hits"]] == [h.id for h in expected]
     assert [h["rank"] for h in body["hits"]] == [1, 2, 3, 4, 5]
@@ -39,14 +43,18 @@ def test_text_search_matches_the_searcher(clip_client, searcher) -> None:
 
 
 def test_hits_carry_source_key_and_table_metadata(clip_client) -> None:
-    hit = clip_client.post("/api/indexes/index/search", json={"text": "a red square", "k": 1}).json()["hits"][0]
+    hit = clip_client.post(
+        "/api/indexes/index/search", json={"text": "a red square", "k": 1}
+    ).json()["hits"][0]
     assert hit["key"] == hit["id"] and hit["dir"] == 0 and hit["source"].endswith(".png")
     assert {"caption", "shape", "color"} <= set(hit["metadata"])
 
 
 def test_uploaded_image_finds_itself(clip_client, clip_corpus) -> None:
     path = sorted(clip_corpus.images.glob("0*.png"))[4]
-    response = clip_client.post("/api/indexes/index/search/image?k=3", files={"file": path.open("rb")})
+    response = clip_client.post(
+        "/api/indexes/index/search/image?k=3", files={"file": path.open("rb")}
+    )
     top = response.json()["hits"][0]
     assert top["source"] == str(path) and top["score"] == pytest.approx(1.0, abs=1e-4)
 
@@ -59,14 +67,23 @@ def test_id_search_puts_the_row_first(clip_client) -> None:
 
 def test_vector_search_matches_the_searcher(clip_client, searcher) -> None:
     vector = np.random.default_rng(0).standard_normal(128).astype(np.float32)
-    body = clip_client.post("/api/indexes/index/search", json={"vector": vector.tolist(), "k": 6}).json()
+    body = clip_client.post(
+        "/api/indexes/index/search", json={"vector": vector.tolist(), "k": 6}
+    ).json()
     assert [h["id"] for h in body["hits"]] == [h.id for h in searcher.search_vector(vector, k=6)]
 
 
 def test_batch_answers_in_order_like_single_queries(clip_client, clip_corpus) -> None:
     image = base64.b64encode(sorted(clip_corpus.images.glob("0*.png"))[2].read_bytes()).decode()
-    queries = [{"text": "a green star"}, {"id": 3}, {"image_base64": image}, {"vector": [0.1] * 128}]
-    results = clip_client.post("/api/indexes/index/search/batch", json={"queries": queries, "k": 3}).json()["results"]
+    queries = [
+        {"text": "a green star"},
+        {"id": 3},
+        {"image_base64": image},
+        {"vector": [0.1] * 128},
+    ]
+    results = clip_client.post(
+        "/api/indexes/index/search/batch", json={"queries": queries, "k": 3}
+    ).json()["results"]
     assert [r["query"]["type"] for r in results] == ["text", "id", "image", "vector"]
     for query, result in zip(queries, results, strict=True):
         single = clip_client.post("/api/indexes/index/search", json={**query, "k": 3}).json()
@@ -90,8 +107,15 @@ def test_health_counts_batched_queries(clip_client) -> None:
 
 def test_openapi_documents_every_endpoint(clip_client) -> None:
     paths = set(clip_client.get("/openapi.json").json()["paths"])
-    assert {"/api/health", "/api/indexes", "/api/indexes/{name}/search", "/api/indexes/{name}/search/image",
-            "/api/indexes/{name}/search/batch", "/api/indexes/{name}/image/{key}", "/api/dedup"} <= paths
+    assert {
+        "/api/health",
+        "/api/indexes",
+        "/api/indexes/{name}/search",
+        "/api/indexes/{name}/search/image",
+        "/api/indexes/{name}/search/batch",
+        "/api/indexes/{name}/image/{key}",
+        "/api/dedup",
+    } <= paths
     assert clip_client.get("/docs").status_code == 200
 
 
@@ -114,7 +138,11 @@ def test_dedup_groups_list_the_kept_image_first_with_pair_scores(clip_client) ->
     assert body["total_groups"] == 2
     first = body["groups"][0]
     assert [m["id"] for m in first["members"]] == [0, 1, 2] and first["members"][0]["keep"]
-    assert [m["score_to_kept"] for m in first["members"]] == [None, pytest.approx(0.99), pytest.approx(0.97)]
+    assert [m["score_to_kept"] for m in first["members"]] == [
+        None,
+        pytest.approx(0.99),
+        pytest.approx(0.97),
+    ]
     assert sorted(p["score"] for p in first["pairs"]) == pytest.approx([0.96, 0.97, 0.99])
 
 

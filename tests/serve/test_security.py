@@ -31,10 +31,16 @@ def test_traversal_attempts_are_404(clip_client, prefix, attempt) -> None:
     assert "root:" not in response.text
 
 
-@pytest.mark.parametrize("raw", ["/api/indexes/index/image/../../../../etc/passwd",
-                                 "/api/indexes/index/image/..%2f..%2f..%2fetc%2fpasswd",
-                                 "/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/etc/passwd",
-                                 "/api/dedup/image/%2e%2e%2f%2e%2e%2fetc%2fpasswd"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/api/indexes/index/image/../../../../etc/passwd",
+        "/api/indexes/index/image/..%2f..%2f..%2fetc%2fpasswd",
+        "/static/../../../../etc/passwd",
+        "/static/%2e%2e/%2e%2e/etc/passwd",
+        "/api/dedup/image/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    ],
+)
 def test_raw_traversal_paths_on_the_wire_are_404(live_server, raw) -> None:
     """Sent byte for byte (no client-side ``..`` clean-up), to the real uvicorn server."""
     import http.client
@@ -57,8 +63,10 @@ def test_a_key_that_is_not_indexed_is_404(clip_client) -> None:
     assert clip_client.get("/api/indexes/index/image/4242").status_code == 404
 
 
-def test_image_outside_every_root_is_404_even_when_indexed(clip_corpus, tmp_path, make_client) -> None:
-    """Rows whose source folder is unknown (no manifest) are not served unless --image-root names it."""
+def test_image_outside_every_root_is_404_even_when_indexed(
+    clip_corpus, tmp_path, make_client
+) -> None:
+    """Rows whose source folder is unknown (no manifest) are served only from an --image-root."""
     import shutil
 
     from embedsearch.index import build_index
@@ -69,8 +77,11 @@ def test_image_outside_every_root_is_404_even_when_indexed(clip_corpus, tmp_path
     shutil.rmtree(emb)  # the index stays searchable, but no longer knows which folder was embedded
     config = ServeConfig(indexes=(tmp_path / "index",), allowed_hosts=("testserver",))
     assert make_client(config).get("/api/indexes/index/image/2").status_code == 404
-    allowed = ServeConfig(indexes=(tmp_path / "index",), allowed_hosts=("testserver",),
-                          image_roots=(clip_corpus.images,))
+    allowed = ServeConfig(
+        indexes=(tmp_path / "index",),
+        allowed_hosts=("testserver",),
+        image_roots=(clip_corpus.images,),
+    )
     assert make_client(allowed).get("/api/indexes/index/image/2").status_code == 200
 
 
@@ -79,8 +90,16 @@ def token_client(clip_corpus, make_client):
     return make_client(ServeConfig(indexes=(clip_corpus.index,), token="s3cret", host="0.0.0.0"))
 
 
-@pytest.mark.parametrize("path", ["/api/indexes", "/api/health", "/api/indexes/index/search?id=1",
-                                  "/api/indexes/index/image/1", "/api/dedup"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/indexes",
+        "/api/health",
+        "/api/indexes/index/search?id=1",
+        "/api/indexes/index/image/1",
+        "/api/dedup",
+    ],
+)
 def test_token_is_required_on_every_api_call(token_client, path) -> None:
     response = token_client.get(path)
     assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
@@ -88,8 +107,16 @@ def test_token_is_required_on_every_api_call(token_client, path) -> None:
 
 
 def test_bearer_token_and_page_cookie_are_accepted(token_client) -> None:
-    assert token_client.get("/api/indexes", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-    assert token_client.get("/api/indexes/index/image/1", cookies={"embedsearch_token": "s3cret"}).status_code == 200
+    assert (
+        token_client.get("/api/indexes", headers={"Authorization": "Bearer s3cret"}).status_code
+        == 200
+    )
+    assert (
+        token_client.get(
+            "/api/indexes/index/image/1", cookies={"embedsearch_token": "s3cret"}
+        ).status_code
+        == 200
+    )
 
 
 def test_page_itself_needs_no_token(token_client) -> None:
@@ -107,7 +134,9 @@ def test_binding_beyond_loopback_needs_a_token_or_no_auth() -> None:
     with pytest.raises(InputError, match="--token T"):
         check_binding(ServeConfig(indexes=(), host="0.0.0.0"))
     assert check_binding(ServeConfig(indexes=(), host="0.0.0.0", token="t")) is None
-    assert "WITHOUT authentication" in check_binding(ServeConfig(indexes=(), host="0.0.0.0", no_auth=True))
+    assert "WITHOUT authentication" in check_binding(
+        ServeConfig(indexes=(), host="0.0.0.0", no_auth=True)
+    )
     assert check_binding(ServeConfig(indexes=(), host="127.0.0.1")) is None
     assert check_binding(ServeConfig(indexes=(), host="::1")) is None
 
@@ -116,6 +145,14 @@ def test_cors_only_when_asked(clip_corpus, make_client) -> None:
     origin = {"origin": "http://app.example"}
     plain = make_client(ServeConfig(indexes=(clip_corpus.index,), allowed_hosts=("testserver",)))
     assert "access-control-allow-origin" not in plain.get("/api/indexes", headers=origin).headers
-    cors = make_client(ServeConfig(indexes=(clip_corpus.index,), allowed_hosts=("testserver",),
-                                   cors_origins=("http://app.example",)))
-    assert cors.get("/api/indexes", headers=origin).headers["access-control-allow-origin"] == "http://app.example"
+    cors = make_client(
+        ServeConfig(
+            indexes=(clip_corpus.index,),
+            allowed_hosts=("testserver",),
+            cors_origins=("http://app.example",),
+        )
+    )
+    assert (
+        cors.get("/api/indexes", headers=origin).headers["access-control-allow-origin"]
+        == "http://app.example"
+    )
