@@ -157,37 +157,18 @@ def id_vectors(
 
 def _read_stored(gen: Generation, dir_number: int, ids: list[int]) -> dict[int, np.ndarray]:
     """id -> vector from ``sources[dir_number]``'s shards (empty when it is gone or differs)."""
-    import pyarrow.compute as pc
+    from embedsearch.serve.vectors import StoredVectors
 
-    from embedsearch.store.reader import embedding_matrix
-
-    dataset = _stored_dataset(gen, dir_number)
-    if dataset is None:
-        return {}
-    table = dataset.to_table(columns=["id", "embedding"], filter=pc.field("id").isin(ids))
-    if not table.num_rows:
-        return {}
-    matrix = embedding_matrix(table.column("embedding"), gen.searcher.dim)
-    return dict(
-        zip(table.column("id").to_pylist(), matrix, strict=True)
-    )  # a rewritten row: its last copy wins
-
-
-def _stored_dataset(gen: Generation, dir_number: int) -> Any:
-    """The embedding dir's shards as one dataset, opened once per generation (None: unusable)."""
-    import pyarrow.dataset as ds
-
-    from embedsearch.store.embedding_dir import EmbeddingDir
-
-    key = f"dataset:{dir_number}"
-    if key not in gen.cache:
-        dataset = None
+    key = f"vectors:{dir_number}"
+    if key not in gen.cache:  # opened once per generation (a republished index brings its own)
         sources = gen.info.get("sources", [])
-        if 0 <= dir_number < len(sources) and EmbeddingDir.is_embedding_dir(
-            sources[dir_number]["path"]
-        ):
-            emb = EmbeddingDir.open(sources[dir_number]["path"])
-            if emb.fingerprint == gen.info["fingerprint"] and emb.shards:
-                dataset = ds.dataset([str(p) for p in emb.shard_paths()], format="parquet")
-        gen.cache[key] = dataset
-    return gen.cache[key]
+        ok = 0 <= dir_number < len(sources)
+        gen.cache[key] = (
+            StoredVectors.open(
+                sources[dir_number]["path"], gen.info["fingerprint"], gen.searcher.dim
+            )
+            if ok
+            else None
+        )
+    stored = gen.cache[key]
+    return {} if stored is None else stored.get(ids)

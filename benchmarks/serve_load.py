@@ -1,0 +1,339 @@
+"""Load test of ``embedsearch serve`` on loopback: 1, 8, 32 concurrent clients of mixed
+text / image / id queries against a 100k-row tiny-clip index; micro-batching and reload under load.
+
+The index holds generated vectors (clusters on a low-dimensional subspace, L2-normalised, dim 128)
+written as an embedding dir stamped with the tiny-clip model and fingerprint, so text and image
+queries are embedded by the index's own model like real ones. The server is the real CLI command
+(``python -m embedsearch serve``) in its own process; the clients are one asyncio process speaking
+plain HTTP/1.1 keep-alive (pre-encoded requests, so the client costs little of the shared CPU).
+
+Every level is bounded by a request count and a time limit and stops by itself. Levels run in
+``--repeats`` rounds, alternating, and the median of each figure is reported (the 2-core VM is
+shared). Then:
+
+- ``in-process``: the same queries through ``Searcher`` batch calls of ``--batch`` queries
+  (``search_texts`` / ``search_images`` / ``search_ids`` on each batch's queries of that kind);
+- ``reload``: the 32-client level again while the index dir is republished ``--reloads`` times
+  (``build_index --overwrite``: a new dir renamed onto the path); every request must succeed and
+  the server must report the reloads.
+
+    flock /tmp/embedsearch-bench.lock python benchmarks/serve_load.py --rows 100000
+
+Goals (issue #14): zero errors; QPS at 32 clients >= 3x one client, >= 0.8x in-process batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+WORDS = ("red blue green yellow purple orange small big tiny large circle square triangle star cross "
+         "in the top bottom left right middle corner on a dark light background").split()
+
+
+def build_corpus(work: Path, rows: int, dim: int = 128) -> Path:
+    """The 100k-row index (reused when ``work`` already holds one of that size)."""
+    from embedsearch.encoders import load_encoder
+    from embedsearch.index import build_index
+    from embedsearch.store.embedding_dir import EmbeddingDir
+    from embedsearch.store.writer import ShardWriter
+
+    index = work / "index"
+    marker = work / f"rows-{rows}"
+    if marker.exists() and index.exists():
+        return index
+    fingerprint = load_encoder("tiny-clip").fingerprint
+    rng = np.random.default_rng(0)
+    basis = rng.standard_normal((16, dim)).astype(np.float32)
+    centres = rng.standard_normal((200, 16)).astype(np.float32)
+    emb = work / "emb"
+    d = EmbeddingDir.create_or_open(emb, model="tiny-clip", model_options={}, fingerprint=fingerprint,
+                                    modality="image", dim=dim, source="synthetic")
+    writer = ShardWriter(d, reserve_next_id=rows)
+    for start in range(0, rows, 20_000):
+        n = min(20_000, rows - start)
+        z = centres[rng.integers(0, len(centres), n)] + 0.5 * rng.standard_normal((n, 16)).astype(np.float32)
+        x = z @ basis + 0.3 * rng.standard_normal((n, dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        ids = np.arange(start, start + n, dtype=np.int64)
+        writer.add(ids, [f"synthetic/{i:06d}.png" for i in ids], [f"h{i}" for i in ids], x,
+                   {"label": [int(i % 10) for i in ids]})
+    writer.close()
+    build_index([emb], index, kind="flat")
+    marker.touch()
+    return index
+
+
+def make_queries(n: int, rows: int, seed: int = 0) -> list[tuple[str, object]]:
+    """``n`` mixed queries: a third each text, image (PNG bytes), id."""
+    from PIL import Image
+
+    rng = random.Random(seed)
+    images = []
+    for i in range(16):
+        buffer = __import__("io").BytesIO()
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        Image.new("RGB", (64, 64), colour).save(buffer, "PNG")
+        images.append(buffer.getvalue())
+    queries: list[tuple[str, object]] = []
+    for i in range(n):
+        kind = ("text", "image", "id")[i % 3]
+        if kind == "text":
+            queries.append((kind, " ".join(rng.choice(WORDS) for _ in range(6))))
+        elif kind == "image":
+            queries.append((kind, images[i % len(images)]))
+        else:
+            queries.append((kind, rng.randrange(rows)))
+    return queries
+
+
+def encode_request(kind: str, value: object, k: int) -> bytes:
+    """One pre-encoded HTTP/1.1 keep-alive request."""
+    from urllib.parse import quote
+
+    base = "/api/indexes/index/search"
+    head = "Host: 127.0.0.1\r\nConnection: keep-alive\r\n"
+    if kind == "text":
+        return f"GET {base}?text={quote(str(value))}&k={k} HTTP/1.1\r\n{head}\r\n".encode()
+    if kind == "id":
+        return f"GET {base}?id={value}&k={k} HTTP/1.1\r\n{head}\r\n".encode()
+    boundary = "bench7MA4YWxkTrZu0gW"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"q.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + value + f"\r\n--{boundary}--\r\n".encode()  # type: ignore[operator]
+    return (f"POST {base}/image?k={k} HTTP/1.1\r\n{head}Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def _client(port: int, requests: list[bytes], next_index, stop_at: float, latencies: list[float],
+                  errors: list[str]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < stop_at:
+            i = next_index()
+            if i is None:
+                return
+            start = time.perf_counter()
+            writer.write(requests[i])
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            body = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            if b" 200 " not in status_line:
+                errors.append(f"{status_line.decode().strip()} {body[:200]!r}")
+    except (OSError, asyncio.IncompleteReadError) as e:
+        errors.append(f"connection: {e}")
+    finally:
+        writer.close()
+
+
+def run_level(port: int, requests: list[bytes], clients: int, limit_s: float) -> dict:
+    """``clients`` connections share ``requests`` (each sent once) until done or ``limit_s``."""
+    counter = iter(range(len(requests)))
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def main() -> float:
+        stop_at = time.perf_counter() + limit_s
+        start = time.perf_counter()
+        await asyncio.gather(*(_client(port, requests, lambda: next(counter, None), stop_at, latencies, errors)
+                               for _ in range(clients)))
+        return time.perf_counter() - start
+
+    seconds = asyncio.run(main())
+    ms = sorted(x * 1000 for x in latencies)
+    return {"clients": clients, "requests": len(ms), "errors": len(errors), "error_samples": errors[:3],
+            "seconds": seconds, "qps": len(ms) / seconds,
+            "p50_ms": ms[len(ms) // 2] if ms else float("nan"),
+            "p99_ms": ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else float("nan")}
+
+
+def in_process(index: Path, queries: list[tuple[str, object]], batch: int) -> float:
+    """QPS of the same queries through Searcher batch calls of ``batch`` queries."""
+    import io
+
+    from PIL import Image
+
+    from embedsearch.data.decode import decode_image
+    from embedsearch.index import Searcher
+
+    searcher = Searcher.open(index)
+    searcher.search_text("warm up", k=10)
+    start = time.perf_counter()
+    for first in range(0, len(queries), batch):
+        chunk = queries[first: first + batch]
+        texts = [v for kind, v in chunk if kind == "text"]
+        images = [decode_image(v) for kind, v in chunk if kind == "image"]  # type: ignore[arg-type]
+        ids = [v for kind, v in chunk if kind == "id"]
+        if texts:
+            searcher.search_texts(texts, k=10)
+        if images:
+            searcher.search_images(images, k=10)
+        if ids:
+            searcher.search_ids(ids, k=10)
+    del io, Image
+    return len(queries) / (time.perf_counter() - start)
+
+
+def start_server(index: Path, port: int, extra: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-m", "embedsearch", "serve", str(index), "--port", str(port),
+                                *extra], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {process.stderr.read() if process.stderr else ''}")
+            time.sleep(0.2)
+
+
+def health(port: int) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=10) as r:
+        return json.load(r)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def republish(index: Path, times: int, every_s: float, done: list[float]) -> None:
+    """Rebuild the index dir ``times`` times (each a new dir renamed onto the path), in a child process."""
+    code = ("import sys; from embedsearch.index import build_index; "
+            "build_index([sys.argv[1]], sys.argv[2], kind='flat', overwrite=True)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    for _ in range(times):
+        time.sleep(every_s)
+        subprocess.run([sys.executable, "-c", code, str(index.parent / "emb"), str(index)], env=env, check=True,
+                       capture_output=True)
+        done.append(time.time())
+
+
+def median_rows(runs: list[dict]) -> dict:
+    return {"clients": runs[0]["clients"], "rounds": len(runs), "requests": sum(r["requests"] for r in runs),
+            "errors": sum(r["errors"] for r in runs), "qps": statistics.median(r["qps"] for r in runs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "qps_each": [round(r["qps"], 1) for r in runs]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/embedsearch-serve-bench"))
+    parser.add_argument("--levels", default="1,8,32")
+    parser.add_argument("--requests", type=int, default=960, help="requests per level (8+ clients)")
+    parser.add_argument("--single-requests", type=int, default=300, help="requests at 1 client")
+    parser.add_argument("--limit-s", type=float, default=60.0, help="time limit of one level")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32, help="in-process Searcher batch size")
+    parser.add_argument("--reloads", type=int, default=3)
+    parser.add_argument("--server-args", default="", help="extra `serve` options, e.g. '--batch-wait-ms 1'")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from embedsearch.runtime import prefer_huge_pages
+
+    prefer_huge_pages()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from common import machine, print_table
+
+    load_before = load_average()
+    args.work.mkdir(parents=True, exist_ok=True)
+    index = build_corpus(args.work, args.rows)
+    levels = [int(x) for x in args.levels.split(",")]
+    queries = make_queries(max(args.requests * 3, args.single_requests), args.rows)
+    requests = [encode_request(kind, value, 10) for kind, value in queries]
+    port = free_port()
+    server = start_server(index, port, args.server_args.split())
+    try:
+        run_level(port, requests[:60], 4, 60)  # loads the model, warms caches
+        runs: dict[int, list[dict]] = {c: [] for c in levels}
+        for round_number in range(args.repeats):
+            order = levels if round_number % 2 == 0 else levels[::-1]  # alternate: drift hits all levels alike
+            for clients in order:
+                n = args.single_requests if clients == 1 else args.requests
+                result = run_level(port, requests[:n], clients, args.limit_s)
+                runs[clients].append(result)
+                print(f"round {round_number + 1} clients {clients}: {result['qps']:.1f} q/s "
+                      f"p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms errors {result['errors']}",
+                      flush=True)
+        stats = health(port)
+        batch_qps = [in_process(index, queries[: args.requests], args.batch) for _ in range(args.repeats)]
+        reloads_before = health(port)["reloads"]
+        done: list[float] = []
+        rebuild = threading.Thread(target=republish, args=(index, args.reloads, 2.0, done))
+        rebuild.start()
+        reload_runs = []
+        while rebuild.is_alive():
+            reload_runs.append(run_level(port, requests[: args.requests * 3], max(levels), args.limit_s))
+        rebuild.join()
+        deadline = time.monotonic() + 15
+        while health(port)["reloads"] - reloads_before < args.reloads and time.monotonic() < deadline:
+            time.sleep(0.2)
+        reloads = health(port)["reloads"] - reloads_before
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    load_after = load_average()
+
+    table = [median_rows(runs[c]) for c in levels]
+    print(f"\n{machine()}; {args.rows:,} rows; load average before {load_before}, after {load_after}")
+    print_table(["clients", "rounds", "requests", "errors", "QPS (median)", "p50 ms", "p99 ms", "QPS each round"],
+                [[r["clients"], r["rounds"], r["requests"], r["errors"], r["qps"], r["p50_ms"], r["p99_ms"],
+                  " ".join(map(str, r["qps_each"]))] for r in table])
+    one, top = table[0]["qps"], table[-1]["qps"]
+    in_proc = statistics.median(batch_qps)
+    reload_requests = sum(r["requests"] for r in reload_runs)
+    reload_errors = sum(r["errors"] for r in reload_runs)
+    print(f"in-process Searcher, batches of {args.batch}: {in_proc:.1f} q/s (each: "
+          f"{' '.join(f'{x:.1f}' for x in batch_qps)})")
+    print(f"micro-batching: QPS {max(levels)} clients / 1 client = {top / one:.2f}x (goal >= 3)")
+    print(f"HTTP bound: QPS {max(levels)} clients / in-process batches = {top / in_proc:.2f}x (goal >= 0.8)")
+    print(f"server batches: {stats['batches']} for {stats['queries']} queries, mean {stats['mean_batch']}, "
+          f"largest {stats['largest_batch']}")
+    print(f"reload under load: {reloads} reloads during {reload_requests} requests at {max(levels)} clients, "
+          f"{reload_errors} errors")
+    errors = sum(r["errors"] for r in table) + reload_errors
+    samples = [s for r in [*table, *reload_runs] for s in r.get("error_samples", [])][:3]
+    if samples:
+        print("error samples:", samples)
+    if args.json:
+        args.json.write_text(json.dumps({"levels": table, "in_process_qps": batch_qps, "reloads": reloads,
+                                         "reload_requests": reload_requests, "reload_errors": reload_errors,
+                                         "server": stats, "load_before": load_before,
+                                         "load_after": load_after}, indent=2))
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
