@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import random
@@ -41,8 +42,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-WORDS = ("red blue green yellow purple orange small big tiny large circle square triangle star cross "
-         "in the top bottom left right middle corner on a dark light background").split()
+WORDS = (
+    "red blue green yellow purple orange small big tiny large circle square triangle star cross "
+    "in the top bottom left right middle corner on a dark light background"
+).split()
 
 
 def build_corpus(work: Path, rows: int, dim: int = 128) -> Path:
@@ -61,17 +64,31 @@ def build_corpus(work: Path, rows: int, dim: int = 128) -> Path:
     basis = rng.standard_normal((16, dim)).astype(np.float32)
     centres = rng.standard_normal((200, 16)).astype(np.float32)
     emb = work / "emb"
-    d = EmbeddingDir.create_or_open(emb, model="tiny-clip", model_options={}, fingerprint=fingerprint,
-                                    modality="image", dim=dim, source="synthetic")
+    d = EmbeddingDir.create_or_open(
+        emb,
+        model="tiny-clip",
+        model_options={},
+        fingerprint=fingerprint,
+        modality="image",
+        dim=dim,
+        source="synthetic",
+    )
     writer = ShardWriter(d, reserve_next_id=rows)
     for start in range(0, rows, 20_000):
         n = min(20_000, rows - start)
-        z = centres[rng.integers(0, len(centres), n)] + 0.5 * rng.standard_normal((n, 16)).astype(np.float32)
+        z = centres[rng.integers(0, len(centres), n)] + 0.5 * rng.standard_normal((n, 16)).astype(
+            np.float32
+        )
         x = z @ basis + 0.3 * rng.standard_normal((n, dim)).astype(np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         ids = np.arange(start, start + n, dtype=np.int64)
-        writer.add(ids, [f"synthetic/{i:06d}.png" for i in ids], [f"h{i}" for i in ids], x,
-                   {"label": [int(i % 10) for i in ids]})
+        writer.add(
+            ids,
+            [f"synthetic/{i:06d}.png" for i in ids],
+            [f"h{i}" for i in ids],
+            x,
+            {"label": [int(i % 10) for i in ids]},
+        )
     writer.close()
     build_index([emb], index, kind="flat")
     marker.touch()
@@ -84,8 +101,8 @@ def make_queries(n: int, rows: int, seed: int = 0) -> list[tuple[str, object]]:
 
     rng = random.Random(seed)
     images = []
-    for i in range(16):
-        buffer = __import__("io").BytesIO()
+    for _ in range(16):
+        buffer = io.BytesIO()
         colour = tuple(rng.randrange(256) for _ in range(3))
         Image.new("RGB", (64, 64), colour).save(buffer, "PNG")
         images.append(buffer.getvalue())
@@ -112,14 +129,29 @@ def encode_request(kind: str, value: object, k: int) -> bytes:
     if kind == "id":
         return f"GET {base}?id={value}&k={k} HTTP/1.1\r\n{head}\r\n".encode()
     boundary = "bench7MA4YWxkTrZu0gW"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"q.png\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + value + f"\r\n--{boundary}--\r\n".encode()  # type: ignore[operator]
-    return (f"POST {base}/image?k={k} HTTP/1.1\r\n{head}Content-Type: multipart/form-data; boundary={boundary}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="q.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + value
+        + f"\r\n--{boundary}--\r\n".encode()
+    )  # type: ignore[operator]
+    return (
+        f"POST {base}/image?k={k} HTTP/1.1\r\n{head}"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
-async def _client(port: int, requests: list[bytes], next_index, stop_at: float, latencies: list[float],
-                  errors: list[str]) -> None:
+async def _client(
+    port: int,
+    requests: list[bytes],
+    next_index,
+    stop_at: float,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.perf_counter() < stop_at:
@@ -155,24 +187,30 @@ def run_level(port: int, requests: list[bytes], clients: int, limit_s: float) ->
     async def main() -> float:
         stop_at = time.perf_counter() + limit_s
         start = time.perf_counter()
-        await asyncio.gather(*(_client(port, requests, lambda: next(counter, None), stop_at, latencies, errors)
-                               for _ in range(clients)))
+        await asyncio.gather(
+            *(
+                _client(port, requests, lambda: next(counter, None), stop_at, latencies, errors)
+                for _ in range(clients)
+            )
+        )
         return time.perf_counter() - start
 
     seconds = asyncio.run(main())
     ms = sorted(x * 1000 for x in latencies)
-    return {"clients": clients, "requests": len(ms), "errors": len(errors), "error_samples": errors[:3],
-            "seconds": seconds, "qps": len(ms) / seconds,
-            "p50_ms": ms[len(ms) // 2] if ms else float("nan"),
-            "p99_ms": ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else float("nan")}
+    return {
+        "clients": clients,
+        "requests": len(ms),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "seconds": seconds,
+        "qps": len(ms) / seconds,
+        "p50_ms": ms[len(ms) // 2] if ms else float("nan"),
+        "p99_ms": ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else float("nan"),
+    }
 
 
 def in_process(index: Path, queries: list[tuple[str, object]], batch: int) -> float:
     """QPS of the same queries through Searcher batch calls of ``batch`` queries."""
-    import io
-
-    from PIL import Image
-
     from embedsearch.data.decode import decode_image
     from embedsearch.index import Searcher
 
@@ -180,7 +218,7 @@ def in_process(index: Path, queries: list[tuple[str, object]], batch: int) -> fl
     searcher.search_text("warm up", k=10)
     start = time.perf_counter()
     for first in range(0, len(queries), batch):
-        chunk = queries[first: first + batch]
+        chunk = queries[first : first + batch]
         texts = [v for kind, v in chunk if kind == "text"]
         images = [decode_image(v) for kind, v in chunk if kind == "image"]  # type: ignore[arg-type]
         ids = [v for kind, v in chunk if kind == "id"]
@@ -190,22 +228,45 @@ def in_process(index: Path, queries: list[tuple[str, object]], batch: int) -> fl
             searcher.search_images(images, k=10)
         if ids:
             searcher.search_ids(ids, k=10)
-    del io, Image
     return len(queries) / (time.perf_counter() - start)
 
 
+def in_process_engine(index: Path, queries: list[tuple[str, object]], batch: int) -> float:
+    """QPS of the server's own batch code (``execute.process``) on batches of ``batch``, no HTTP:
+    the server's QPS over this is its HTTP overhead alone."""
+    from embedsearch.serve.execute import Query, process
+    from embedsearch.serve.registry import open_generation
+
+    gen = open_generation("index", index, warm_encoder=True)
+    items = [Query(gen, kind, value, 10) for kind, value in queries]  # type: ignore[arg-type]
+    process(items[:batch])  # warm: the id reader's row groups, as a running server has them
+    start = time.perf_counter()
+    for first in range(0, len(items), batch):
+        process(items[first : first + batch])
+    return len(items) / (time.perf_counter() - start)
+
+
 def start_server(index: Path, port: int, extra: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "embedsearch", "serve", str(index), "--port", str(port),
-                                *extra], env=env, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "embedsearch", "serve", str(index), "--port", str(port), *extra],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return process
-        except OSError:
+        except OSError as e:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {process.stderr.read() if process.stderr else ''}")
+                raise RuntimeError(
+                    f"server did not start: {process.stderr.read() if process.stderr else ''}"
+                ) from e
             time.sleep(0.2)
 
 
@@ -227,23 +288,37 @@ def free_port() -> int:
 
 
 def republish(index: Path, times: int, every_s: float, done: list[float]) -> None:
-    """Rebuild the index dir ``times`` times (each a new dir renamed onto the path), in a child process."""
-    code = ("import sys; from embedsearch.index import build_index; "
-            "build_index([sys.argv[1]], sys.argv[2], kind='flat', overwrite=True)")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    """Rebuild the index dir ``times`` times (a new dir renamed onto the path each), in a child."""
+    code = (
+        "import sys; from embedsearch.index import build_index; "
+        "build_index([sys.argv[1]], sys.argv[2], kind='flat', overwrite=True)"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     for _ in range(times):
         time.sleep(every_s)
-        subprocess.run([sys.executable, "-c", code, str(index.parent / "emb"), str(index)], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", code, str(index.parent / "emb"), str(index)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         done.append(time.time())
 
 
 def median_rows(runs: list[dict]) -> dict:
-    return {"clients": runs[0]["clients"], "rounds": len(runs), "requests": sum(r["requests"] for r in runs),
-            "errors": sum(r["errors"] for r in runs), "qps": statistics.median(r["qps"] for r in runs),
-            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-            "qps_each": [round(r["qps"], 1) for r in runs]}
+    return {
+        "clients": runs[0]["clients"],
+        "rounds": len(runs),
+        "requests": sum(r["requests"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "qps": statistics.median(r["qps"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "qps_each": [round(r["qps"], 1) for r in runs],
+    }
 
 
 def main() -> None:
@@ -257,7 +332,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32, help="in-process Searcher batch size")
     parser.add_argument("--reloads", type=int, default=3)
-    parser.add_argument("--server-args", default="", help="extra `serve` options, e.g. '--batch-wait-ms 1'")
+    parser.add_argument(
+        "--server-args", default="", help="extra `serve` options, e.g. '--batch-wait-ms 1'"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -279,26 +356,38 @@ def main() -> None:
         run_level(port, requests[:60], 4, 60)  # loads the model, warms caches
         runs: dict[int, list[dict]] = {c: [] for c in levels}
         for round_number in range(args.repeats):
-            order = levels if round_number % 2 == 0 else levels[::-1]  # alternate: drift hits all levels alike
+            order = (
+                levels if round_number % 2 == 0 else levels[::-1]
+            )  # alternate: drift hits all levels alike
             for clients in order:
                 n = args.single_requests if clients == 1 else args.requests
                 result = run_level(port, requests[:n], clients, args.limit_s)
                 runs[clients].append(result)
-                print(f"round {round_number + 1} clients {clients}: {result['qps']:.1f} q/s "
-                      f"p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms errors {result['errors']}",
-                      flush=True)
+                print(
+                    f"round {round_number + 1} clients {clients}: {result['qps']:.1f} q/s "
+                    f"p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms "
+                    f"errors {result['errors']}",
+                    flush=True,
+                )
         stats = health(port)
-        batch_qps = [in_process(index, queries[: args.requests], args.batch) for _ in range(args.repeats)]
+        batch_qps, engine_qps = [], []
+        for _ in range(args.repeats):  # alternating, like the levels
+            batch_qps.append(in_process(index, queries[: args.requests], args.batch))
+            engine_qps.append(in_process_engine(index, queries[: args.requests], args.batch))
         reloads_before = health(port)["reloads"]
         done: list[float] = []
         rebuild = threading.Thread(target=republish, args=(index, args.reloads, 2.0, done))
         rebuild.start()
         reload_runs = []
         while rebuild.is_alive():
-            reload_runs.append(run_level(port, requests[: args.requests * 3], max(levels), args.limit_s))
+            reload_runs.append(
+                run_level(port, requests[: args.requests * 3], max(levels), args.limit_s)
+            )
         rebuild.join()
         deadline = time.monotonic() + 15
-        while health(port)["reloads"] - reloads_before < args.reloads and time.monotonic() < deadline:
+        while (
+            health(port)["reloads"] - reloads_before < args.reloads and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         reloads = health(port)["reloads"] - reloads_before
     finally:
@@ -307,31 +396,88 @@ def main() -> None:
     load_after = load_average()
 
     table = [median_rows(runs[c]) for c in levels]
-    print(f"\n{machine()}; {args.rows:,} rows; load average before {load_before}, after {load_after}")
-    print_table(["clients", "rounds", "requests", "errors", "QPS (median)", "p50 ms", "p99 ms", "QPS each round"],
-                [[r["clients"], r["rounds"], r["requests"], r["errors"], r["qps"], r["p50_ms"], r["p99_ms"],
-                  " ".join(map(str, r["qps_each"]))] for r in table])
+    print(
+        f"\n{machine()}; {args.rows:,} rows; load average before {load_before}, after {load_after}"
+    )
+    print_table(
+        [
+            "clients",
+            "rounds",
+            "requests",
+            "errors",
+            "QPS (median)",
+            "p50 ms",
+            "p99 ms",
+            "QPS each round",
+        ],
+        [
+            [
+                r["clients"],
+                r["rounds"],
+                r["requests"],
+                r["errors"],
+                r["qps"],
+                r["p50_ms"],
+                r["p99_ms"],
+                " ".join(map(str, r["qps_each"])),
+            ]
+            for r in table
+        ],
+    )
     one, top = table[0]["qps"], table[-1]["qps"]
     in_proc = statistics.median(batch_qps)
     reload_requests = sum(r["requests"] for r in reload_runs)
     reload_errors = sum(r["errors"] for r in reload_runs)
-    print(f"in-process Searcher, batches of {args.batch}: {in_proc:.1f} q/s (each: "
-          f"{' '.join(f'{x:.1f}' for x in batch_qps)})")
+    print(
+        f"in-process Searcher, batches of {args.batch}: {in_proc:.1f} q/s (each: "
+        f"{' '.join(f'{x:.1f}' for x in batch_qps)})"
+    )
+    engine = statistics.median(engine_qps)
+    print(
+        f"in-process server batch code (execute.process), batches of {args.batch}: "
+        f"{engine:.1f} q/s (each: "
+        f"{' '.join(f'{x:.1f}' for x in engine_qps)})"
+    )
     print(f"micro-batching: QPS {max(levels)} clients / 1 client = {top / one:.2f}x (goal >= 3)")
-    print(f"HTTP bound: QPS {max(levels)} clients / in-process batches = {top / in_proc:.2f}x (goal >= 0.8)")
-    print(f"server batches: {stats['batches']} for {stats['queries']} queries, mean {stats['mean_batch']}, "
-          f"largest {stats['largest_batch']}")
-    print(f"reload under load: {reloads} reloads during {reload_requests} requests at {max(levels)} clients, "
-          f"{reload_errors} errors")
+    print(
+        f"HTTP bound: QPS {max(levels)} clients / in-process Searcher batches = "
+        f"{top / in_proc:.2f}x (goal >= 0.8)"
+    )
+    print(
+        f"HTTP overhead: QPS {max(levels)} clients / in-process server batch code = "
+        f"{top / engine:.2f}x"
+    )
+    print(
+        f"server batches: {stats['batches']} for {stats['queries']} queries, "
+        f"mean {stats['mean_batch']}, "
+        f"largest {stats['largest_batch']}"
+    )
+    print(
+        f"reload under load: {reloads} reloads during {reload_requests} requests "
+        f"at {max(levels)} clients, "
+        f"{reload_errors} errors"
+    )
     errors = sum(r["errors"] for r in table) + reload_errors
     samples = [s for r in [*table, *reload_runs] for s in r.get("error_samples", [])][:3]
     if samples:
         print("error samples:", samples)
     if args.json:
-        args.json.write_text(json.dumps({"levels": table, "in_process_qps": batch_qps, "reloads": reloads,
-                                         "reload_requests": reload_requests, "reload_errors": reload_errors,
-                                         "server": stats, "load_before": load_before,
-                                         "load_after": load_after}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "levels": table,
+                    "in_process_qps": batch_qps,
+                    "engine_qps": engine_qps,
+                    "reloads": reloads,
+                    "reload_requests": reload_requests,
+                    "reload_errors": reload_errors,
+                    "server": stats,
+                    "load_before": load_before,
+                    "load_after": load_after,
+                },
+                indent=2,
+            )
+        )
     sys.exit(1 if errors else 0)
 
 
