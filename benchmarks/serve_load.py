@@ -48,16 +48,20 @@ WORDS = (
 ).split()
 
 
-def build_corpus(work: Path, rows: int, dim: int = 128) -> Path:
+def build_corpus(work: Path, rows: int, kind: str = "flat", dim: int = 128) -> Path:
     """The 100k-row index (reused when ``work`` already holds one of that size)."""
     from embedsearch.encoders import load_encoder
     from embedsearch.index import build_index
     from embedsearch.store.embedding_dir import EmbeddingDir
     from embedsearch.store.writer import ShardWriter
 
-    index = work / "index"
-    marker = work / f"rows-{rows}"
+    index = work / f"index-{kind}"
+    marker = work / f"rows-{rows}-{kind}"
     if marker.exists() and index.exists():
+        return index
+    if (work / "emb").exists() and (work / f"rows-{rows}").exists():
+        build_index([work / "emb"], index, kind=kind, overwrite=True)
+        marker.touch()
         return index
     fingerprint = load_encoder("tiny-clip").fingerprint
     rng = np.random.default_rng(0)
@@ -90,7 +94,8 @@ def build_corpus(work: Path, rows: int, dim: int = 128) -> Path:
             {"label": [int(i % 10) for i in ids]},
         )
     writer.close()
-    build_index([emb], index, kind="flat")
+    build_index([emb], index, kind=kind, overwrite=True)
+    (work / f"rows-{rows}").touch()
     marker.touch()
     return index
 
@@ -287,11 +292,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def republish(index: Path, times: int, every_s: float, done: list[float]) -> None:
+def republish(index: Path, kind: str, times: int, every_s: float) -> None:
     """Rebuild the index dir ``times`` times (a new dir renamed onto the path each), in a child."""
     code = (
         "import sys; from embedsearch.index import build_index; "
-        "build_index([sys.argv[1]], sys.argv[2], kind='flat', overwrite=True)"
+        "build_index([sys.argv[1]], sys.argv[2], kind=sys.argv[3], overwrite=True)"
     )
     env = {
         **os.environ,
@@ -300,12 +305,11 @@ def republish(index: Path, times: int, every_s: float, done: list[float]) -> Non
     for _ in range(times):
         time.sleep(every_s)
         subprocess.run(
-            [sys.executable, "-c", code, str(index.parent / "emb"), str(index)],
+            [sys.executable, "-c", code, str(index.parent / "emb"), str(index), kind],
             env=env,
             check=True,
             capture_output=True,
         )
-        done.append(time.time())
 
 
 def median_rows(runs: list[dict]) -> dict:
@@ -321,10 +325,11 @@ def median_rows(runs: list[dict]) -> dict:
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/embedsearch-serve-bench"))
+    parser.add_argument("--kind", default="flat", help="index kind (flat: what auto picks at 100k)")
     parser.add_argument("--levels", default="1,8,32")
     parser.add_argument("--requests", type=int, default=960, help="requests per level (8+ clients)")
     parser.add_argument("--single-requests", type=int, default=300, help="requests at 1 client")
@@ -333,71 +338,56 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="in-process Searcher batch size")
     parser.add_argument("--reloads", type=int, default=3)
     parser.add_argument(
-        "--server-args", default="", help="extra `serve` options, e.g. '--batch-wait-ms 1'"
+        "--server-args", default="", help="extra `serve` options, e.g. '--max-batch 32'"
     )
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    from embedsearch.runtime import prefer_huge_pages
 
-    prefer_huge_pages()
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from common import machine, print_table
-
-    load_before = load_average()
-    args.work.mkdir(parents=True, exist_ok=True)
-    index = build_corpus(args.work, args.rows)
-    levels = [int(x) for x in args.levels.split(",")]
-    queries = make_queries(max(args.requests * 3, args.single_requests), args.rows)
-    requests = [encode_request(kind, value, 10) for kind, value in queries]
-    port = free_port()
-    server = start_server(index, port, args.server_args.split())
-    try:
-        run_level(port, requests[:60], 4, 60)  # loads the model, warms caches
-        runs: dict[int, list[dict]] = {c: [] for c in levels}
-        for round_number in range(args.repeats):
-            order = (
-                levels if round_number % 2 == 0 else levels[::-1]
-            )  # alternate: drift hits all levels alike
-            for clients in order:
-                n = args.single_requests if clients == 1 else args.requests
-                result = run_level(port, requests[:n], clients, args.limit_s)
-                runs[clients].append(result)
-                print(
-                    f"round {round_number + 1} clients {clients}: {result['qps']:.1f} q/s "
-                    f"p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms "
-                    f"errors {result['errors']}",
-                    flush=True,
-                )
-        stats = health(port)
-        batch_qps, engine_qps = [], []
-        for _ in range(args.repeats):  # alternating, like the levels
-            batch_qps.append(in_process(index, queries[: args.requests], args.batch))
-            engine_qps.append(in_process_engine(index, queries[: args.requests], args.batch))
-        reloads_before = health(port)["reloads"]
-        done: list[float] = []
-        rebuild = threading.Thread(target=republish, args=(index, args.reloads, 2.0, done))
-        rebuild.start()
-        reload_runs = []
-        while rebuild.is_alive():
-            reload_runs.append(
-                run_level(port, requests[: args.requests * 3], max(levels), args.limit_s)
+def measure_levels(
+    port: int, requests: list[bytes], levels: list[int], args
+) -> dict[int, list[dict]]:
+    """Every level ``args.repeats`` times, alternating the order (drift hits all levels alike)."""
+    runs: dict[int, list[dict]] = {c: [] for c in levels}
+    for round_number in range(args.repeats):
+        for clients in levels if round_number % 2 == 0 else levels[::-1]:
+            n = args.single_requests if clients == 1 else args.requests
+            result = run_level(port, requests[:n], clients, args.limit_s)
+            runs[clients].append(result)
+            print(
+                f"round {round_number + 1} clients {clients}: {result['qps']:.1f} q/s p50 "
+                f"{result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms "
+                f"errors {result['errors']}",
+                flush=True,
             )
-        rebuild.join()
-        deadline = time.monotonic() + 15
-        while (
-            health(port)["reloads"] - reloads_before < args.reloads and time.monotonic() < deadline
-        ):
-            time.sleep(0.2)
-        reloads = health(port)["reloads"] - reloads_before
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
-    load_after = load_average()
+    return runs
+
+
+def measure_reload(
+    port: int, index: Path, requests: list[bytes], clients: int, args
+) -> tuple[int, list[dict]]:
+    """Levels at ``clients`` back to back while the index is republished ``args.reloads`` times."""
+    before = health(port)["reloads"]
+    rebuild = threading.Thread(target=republish, args=(index, args.kind, args.reloads, 2.0))
+    rebuild.start()
+    runs = []
+    while rebuild.is_alive():
+        runs.append(run_level(port, requests, clients, args.limit_s))
+    rebuild.join()
+    deadline = time.monotonic() + 15
+    while health(port)["reloads"] - before < args.reloads and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return health(port)["reloads"] - before, runs
+
+
+def report(args, levels: list[int], runs: dict, measured: dict) -> int:
+    """Print the table and ratios (and write ``--json``); the number of failed requests."""
+    from common import machine, print_table
 
     table = [median_rows(runs[c]) for c in levels]
     print(
-        f"\n{machine()}; {args.rows:,} rows; load average before {load_before}, after {load_after}"
+        f"\n{machine()}; {args.rows:,} rows, {args.kind}; load average before "
+        f"{measured['load_before']}, after {measured['load_after']}"
     )
     print_table(
         [
@@ -424,61 +414,81 @@ def main() -> None:
             for r in table
         ],
     )
-    one, top = table[0]["qps"], table[-1]["qps"]
-    in_proc = statistics.median(batch_qps)
-    reload_requests = sum(r["requests"] for r in reload_runs)
-    reload_errors = sum(r["errors"] for r in reload_runs)
+    one, top, most = table[0]["qps"], table[-1]["qps"], max(levels)
+    searcher, engine = (statistics.median(measured[k]) for k in ("in_process_qps", "engine_qps"))
+    reload_runs = measured.pop("reload_runs")
+    measured["reload_requests"] = sum(r["requests"] for r in reload_runs)
+    measured["reload_errors"] = sum(r["errors"] for r in reload_runs)
+    each = {k: " ".join(f"{x:.1f}" for x in measured[k]) for k in ("in_process_qps", "engine_qps")}
+    stats = measured["server"]
     print(
-        f"in-process Searcher, batches of {args.batch}: {in_proc:.1f} q/s (each: "
-        f"{' '.join(f'{x:.1f}' for x in batch_qps)})"
+        f"in-process Searcher, batches of {args.batch}: {searcher:.1f} q/s "
+        f"(each: {each['in_process_qps']})"
     )
-    engine = statistics.median(engine_qps)
     print(
         f"in-process server batch code (execute.process), batches of {args.batch}: "
-        f"{engine:.1f} q/s (each: "
-        f"{' '.join(f'{x:.1f}' for x in engine_qps)})"
+        f"{engine:.1f} q/s "
+        f"(each: {each['engine_qps']})"
     )
-    print(f"micro-batching: QPS {max(levels)} clients / 1 client = {top / one:.2f}x (goal >= 3)")
+    print(f"micro-batching: QPS {most} clients / 1 client = {top / one:.2f}x (goal >= 3)")
     print(
-        f"HTTP bound: QPS {max(levels)} clients / in-process Searcher batches = "
-        f"{top / in_proc:.2f}x (goal >= 0.8)"
+        f"HTTP bound: QPS {most} clients / in-process Searcher = {top / searcher:.2f}x "
+        "(goal >= 0.8)"
     )
+    print(f"HTTP overhead: QPS {most} clients / in-process server batch code = {top / engine:.2f}x")
     print(
-        f"HTTP overhead: QPS {max(levels)} clients / in-process server batch code = "
-        f"{top / engine:.2f}x"
-    )
-    print(
-        f"server batches: {stats['batches']} for {stats['queries']} queries, "
-        f"mean {stats['mean_batch']}, "
-        f"largest {stats['largest_batch']}"
+        f"server batches: {stats['batches']} for {stats['queries']} queries, mean "
+        f"{stats['mean_batch']}, largest {stats['largest_batch']}"
     )
     print(
-        f"reload under load: {reloads} reloads during {reload_requests} requests "
-        f"at {max(levels)} clients, "
-        f"{reload_errors} errors"
+        f"reload under load: {measured['reloads']} reloads during {measured['reload_requests']} "
+        f"requests at {most} clients, {measured['reload_errors']} errors"
     )
-    errors = sum(r["errors"] for r in table) + reload_errors
     samples = [s for r in [*table, *reload_runs] for s in r.get("error_samples", [])][:3]
     if samples:
         print("error samples:", samples)
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "levels": table,
-                    "in_process_qps": batch_qps,
-                    "engine_qps": engine_qps,
-                    "reloads": reloads,
-                    "reload_requests": reload_requests,
-                    "reload_errors": reload_errors,
-                    "server": stats,
-                    "load_before": load_before,
-                    "load_after": load_after,
-                },
-                indent=2,
+        args.json.write_text(json.dumps({"levels": table, **measured}, indent=2))
+    return sum(r["errors"] for r in table) + measured["reload_errors"]
+
+
+def main() -> None:
+    args = parse_args()
+    # the setting `embedsearch serve` gives its server, for the in-process side too (both sides
+    # alike; with spinning OpenMP threads the in-process side ran ~3x slower on the busy VM)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from embedsearch.runtime import prefer_huge_pages
+
+    prefer_huge_pages()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    measured: dict = {"load_before": load_average()}
+    args.work.mkdir(parents=True, exist_ok=True)
+    index = build_corpus(args.work, args.rows, args.kind)
+    levels = [int(x) for x in args.levels.split(",")]
+    queries = make_queries(max(args.requests * 3, args.single_requests), args.rows)
+    requests = [encode_request(kind, value, 10) for kind, value in queries]
+    port = free_port()
+    server = start_server(index, port, args.server_args.split())
+    try:
+        run_level(port, requests[:60], 4, 60)  # loads the model, warms caches
+        runs = measure_levels(port, requests, levels, args)
+        measured["server"] = health(port)
+        measured["in_process_qps"], measured["engine_qps"] = [], []
+        for _ in range(args.repeats):  # alternating, like the levels
+            measured["in_process_qps"].append(
+                in_process(index, queries[: args.requests], args.batch)
             )
+            measured["engine_qps"].append(
+                in_process_engine(index, queries[: args.requests], args.batch)
+            )
+        measured["reloads"], measured["reload_runs"] = measure_reload(
+            port, index, requests[: args.requests * 3], max(levels), args
         )
-    sys.exit(1 if errors else 0)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    measured["load_after"] = load_average()
+    sys.exit(1 if report(args, levels, runs, measured) else 0)
 
 
 if __name__ == "__main__":
