@@ -99,6 +99,7 @@ def serve_command(
         cors_origins=tuple(cors_origin or ()),
         image_roots=tuple(p.expanduser() for p in image_root or ()),
         device=device,
+        warm_models=True,
         limits=Limits(
             max_k=max_k,
             max_upload_bytes=upload,

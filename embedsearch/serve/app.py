@@ -58,6 +58,8 @@ def create_app(config: ServeConfig, state: ServerState | None = None) -> FastAPI
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
+        if config.warm_models:  # queued before any query: the first one does not wait for a load
+            state.batcher.run_in_worker(state.warm_models)
         watcher = asyncio.get_running_loop().create_task(state.watch_reloads())
         try:
             yield

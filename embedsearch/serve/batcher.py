@@ -84,6 +84,10 @@ class MicroBatcher(Generic[Item]):
                 job.future.set_exception(RuntimeError("the server is shutting down"))
         self._executor.shutdown(wait=True)
 
+    def run_in_worker(self, work: Callable[[], Any]) -> asyncio.Future:
+        """Run ``work`` on the worker thread between batches (e.g. loading a model)."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, work)
+
     @contextlib.contextmanager
     def arriving(self) -> Iterator[None]:
         """Mark a request that is being received and will submit soon (lets a batch wait for it)."""

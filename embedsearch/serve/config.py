@@ -62,6 +62,7 @@ class ServeConfig:
     limits: Limits = field(default_factory=Limits)
     batching: BatchPolicy = field(default_factory=BatchPolicy)
     allowed_hosts: tuple[str, ...] | None = None  # None: derived from host/token (see module doc)
+    warm_models: bool = False  # load each index's model at start, not at its first text/image query
 
 
 def is_loopback(host: str) -> bool:

@@ -111,8 +111,9 @@ def _embed_images(
         try:
             pixels.append(encoder.preprocess(decode_image(blob)))
             ok.append(j)
-        except DecodeError as e:
-            failed[j] = InputError(f"cannot read the uploaded image: {e}")
+        except (DecodeError, OSError, ValueError, RuntimeError) as e:
+            # untrusted bytes: whatever PIL or the transform make of them fails this query only
+            failed[j] = InputError(f"cannot read the uploaded image: {str(e).splitlines()[0]}")
     found = {}
     if pixels:
         embedded = encoder.embed_images(torch.stack(pixels))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import Annotated, Any
 
@@ -21,7 +22,15 @@ from fastapi import Query as Param
 from embedsearch.errors import InputError
 from embedsearch.serve.execute import KEY_BITS, Query
 from embedsearch.serve.registry import Generation
-from embedsearch.serve.schemas import BatchBody, QueryBody, SearchBody, check_k, to_query
+from embedsearch.serve.schemas import (
+    MAX_DIR,
+    MAX_TEXT,
+    BatchBody,
+    QueryBody,
+    SearchBody,
+    check_k,
+    to_query,
+)
 from embedsearch.serve.state import ServerState
 
 router = APIRouter(prefix="/api")
@@ -37,8 +46,21 @@ def _state(request: Request) -> ServerState:
 
 def json_response(payload: Any, status: int = 200) -> Response:
     # json.dumps straight to bytes: a 10-hit answer costs ~40 us, not FastAPI's encoder's ~400
-    body = json.dumps(payload, separators=(",", ":"), default=str, allow_nan=False).encode()
-    return Response(body, status, media_type="application/json")
+    try:
+        body = json.dumps(payload, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:  # NaN/inf in a metadata column: JSON has no such numbers, send null
+        body = json.dumps(_finite(payload), separators=(",", ":"), default=str, allow_nan=False)
+    return Response(body.encode(), status, media_type="application/json")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def hit_rows(hits: list[Any]) -> list[dict[str, Any]]:
@@ -123,7 +145,7 @@ async def search_get(
     name: str,
     text: str | None = None,
     id: int | None = None,
-    dir: Annotated[int, Param(ge=0)] = 0,
+    dir: Annotated[int, Param(ge=0, le=MAX_DIR)] = 0,
     k: int = 10,
 ) -> Response:
     state = _state(request)
@@ -133,6 +155,8 @@ async def search_get(
             "give exactly one of ?text= or ?id= (POST a JSON body for vectors, "
             "POST /search/image for an image)"
         )
+    if text is not None and len(text) > MAX_TEXT:
+        raise InputError(f"text query is over {MAX_TEXT:,} characters")
     query = to_query(gen, QueryBody(text=text, id=id, dir=dir), k, state.config.limits)
     return json_response({"index": name, "k": k, **(await _answer(state, [query]))[0]})
 

@@ -21,6 +21,8 @@ from embedsearch.serve.execute import Query, QueryKind
 from embedsearch.serve.registry import Generation
 
 _FIELDS: tuple[QueryKind | str, ...] = ("text", "id", "vector", "image_base64")
+MAX_DIR = (1 << 23) - 1  # keys (dir << 40 | id) stay within int64
+MAX_TEXT = 10_000
 
 
 class QueryBody(BaseModel):
@@ -29,12 +31,12 @@ class QueryBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str | None = Field(
-        None, description="Text query (needs a model with a text tower).", max_length=10_000
+        None, description="Text query (needs a model with a text tower).", max_length=MAX_TEXT
     )
     id: int | None = Field(
         None, description="Embedding id of an indexed row: search by its vector."
     )
-    dir: int = Field(0, ge=0, description="With id: which source dir of the index (0 = first).")
+    dir: int = Field(0, ge=0, le=MAX_DIR, description="With id: which source dir (0 = first).")
     vector: list[float] | None = Field(None, description="A query vector of the index's dim.")
     image_base64: str | None = Field(None, description="An image file, base64-encoded.")
 

@@ -33,7 +33,7 @@ _TABLE_SOURCE = re.compile(r"^(?P<path>.+) \[[^\]]+\]$")  # "/data/pairs.csv [im
 class IndexImages:
     """key -> source lookup over an index dir's metadata files, plus the allowed image roots."""
 
-    def __init__(self, keys: np.ndarray, sources: pa.Array, roots: list[str]) -> None:
+    def __init__(self, keys: np.ndarray, sources: pa.ChunkedArray, roots: list[str]) -> None:
         order = np.argsort(keys, kind="stable")
         self._keys = keys[order]
         self._rows = order
@@ -47,18 +47,20 @@ class IndexImages:
         """Read the ``key`` and ``source`` columns of every metadata file listed in ``info``."""
         keys, sources = [], []
         for entry in info.get("metadata_files", []):
-            # read fully (not memory-mapped): the dir may be replaced and deleted while we serve it
-            with pa.OSFile(str(index_dir / entry["file"]), "rb") as f:
-                table = pa.ipc.open_file(f).read_all().select(["key", "source"])
+            # memory-mapped, so only the key column is copied; a mapping outlives the file when a
+            # republished index deletes it, so this generation keeps answering
+            table = pa.ipc.open_file(pa.memory_map(str(index_dir / entry["file"]))).read_all()
             keys.append(table.column("key").to_numpy())
-            sources.append(table.column("source").combine_chunks())
+            sources.extend(table.column("source").chunks)
         key_array = np.concatenate(keys) if keys else np.zeros(0, np.int64)
-        source_array = pa.concat_arrays(sources) if sources else pa.array([], pa.string())
+        source_array = pa.chunked_array(sources) if sources else pa.chunked_array([], pa.string())
         roots = source_roots(info) + [os.path.realpath(p) for p in extra_roots]
         return cls(key_array.astype(np.int64), source_array, roots)
 
     def source_of(self, key: int) -> str | None:
         """The stored source of ``key``, or None when the index holds no such row."""
+        if not 0 <= key < 1 << 63:
+            return None
         pos = int(np.searchsorted(self._keys, key))
         if pos >= len(self._keys) or self._keys[pos] != key:
             return None

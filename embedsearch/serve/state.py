@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -22,6 +23,8 @@ from embedsearch.serve.config import ServeConfig
 from embedsearch.serve.dedup_view import DedupView
 from embedsearch.serve.execute import Query, process
 from embedsearch.serve.registry import IndexRegistry
+
+log = logging.getLogger("embedsearch.serve")
 
 
 class RequestTimeout(EmbedsearchError):
@@ -99,6 +102,16 @@ class ServerState:
                 if not future.done():
                     future.cancel()  # the worker skips it
         return list(done)
+
+    def warm_models(self) -> None:
+        """Load every served index's model (worker thread); one that cannot load is reported by
+        its first text/image query instead."""
+        for gen in self.registry.generations():
+            try:
+                _ = gen.searcher.encoder
+                gen.cache["encoder_used"] = True
+            except EmbedsearchError as e:
+                log.warning("model of index %s not loaded: %s", gen.name, e)
 
     async def watch_reloads(self) -> None:
         """Reopen republished index dirs, forever (a background task of the app)."""

@@ -212,3 +212,26 @@ def test_a_bug_is_500_without_a_traceback(clip_corpus, make_client) -> None:
     client.app.state.server.batcher.process = broken
     message = one_line_error(client.get("/api/indexes/index/search", params={"id": 1}), 500)
     assert message == "internal error (ZeroDivisionError); see the server log"
+
+
+def test_overlong_text_on_get_is_400(clip_client) -> None:
+    response = clip_client.get("/api/indexes/index/search", params={"text": "a" * 10_001})
+    assert "over 10,000 characters" in one_line_error(response, 400)
+
+
+def test_dir_beyond_the_key_range_is_422(clip_client) -> None:
+    one_line_error(
+        clip_client.get("/api/indexes/index/search", params={"id": 1, "dir": 1 << 30}), 422
+    )
+    one_line_error(
+        clip_client.post("/api/indexes/index/search", json={"id": 1, "dir": 1 << 30}), 422
+    )
+
+
+def test_nan_in_metadata_is_sent_as_null() -> None:
+    import json
+
+    from embedsearch.serve.routes import json_response
+
+    body = json.loads(json_response({"hits": [{"metadata": {"w": float("nan"), "n": 2.5}}]}).body)
+    assert body == {"hits": [{"metadata": {"w": None, "n": 2.5}}]}
