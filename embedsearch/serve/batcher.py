@@ -3,8 +3,9 @@
 faiss and the encoders cost far less per query in a batch (a tiny-clip text forward: 0.74 ms for
 one text, 7.3 ms for 32), so the server queues each query, and one worker thread takes whatever
 has queued up — at most ``max_batch`` — and hands it to ``process`` in one call. A lone query is
-taken at once; the batch waits (at most ``max_wait_ms``) only while other requests are still being
-received, so batching adds no latency to an idle server. The event loop never runs model or faiss
+taken at once. A batch waits (at most ``max_wait_ms``) for more only when the server is busy —
+the previous batch held several queries, or requests are marked as arriving — so batching adds no
+latency to an idle server. The event loop never runs model or faiss
 work: it only queues, waits and answers.
 
 Example:
@@ -64,6 +65,7 @@ class MicroBatcher(Generic[Item]):
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedsearch-batch")
         self._arriving = 0
+        self._last_size = 1  # the previous batch's size: how busy the server is
 
     def start(self) -> None:
         """Start the collector on the running loop (the app's lifespan calls this)."""
@@ -137,7 +139,8 @@ class MicroBatcher(Generic[Item]):
                     job.future.set_result(outcome)
 
     async def _fill(self, batch: list[_Job[Item]]) -> None:
-        """Add queued jobs; wait briefly for more only while requests are still arriving."""
+        """Add queued jobs; under load (the last batch was bigger, or requests are arriving) wait
+        briefly for as many as the last batch had."""
         assert self._queue is not None
         deadline = time.monotonic() + self.max_wait
         while len(batch) < self.max_batch:
@@ -145,7 +148,8 @@ class MicroBatcher(Generic[Item]):
                 batch.append(self._queue.get_nowait())
                 continue
             remaining = deadline - time.monotonic()
-            if self._arriving <= 0 or remaining <= 0:
+            expected = len(batch) < self._last_size or self._arriving > 0
+            if not expected or remaining <= 0:
                 return
             try:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
@@ -153,6 +157,7 @@ class MicroBatcher(Generic[Item]):
                 return
 
     def _record(self, size: int, seconds: float) -> None:
+        self._last_size = size
         stats = self.stats
         stats.batches += 1
         stats.items += size

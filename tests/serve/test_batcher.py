@@ -128,3 +128,21 @@ def test_a_cancelled_item_is_skipped() -> None:
 
     run(main())
     assert seen == [1, 3]
+
+
+def test_under_load_a_batch_waits_for_as_many_as_the_last_one() -> None:
+    sizes: list[int] = []
+
+    async def main():
+        batcher = MicroBatcher(
+            lambda items: sizes.append(len(items)) or list(items), max_wait_ms=300
+        )
+        await asyncio.gather(*(batcher.submit_nowait(i) for i in range(3)))  # a batch of 3
+        first = batcher.submit_nowait(10)
+        await asyncio.sleep(0.05)  # the next ones come a little later, within the wait
+        rest = [batcher.submit_nowait(i) for i in (11, 12)]
+        await asyncio.gather(first, *rest)
+        await batcher.stop()
+
+    run(main())
+    assert sizes == [3, 3]
