@@ -123,11 +123,11 @@ def make_queries(n: int, rows: int, seed: int = 0) -> list[tuple[str, object]]:
     return queries
 
 
-def encode_request(kind: str, value: object, k: int) -> bytes:
+def encode_request(name: str, kind: str, value: object, k: int) -> bytes:
     """One pre-encoded HTTP/1.1 keep-alive request."""
     from urllib.parse import quote
 
-    base = "/api/indexes/index/search"
+    base = f"/api/indexes/{name}/search"  # served under its folder name
     head = "Host: 127.0.0.1\r\nConnection: keep-alive\r\n"
     if kind == "text":
         return f"GET {base}?text={quote(str(value))}&k={k} HTTP/1.1\r\n{head}\r\n".encode()
@@ -466,11 +466,13 @@ def main() -> None:
     index = build_corpus(args.work, args.rows, args.kind)
     levels = [int(x) for x in args.levels.split(",")]
     queries = make_queries(max(args.requests * 3, args.single_requests), args.rows)
-    requests = [encode_request(kind, value, 10) for kind, value in queries]
+    requests = [encode_request(index.name, kind, value, 10) for kind, value in queries]
     port = free_port()
     server = start_server(index, port, args.server_args.split())
     try:
-        run_level(port, requests[:60], 4, 60)  # loads the model, warms caches
+        warm = run_level(port, requests[:60], 4, 60)  # loads the model, warms caches
+        if warm["errors"]:
+            raise SystemExit(f"warm-up requests failed: {warm['error_samples']}")
         runs = measure_levels(port, requests, levels, args)
         measured["server"] = health(port)
         measured["in_process_qps"], measured["engine_qps"] = [], []
