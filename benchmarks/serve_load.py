@@ -256,11 +256,11 @@ def start_server(index: Path, port: int, extra: list[str]) -> subprocess.Popen:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
+    log = index.parent / "server.log"  # a file, not a pipe: a full pipe would stall the server
     process = subprocess.Popen(
         [sys.executable, "-m", "embedsearch", "serve", str(index), "--port", str(port), *extra],
         env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=log.open("w"),
     )
     deadline = time.monotonic() + 120
     while True:
@@ -269,9 +269,7 @@ def start_server(index: Path, port: int, extra: list[str]) -> subprocess.Popen:
                 return process
         except OSError as e:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"server did not start: {process.stderr.read() if process.stderr else ''}"
-                ) from e
+                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}") from e
             time.sleep(0.2)
 
 
@@ -488,7 +486,7 @@ def main() -> None:
         )
     finally:
         server.terminate()
-        server.communicate(timeout=30)
+        server.wait(timeout=30)
     measured["load_after"] = load_average()
     sys.exit(1 if report(args, levels, runs, measured) else 0)
 
