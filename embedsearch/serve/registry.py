@@ -98,12 +98,10 @@ def open_generation(
     for _ in range(5):
         before = identity(path)
         searcher = Searcher.open(path, device=device)
-        images = IndexImages.load(Path(searcher.path), searcher.info, extra_roots)
+        images = IndexImages.load(path, searcher.info, extra_roots)
         if identity(path) == before:
             break
-    if (
-        searcher.ntotal
-    ):  # touch the metadata store and faiss once, so the first request is not slower
+    if searcher.ntotal:  # touch the metadata store and faiss once: the first request is not slower
         searcher.search_vectors(np.ones((1, searcher.dim), np.float32) / np.sqrt(searcher.dim), 1)
     if warm_encoder:
         _ = searcher.encoder
