@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from embedsearch.choices import Device
 from embedsearch.cli.app import app
-from embedsearch.index.gpu import Device
 from embedsearch.index.plan import Kind
 
 if TYPE_CHECKING:

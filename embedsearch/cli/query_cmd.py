@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from embedsearch.choices import Device
 from embedsearch.cli.app import app
-from embedsearch.index.gpu import Device
 
 
 @app.command("query")

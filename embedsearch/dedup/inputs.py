@@ -38,7 +38,7 @@ def index_sources(path: Path) -> list[Path] | None:
 
     if not (path / INFO_FILE).is_file():
         return None
-    return [Path(entry["path"]) for entry in read_info(path).get("sources") or []]
+    return [Path(entry.path) for entry in read_info(path).sources]
 
 
 def resolve_dirs(path: str | Path) -> list[EmbeddingDir]:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from embedsearch.atomic import staged_dir
+from embedsearch.choices import Device
 from embedsearch.index import layout
 from embedsearch.index.adding import IndexParts, add_rows
 from embedsearch.index.build import (
@@ -32,7 +33,6 @@ from embedsearch.index.build import (
     source_entry,
 )
 from embedsearch.index.finish import BuildSummary, finish_index, write_and_publish
-from embedsearch.index.gpu import Device
 from embedsearch.index.layout import IndexInfo
 from embedsearch.index.metadata import MetadataStore
 from embedsearch.index.samples import draw_samples, query_sample_size

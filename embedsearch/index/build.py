@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from embedsearch.atomic import staged_dir
+from embedsearch.choices import Device
 from embedsearch.errors import InputError
 from embedsearch.index import layout
 from embedsearch.index.adding import IndexParts, add_rows
 from embedsearch.index.budget import default_max_memory, parse_memory
 from embedsearch.index.finish import BuildSummary, finish_index
-from embedsearch.index.gpu import Device
 from embedsearch.index.layout import IndexInfo, RecallInfo, SourceEntry
 from embedsearch.index.opq import quicker_opq
 from embedsearch.index.plan import IndexPlan, Kind, choose_index, training_rows

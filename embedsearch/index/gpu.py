@@ -7,12 +7,12 @@ searches are served by a GPU copy of the index. Anything faiss cannot move stays
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any
 
-from embedsearch.errors import InputError
+from embedsearch.choices import Device
+from embedsearch.devices import use_accelerator
 
-Device = Literal["auto", "cpu", "cuda"]
-DEVICES: tuple[str, ...] = get_args(Device)
+__all__ = ["Device", "faiss_gpus", "to_search_device", "train_on_device", "use_gpu"]
 
 
 def faiss_gpus() -> int:
@@ -24,17 +24,12 @@ def faiss_gpus() -> int:
 
 
 def use_gpu(device: str) -> bool:
-    """Resolve ``auto``/``cpu``/``cuda`` for faiss; ``cuda`` without a GPU faiss is an error."""
-    if device not in DEVICES:
-        raise InputError(f"unknown --device {device!r}: use auto, cpu or cuda")
-    if device == "cpu":
+    """Resolve ``auto``/``cpu``/``cuda`` for faiss (the rule of :mod:`embedsearch.devices`)."""
+    if device == "cpu":  # without asking faiss, which may be slow to probe for GPUs
         return False
-    gpus = faiss_gpus()
-    if device == "cuda" and gpus == 0:
-        raise InputError(
-            "--device cuda: the installed faiss has no GPU support (faiss-cpu); use --device auto"
-        )
-    return gpus > 0
+    return use_accelerator(
+        device, faiss_gpus() > 0, "a GPU build of faiss (faiss-cpu is installed)"
+    )
 
 
 def train_on_device(index: Any, sample: Any, gpu: bool) -> None:

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from embedsearch.choices import Device
 from embedsearch.data.decode import is_image_file
 from embedsearch.errors import InputError
-from embedsearch.index.gpu import Device
 from embedsearch.index.searcher import Hit, Searcher
 
 

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from embedsearch.choices import Device
 from embedsearch.errors import InputError, MismatchError
 from embedsearch.index import layout
-from embedsearch.index.gpu import Device
 from embedsearch.index.layout import IndexInfo, SourceEntry
 from embedsearch.index.metadata import KEY_COLUMNS, MetadataStore
 from embedsearch.index.search_params import apply_search_params

@@ -106,7 +106,8 @@ def _embed_images(
     from embedsearch.data.decode import DecodeError, decode_image
 
     encoder = gen.searcher.encoder
-    pixels, ok, failed = [], [], {}
+    pixels, ok = [], []
+    failed: dict[int, Exception] = {}
     for j, blob in enumerate(blobs):
         try:
             pixels.append(encoder.preprocess(decode_image(blob)))
@@ -114,7 +115,7 @@ def _embed_images(
         except (DecodeError, OSError, ValueError, RuntimeError) as e:
             # untrusted bytes: whatever PIL or the transform make of them fails this query only
             failed[j] = InputError(f"cannot read the uploaded image: {str(e).splitlines()[0]}")
-    found = {}
+    found: dict[int, np.ndarray] = {}
     if pixels:
         embedded = encoder.embed_images(torch.stack(pixels))
         found = {j: embedded[n] for n, j in enumerate(ok)}

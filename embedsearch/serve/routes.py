@@ -157,7 +157,12 @@ async def search_get(
         )
     if text is not None and len(text) > MAX_TEXT:
         raise InputError(f"text query is over {MAX_TEXT:,} characters")
-    query = to_query(gen, QueryBody(text=text, id=id, dir=dir), k, state.config.limits)
+    query = to_query(
+        gen,
+        QueryBody(text=text, id=id, dir=dir, vector=None, image_base64=None),
+        k,
+        state.config.limits,
+    )
     return json_response({"index": name, "k": k, **(await _answer(state, [query]))[0]})
 
 

@@ -54,9 +54,7 @@ class QueryBody(BaseModel):
         return (
             "image"
             if self.image_base64 is not None
-            else next(  # type: ignore[return-value]
-                name for name in ("text", "id", "vector") if getattr(self, name) is not None
-            )
+            else next(name for name in ("text", "id", "vector") if getattr(self, name) is not None)
         )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import unquote
@@ -32,8 +32,8 @@ async def send_error(
     send: Callable[[Any], Awaitable[None]],
     status: int,
     message: str,
-    headers: list[tuple[bytes, bytes]] = (),
-) -> None:  # type: ignore[assignment]
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     """Answer with ``{"error": message}`` and ``status``."""
     body = json.dumps({"error": message}).encode()
     await send(

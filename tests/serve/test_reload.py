@@ -84,7 +84,7 @@ def test_a_broken_replacement_keeps_the_old_index_serving(
     (tmp_path / "vec" / "index.json").write_text("{ not json")
     registry = client.app.state.server.registry
     assert registry.reload_changed() == []
-    assert "unreadable" in client.get("/api/health").json()["reload_errors"]["vec"]
+    assert "index.json" in client.get("/api/health").json()["reload_errors"]["vec"]
     assert (
         client.get("/api/indexes/vec/search", params={"id": 1, "k": 1}).json()["hits"][0]["source"]
         == "old/1.png"
