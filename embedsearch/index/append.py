@@ -104,7 +104,7 @@ def _source_numbers(info: IndexInfo, named: Sequence[EmbeddingDir]) -> list[int]
             entry.rows = d.live_rows
             entry.next_id = d.next_id
             entry.shards = len(d.shards)
-            entry.manifest_updated = d.manifest.get("updated", d.manifest.get("created"))
+            entry.manifest_updated = d.updated
         numbers.append(known[path])
     return numbers
 

@@ -113,7 +113,7 @@ def source_entry(d: EmbeddingDir) -> SourceEntry:
         indexed_rows=0,
         next_id=d.next_id,
         shards=len(d.shards),
-        manifest_updated=d.manifest.get("updated", d.manifest.get("created")),
+        manifest_updated=d.updated,
     )
 
 

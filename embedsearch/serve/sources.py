@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -26,6 +25,9 @@ import numpy as np
 import pyarrow as pa
 
 from embedsearch.data.decode import is_image_file
+from embedsearch.errors import EmbedsearchError
+from embedsearch.store.embedding_dir import MANIFEST
+from embedsearch.store.manifest import Manifest
 
 _TABLE_SOURCE = re.compile(r"^(?P<path>.+) \[[^\]]+\]$")  # "/data/pairs.csv [image]"
 
@@ -90,10 +92,9 @@ def source_roots(info: dict[str, Any]) -> list[str]:
     roots = []
     for entry in info.get("sources", []):
         try:
-            manifest = json.loads((Path(entry["path"]) / "manifest.json").read_text())
-        except (OSError, ValueError, KeyError, TypeError):
+            described = Manifest.read(Path(entry["path"]) / MANIFEST).source
+        except (EmbedsearchError, KeyError, TypeError):
             continue  # index copied without its embedding dirs: --image-root names the folder
-        described = str(manifest.get("source") or "")
         table = _TABLE_SOURCE.match(described)
         folder = Path(table.group("path")).parent if table else Path(described)
         if described and folder.is_absolute() and folder.is_dir():

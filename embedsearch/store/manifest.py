@@ -78,7 +78,3 @@ class Manifest(JsonDocument):
         """Recompute :attr:`totals` from the shards, the superseded ids and ``failures``."""
         rows = sum(s.rows for s in self.shards)
         self.totals = Totals(rows, rows - len(self.superseded_ids), failures)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Compatibility for callers that read the manifest as a dict; prefer the attributes."""
-        return self.to_json().get(key, default)
