@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -108,4 +109,10 @@ def serve_command(
         ),
         batching=BatchPolicy(max_batch=max_batch, max_wait_ms=batch_wait_ms),
     )
+    # The server's own log lines (reloads, refused requests) on stderr; only embedsearch's
+    # loggers, so other libraries' start-up chatter (faiss's loader) stays quiet.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("embedsearch").addHandler(handler)
+    logging.getLogger("embedsearch").setLevel(logging.INFO)
     run_server(config)

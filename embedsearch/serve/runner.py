@@ -6,7 +6,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 
@@ -23,7 +22,6 @@ def run_server(config: ServeConfig, announce: Callable[[str], None] | None = Non
     warning = check_binding(config)  # refuses an open bind before anything is loaded
     if warning:
         say(warning)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = create_app(config)
     state = app.state.server
     for gen in state.registry.generations():
