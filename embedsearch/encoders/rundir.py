@@ -7,7 +7,8 @@ model can be rebuilt without code from the run:
 - ``format``: ``"embedsearch-run"``, ``format_version``: 1
 - ``family``: ``"simclr"`` or ``"openclip"``; ``arch``; ``image_size``; ``mean``; ``std``;
   ``dim``; ``modalities``; ``embedding`` (which features are the embedding)
-- simclr: ``small_stem``; openclip: ``model_cfg`` (open_clip's JSON), ``context_length``
+- simclr: ``small_stem``; openclip: ``model_cfg`` (open_clip's JSON), ``context_length``,
+  ``preprocess_cfg`` (open_clip's: interpolation, resize_mode, fill_color, ...)
 - ``training``: the recipe that produced the weights (free-form, optional)
 
 ``model.safetensors`` holds the embedding model's weights: the backbone for
@@ -59,6 +60,9 @@ class RunConfig(JsonDocument):
     std: list[float]
     dim: int
     context_length: int | None = optional_field()  # openclip: text tokens
+    # openclip: open_clip's preprocess_cfg (size, mean, std, interpolation, resize_mode,
+    # fill_color), so the run dir's pixels are the model's; absent in run dirs written before.
+    preprocess_cfg: dict[str, Any] | None = optional_field()
     modalities: list[str]
     embedding: str = ""  # which features are the embedding, in words
     training: dict[str, Any] | None = optional_field()  # the recipe; absent for untrained specs

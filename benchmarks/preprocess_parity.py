@@ -1,0 +1,136 @@
+"""Pixels fed to the model vs open_clip's own eval transform, for every distinct preprocess_cfg.
+
+For each distinct ``preprocess_cfg`` among ``open_clip.list_pretrained()`` (from
+``get_pretrained_cfg``, offline), real photos from ``skimage.data`` resized to sources smaller
+than, near and 4x the model size, saved as JPEG (q90) and PNG: mean / max |delta| (normalised
+units) between what ``embed`` feeds the model and ``open_clip.image_transform(...)`` on the same
+file opened with ``PIL.Image.open(...).convert("RGB")``. ``before`` is the previous preprocessing
+(bicubic, shortest side, ``reducing_gap=3``, JPEG draft at 2x), ``after`` the current one.
+
+    python benchmarks/preprocess_parity.py [--photos astronaut coffee chelsea] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from typing import Any
+
+import numpy as np
+import torch
+from common import machine, print_table
+from PIL import Image
+
+from embedsearch.data.decode import decode_image
+from embedsearch.encoders.base import ImagePreprocess
+from embedsearch.encoders.openclip import preprocess_cfg_of
+
+SCALES = {"small": 0.5, "near": 1.15, "4x": 4.0}  # source shorter side / model size
+
+
+def distinct_preprocess_cfgs() -> list[tuple[str, dict[str, Any], int]]:
+    """(example tag, cfg, tag count) for each distinct eval preprocessing, offline."""
+    import open_clip
+
+    found: dict[str, list[Any]] = {}
+    for arch, tag in open_clip.list_pretrained():
+        model_cfg = open_clip.get_model_config(arch) or {}
+        pp = {"size": model_cfg.get("vision_cfg", {}).get("image_size", 224)}
+        pp.update(open_clip.get_pretrained_cfg(arch, tag))  # what create_model merges
+        cfg = preprocess_cfg_of({**{"mean": (0.48145466, 0.4578275, 0.40821073),
+                                    "std": (0.26862954, 0.26130258, 0.27577711)}, **pp})
+        key = json.dumps(cfg, sort_keys=True)
+        found.setdefault(key, [f"{arch}/{tag}", cfg, 0])[2] += 1
+    return [tuple(v) for v in found.values()]  # type: ignore[misc]
+
+
+def source_file(photo: np.ndarray, short_side: int, fmt: str) -> bytes:
+    image = Image.fromarray(photo).convert("RGB")
+    scale = short_side / min(image.size)
+    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def legacy_pixels(data: bytes, pp: ImagePreprocess) -> torch.Tensor:
+    """The preprocessing before issue 12: JPEG draft at 2x, reducing_gap=3, bicubic shortest."""
+    size = pp.draft_size
+    image = decode_image(data, draft_size=size)
+    image.draft  # noqa: B018 (decode_image already applied the draft)
+    w, h = image.size
+    scale = size / min(w, h)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    image = image.resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    scaled = (array - np.asarray(pp.mean, np.float32)) / np.asarray(pp.std, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1)))
+
+
+def reference_pixels(data: bytes, cfg: dict[str, Any]) -> torch.Tensor:
+    import open_clip
+
+    size = cfg["size"] if isinstance(cfg["size"], int) else tuple(cfg["size"])
+    transform = open_clip.image_transform(
+        size, False, cfg["mean"], cfg["std"], cfg["resize_mode"], cfg["interpolation"],
+        cfg["fill_color"],
+    )
+    return transform(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def ours_pixels(data: bytes, pp: ImagePreprocess) -> torch.Tensor:
+    return pp(decode_image(data, draft_size=pp.draft_size))
+
+
+def delta(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    if a.shape != b.shape:
+        return float("inf"), float("inf")
+    d = (a - b).abs()
+    return float(d.mean()), float(d.max())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--photos", nargs="+", default=["astronaut", "coffee", "chelsea"])
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    from skimage import data as skdata
+
+    photos = {name: getattr(skdata, name)() for name in args.photos}
+    rows, worst = [], {"before": 0.0, "after": 0.0}
+    for example, cfg, count in distinct_preprocess_cfgs():
+        pp = ImagePreprocess.of_cfg(cfg)
+        size = pp.draft_size
+        for scale_name, scale in SCALES.items():
+            for fmt in ("JPEG", "PNG"):
+                stats: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
+                for photo in photos.values():
+                    blob = source_file(photo, round(size * scale), fmt)
+                    ref = reference_pixels(blob, cfg)
+                    stats["before"].append(delta(legacy_pixels(blob, pp), ref))
+                    stats["after"].append(delta(ours_pixels(blob, pp), ref))
+                cells = []
+                for side in ("before", "after"):
+                    mean = max(m for m, _ in stats[side])
+                    worst[side] = max(worst[side], mean)
+                    cells += [f"{mean:.4f}", f"{max(x for _, x in stats[side]):.3f}"]
+                label = f"{cfg['size']} {cfg['interpolation']} {cfg['resize_mode']}"
+                rows.append([f"{label} ({example}, {count} tags)", scale_name, fmt, *cells])
+    headers = ["preprocess_cfg", "source", "fmt", "before mean", "before max",
+               "after mean", "after max"]
+    if args.markdown:
+        print("| " + " | ".join(headers) + " |")
+        print("|" + "---|" * len(headers))
+        for row in rows:
+            print("| " + " | ".join(str(c) for c in row) + " |")
+    else:
+        print_table(headers, rows)
+    print(f"\nworst mean |delta| over photos/cells: before {worst['before']:.4f}, "
+          f"after {worst['after']:.4f}  ({machine()})")
+
+
+if __name__ == "__main__":
+    main()
