@@ -38,8 +38,15 @@ def distinct_preprocess_cfgs() -> list[tuple[str, dict[str, Any], int]]:
         model_cfg = open_clip.get_model_config(arch) or {}
         pp = {"size": model_cfg.get("vision_cfg", {}).get("image_size", 224)}
         pp.update(open_clip.get_pretrained_cfg(arch, tag))  # what create_model merges
-        cfg = preprocess_cfg_of({**{"mean": (0.48145466, 0.4578275, 0.40821073),
-                                    "std": (0.26862954, 0.26130258, 0.27577711)}, **pp})
+        cfg = preprocess_cfg_of(
+            {
+                **{
+                    "mean": (0.48145466, 0.4578275, 0.40821073),
+                    "std": (0.26862954, 0.26130258, 0.27577711),
+                },
+                **pp,
+            }
+        )
         key = json.dumps(cfg, sort_keys=True)
         found.setdefault(key, [f"{arch}/{tag}", cfg, 0])[2] += 1
     return [tuple(v) for v in found.values()]  # type: ignore[misc]
@@ -81,7 +88,12 @@ def reference_pixels(data: bytes, cfg: dict[str, Any]) -> torch.Tensor:
 
     size = cfg["size"] if isinstance(cfg["size"], int) else tuple(cfg["size"])
     transform = open_clip.image_transform(
-        size, False, cfg["mean"], cfg["std"], cfg["resize_mode"], cfg["interpolation"],
+        size,
+        False,
+        cfg["mean"],
+        cfg["std"],
+        cfg["resize_mode"],
+        cfg["interpolation"],
         cfg["fill_color"],
     )
     return transform(Image.open(io.BytesIO(data)).convert("RGB"))
@@ -148,8 +160,15 @@ def main() -> None:
                     cells += [f"{mean:.4f}", f"{max(x for _, x in stats[side]):.3f}"]
                 label = f"{cfg['size']} {cfg['interpolation']} {cfg['resize_mode']}"
                 rows.append([f"{label} ({example}, {count} tags)", scale_name, fmt, *cells])
-    headers = ["preprocess_cfg", "source", "fmt", "before mean", "before max",
-               "after mean", "after max"]
+    headers = [
+        "preprocess_cfg",
+        "source",
+        "fmt",
+        "before mean",
+        "before max",
+        "after mean",
+        "after max",
+    ]
     if args.markdown:
         print("| " + " | ".join(headers) + " |")
         print("|" + "---|" * len(headers))
@@ -161,9 +180,13 @@ def main() -> None:
     print("\ndecode + preprocess to 224 px, JPEG, images/s (median of alternated rounds):")
     for label in ("1.15x src", "4x src"):
         before, after = speed[f"{label} before"], speed[f"{label} after"]
-        print(f"  {label}: before {before:.1f}, after {after:.1f}, after/before {after / before:.2f}")
-    print(f"\nworst mean |delta| over photos/cells: before {worst['before']:.4f}, "
-          f"after {worst['after']:.4f}  ({machine()})")
+        print(
+            f"  {label}: before {before:.1f}, after {after:.1f}, after/before {after / before:.2f}"
+        )
+    print(
+        f"\nworst mean |delta| over photos/cells: before {worst['before']:.4f}, "
+        f"after {worst['after']:.4f}  ({machine()})"
+    )
 
 
 if __name__ == "__main__":

@@ -149,7 +149,9 @@ def _crop_or_pad(image: Any, height: int, width: int, fill: int) -> Any:
         w, h = image.size
         if (w, h) == (width, height):
             return image
-    return F.crop(image, int(round((h - height) / 2.0)), int(round((w - width) / 2.0)), height, width)
+    return F.crop(
+        image, int(round((h - height) / 2.0)), int(round((w - width) / 2.0)), height, width
+    )
 
 
 def fingerprint_of(config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> str:

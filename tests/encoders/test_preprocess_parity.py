@@ -106,8 +106,9 @@ CASES = [(s, f) for s in (0.5, 1.15, 4.0) for f in ("JPEG", "PNG")]
 
 
 @pytest.mark.parametrize("scale,fmt", CASES)
-@pytest.mark.parametrize("cfg", FAST, ids=lambda c: f"{c['size']}-{c['interpolation']}-"
-                         f"{c['resize_mode']}")
+@pytest.mark.parametrize(
+    "cfg", FAST, ids=lambda c: f"{c['size']}-{c['interpolation']}-{c['resize_mode']}"
+)
 def test_pixels_match_open_clip_transform(tmp_path, cfg, scale, fmt) -> None:
     check_parity(tmp_path, cfg, scale, fmt)
 
@@ -130,8 +131,9 @@ def test_longest_mode_pads_with_fill_colour_like_open_clip(tmp_path) -> None:
     path = photo_file(tmp_path, 150, "PNG")
     cfg = {"size": 64, **OPENAI, "interpolation": "bicubic", "resize_mode": "longest"}
     pp = ImagePreprocess.of_cfg({**cfg, "fill_color": 255})
-    transform = open_clip.image_transform(64, False, cfg["mean"], cfg["std"], "longest",
-                                          "bicubic", fill_color=255)
+    transform = open_clip.image_transform(
+        64, False, cfg["mean"], cfg["std"], "longest", "bicubic", fill_color=255
+    )
     expected = transform(Image.open(path).convert("RGB"))
     np.testing.assert_allclose(pp(load_image(path)).numpy(), expected.numpy(), atol=1e-5)
 
@@ -141,8 +143,14 @@ def test_tagged_open_clip_model_records_its_preprocess_cfg() -> None:
 
     class Visual:
         output_dim = 8
-        preprocess_cfg = {"size": (256, 256), "mean": (0.5,) * 3, "std": (0.5,) * 3,
-                          "interpolation": "bicubic", "resize_mode": "squash", "fill_color": 0}
+        preprocess_cfg = {
+            "size": (256, 256),
+            "mean": (0.5,) * 3,
+            "std": (0.5,) * 3,
+            "interpolation": "bicubic",
+            "resize_mode": "squash",
+            "fill_color": 0,
+        }
 
     class Model:
         visual = Visual()
