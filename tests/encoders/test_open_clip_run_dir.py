@@ -45,7 +45,10 @@ def test_open_clip_alone_loads_run_dir_and_gives_embed_vectors(tmp_path) -> None
     folder = photos(tmp_path / "photos")
     embed(folder, model=str(run), out=tmp_path / "emb", device="cpu")
     table = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "emb").rglob("part-*")))
-    ours = {Path(s).name: np.asarray(v) for s, v in zip(table["source"], table["embedding"])}
+    ours = {
+        Path(s).name: np.asarray(v)
+        for s, v in zip(table["source"], table["embedding"], strict=True)
+    }
     model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{run}")
     model.eval()
     for name, vector in ours.items():
