@@ -70,8 +70,12 @@ def source_file(photo: np.ndarray, short_side: int, fmt: str) -> bytes:
 
 def legacy_pixels(data: bytes, pp: ImagePreprocess) -> torch.Tensor:
     """The preprocessing before issue 12: JPEG draft at 2x, reducing_gap=3, bicubic shortest."""
+    return legacy_geometry(decode_image(data, draft_size=pp.draft_size), pp)
+
+
+def legacy_geometry(image: Image.Image, pp: ImagePreprocess) -> torch.Tensor:
+    """The old resize (bicubic, shortest side, ``reducing_gap=3``, floor crop) and normalise."""
     size = pp.draft_size
-    image = decode_image(data, draft_size=size)
     w, h = image.size
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
