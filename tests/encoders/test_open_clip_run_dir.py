@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -80,3 +81,11 @@ def test_simclr_run_dir_gets_no_open_clip_files(tmp_path) -> None:
     enc = load_encoder("simclr:resnet18", image_size=32)
     run = save_run_dir(tmp_path / "run", enc.config, enc.model.state_dict())
     assert not (run / OPEN_CLIP_CONFIG_FILE).exists()
+
+
+def test_run_dir_keeps_the_preprocess_cfg_it_was_saved_with(tmp_path) -> None:
+    enc = load_encoder("tiny-clip")
+    squash = {**(enc.config.preprocess_cfg or {}), "resize_mode": "squash"}
+    config = dataclasses.replace(enc.config, preprocess_cfg=squash)
+    run = save_run_dir(tmp_path / "run", config, enc.model.state_dict())
+    assert load_encoder(str(run)).preprocess.resize_mode == "squash"
