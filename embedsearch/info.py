@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,3 +80,132 @@ def describe_run_dir(path: Path) -> dict[str, Any]:
         if lines:
             facts["last metrics"] = lines[-1]
     return facts
+
+
+# Version of the ``info --format json`` document; bumped when a key changes meaning or goes.
+INFO_JSON_VERSION = 1
+
+
+def info_document(path: str | Path) -> dict[str, Any]:
+    """The machine-readable description ``info --format json`` prints: stable snake_case keys,
+    typed values (numbers, booleans, lists, objects, null), keyed by ``kind``.
+
+    ``kind`` is ``run_dir``, ``embedding_dir`` or ``index_dir``; the keys of each are listed in
+    the README ("info --format json"). Unlike :func:`describe` (labels for people), values are
+    never pre-formatted: ``search_params`` is an object, ``recall.met`` a boolean or null.
+
+    Example:
+        >>> info_document("emb/")["live_rows"]   # doctest: +SKIP
+        1200
+    """
+    kind, _ = _kind_of(Path(path))
+    build = {"run_dir": _run_dir_json, "embedding_dir": _embedding_dir_json}
+    body = build.get(kind, _index_dir_json)(Path(path))
+    return {
+        "info_version": INFO_JSON_VERSION,
+        "kind": kind,
+        "path": str(Path(path).resolve()),
+        **body,
+    }
+
+
+def _kind_of(path: Path) -> tuple[str, None]:
+    if not path.exists():
+        raise FormatError(f"{path} does not exist")
+    if (path / "index.json").is_file():
+        return "index_dir", None
+    from embedsearch.encoders.rundir import is_run_dir
+    from embedsearch.store.embedding_dir import EmbeddingDir
+
+    if EmbeddingDir.is_embedding_dir(path):
+        return "embedding_dir", None
+    if is_run_dir(path):
+        return "run_dir", None
+    raise FormatError(f"{path} is not a run dir, embedding dir or index dir")
+
+
+def _embedding_dir_json(path: Path) -> dict[str, Any]:
+    from embedsearch.store.embedding_dir import EmbeddingDir
+
+    d = EmbeddingDir.open(path)
+    m = d.manifest
+    return {
+        "model": m.model,
+        "model_options": dict(m.model_options),
+        "fingerprint": m.fingerprint,
+        "modality": m.modality,
+        "dim": m.dim,
+        "metric": m.metric,
+        "normalized": m.normalized,
+        "rows": m.totals.rows,
+        "live_rows": m.totals.live_rows,
+        "superseded_rows": len(m.superseded_ids),
+        "shards": len(m.shards),
+        "failures": m.totals.failures,
+        "next_id": m.next_id,
+        "source": m.source,
+        "created": m.created,
+        "updated": d.updated,
+    }
+
+
+def _run_dir_json(path: Path) -> dict[str, Any]:
+    from embedsearch.encoders import load_encoder
+    from embedsearch.encoders.rundir import CONFIG_FILE, OPEN_CLIP_CONFIG_FILE, RunConfig
+
+    config = RunConfig.read(path / CONFIG_FILE)
+    encoder = load_encoder(str(path))
+    metrics = path / "metrics.jsonl"
+    lines = metrics.read_text().splitlines() if metrics.is_file() else []
+    lines = [line for line in lines if line.strip()]
+    return {
+        "family": config.family,
+        "arch": config.arch,
+        "image_size": config.image_size,
+        "dim": encoder.dim,
+        "modalities": sorted(encoder.modalities),
+        "embedding": config.embedding,
+        "fingerprint": encoder.fingerprint,
+        "preprocess": encoder.preprocess.to_cfg(),
+        "open_clip_loadable": (path / OPEN_CLIP_CONFIG_FILE).is_file(),
+        "training": config.training,
+        "epochs_logged": len(lines),
+        "last_metrics": json.loads(lines[-1]) if lines else None,
+    }
+
+
+def _index_dir_json(path: Path) -> dict[str, Any]:
+    from embedsearch.index.layout import read_info
+
+    info = read_info(path)
+    recall = info.recall
+    return {
+        "index_kind": info.kind,
+        "factory": info.factory,
+        "metric": info.metric,
+        "search_params": dict(info.search_params),
+        "ntotal": info.ntotal,
+        "dim": info.dim,
+        "model": info.model,
+        "model_options": dict(info.model_options),
+        "fingerprint": info.fingerprint,
+        "modality": info.modality,
+        "recall": {
+            "k": recall.k,
+            "recall_at_k": recall.recall_at_k,
+            "target": recall.target,
+            "met": recall.met,
+        },
+        "latency": {
+            "p50_ms": info.latency.get("p50_ms"),
+            "p99_ms": info.latency.get("p99_ms"),
+            "batch_qps": info.latency.get("batch_qps"),
+        },
+        "memory_bytes": info.memory_bytes,
+        "max_memory": info.max_memory,
+        "build_seconds": info.build_seconds,
+        "sources": [{"path": s.path, "indexed_rows": s.indexed_rows} for s in info.sources],
+        "notes": list(info.notes),
+        "created": info.created,
+        "updated": info.updated,
+    }

@@ -17,7 +17,7 @@ app = typer.Typer(
     name="embedsearch",
     help="Make unlabeled image and text collections searchable.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

@@ -4,31 +4,43 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from embedsearch.cli.app import app
 
+InfoFormat = Literal["table", "json"]
+
 
 @app.command("info")
 def info_command(
     path: Annotated[Path, typer.Argument(help="A run dir, embedding dir or index dir.")],
+    output_format: Annotated[
+        InfoFormat,
+        typer.Option(
+            "--format",
+            help="table (for people) or json (a typed document with snake_case keys on stdout; "
+            "keys in the README).",
+        ),
+    ] = "table",
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON to stdout instead of a table.")
+        bool, typer.Option("--json", hidden=True, help="Same as --format json (kept for scripts).")
     ] = False,
 ) -> None:
     """Describe a run dir, embedding dir or index dir: model, fingerprint, dim, rows, failures."""
+    if as_json or output_format == "json":
+        from embedsearch.info import info_document
+
+        print(json.dumps(info_document(path)))
+        return
     from embedsearch.cli.render import stdout, summary_table
     from embedsearch.info import describe
 
     kind, facts = describe(path)
-    if as_json:
-        print(json.dumps({"kind": kind, **facts}, default=str))
-    else:
-        stdout.print(
-            summary_table(
-                f"{kind}: {path}",
-                [(k, v if isinstance(v, (int, float)) else str(v)) for k, v in facts.items()],
-            )
+    stdout.print(
+        summary_table(
+            f"{kind}: {path}",
+            [(k, v if isinstance(v, (int, float)) else str(v)) for k, v in facts.items()],
         )
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+from embedsearch.progress import LineProgress
 
 # Logs and progress go to stderr so that stdout stays machine-readable.
 stderr = Console(stderr=True)
@@ -69,9 +72,10 @@ class RichProgress:
 
 
 @contextmanager
-def progress_bar() -> Iterator[RichProgress]:
-    """A :class:`RichProgress` that is always stopped, even on errors."""
-    bar = RichProgress()
+def progress_bar() -> Iterator[RichProgress | LineProgress]:
+    """A :class:`RichProgress` that is always stopped, even on errors; when stderr is not a
+    terminal (a log file, CI), a :class:`LineProgress` printing a line every few seconds."""
+    bar = RichProgress() if stderr.is_terminal else LineProgress(sys.stderr)
     try:
         yield bar
     finally:

@@ -115,7 +115,8 @@ class ImageBatches(torch.utils.data.IterableDataset):
             batch.skipped += 1
             return
         try:
-            image = decode_image(data, draft_size=getattr(self.preprocess, "image_size", None))
+            # Full decode, no JPEG draft: the model must see open_clip's pixels (issue 12).
+            image = decode_image(data)
             tensors.append(self.preprocess(image))
         except DecodeError as e:
             # A changed file that no longer decodes keeps its old row live.

@@ -34,7 +34,10 @@ def is_image_file(path: str | Path) -> bool:
 def decode_image(data: bytes, draft_size: int | None = None) -> Image.Image:
     """Bytes of an image file -> RGB PIL image; :class:`DecodeError` with a reason otherwise.
 
-    ``draft_size`` lets JPEG decoding skip detail finer than needed for that output size.
+    ``draft_size`` lets JPEG decoding skip detail finer than needed for that output size: for
+    thumbnails and training crops only. Pixels fed to a model for embedding are decoded in full,
+    since a draft-decoded JPEG differs from open_clip's preprocessing by up to 0.057 mean |delta|
+    (issue 12, ``benchmarks/RESULTS.md``).
 
     Example:
         >>> import io

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -25,40 +25,133 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Inputs per forward pass when a caller hands over more (e.g. a file of query texts).
 BATCH_SIZE = 256
+# open_clip's preprocess_cfg vocabularies (open_clip.transform.PreprocessCfg).
+Interpolation = Literal["bicubic", "bilinear"]
+ResizeMode = Literal["shortest", "longest", "squash"]
 
 
 @dataclass(frozen=True)
 class ImagePreprocess:
-    """How images become model input: shorter side to ``image_size``, centre crop, normalise.
+    """How images become model input, exactly as open_clip's eval transform does it.
 
-    Picklable, so DataLoader workers can run it. Example:
-        >>> ImagePreprocess(64).image_size
-        64
+    ``resize_mode`` ``shortest`` scales the shorter side to the size and centre-crops,
+    ``squash`` scales both sides to the size (aspect ratio not kept), ``longest`` scales the
+    longer side and pads with ``fill_color``; ``interpolation`` is ``bicubic`` or ``bilinear``.
+    The geometry calls the same torchvision functions as ``open_clip.image_transform``, so the
+    pixels are open_clip's (parity test: ``tests/encoders/test_preprocess_parity.py``). Picklable,
+    so DataLoader workers can run it. Example:
+
+        >>> p = ImagePreprocess(64, resize_mode="squash")
+        >>> from PIL import Image
+        >>> tuple(p(Image.new("RGB", (100, 50))).shape)
+        (3, 64, 64)
     """
 
-    image_size: int
+    image_size: int | tuple[int, int]
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    interpolation: Interpolation = "bicubic"
+    resize_mode: ResizeMode = "shortest"
+    fill_color: int = 0
 
     @classmethod
     def of(cls, config: RunConfig) -> ImagePreprocess:
-        """The preprocessing a run config describes."""
-        return cls(int(config.image_size), tuple(config.mean), tuple(config.std))
+        """The preprocessing a run config describes (``preprocess_cfg`` where it has one)."""
+        defaults = {"size": config.image_size, "mean": config.mean, "std": config.std}
+        return cls.of_cfg({**defaults, **(config.preprocess_cfg or {})})
+
+    @classmethod
+    def of_cfg(cls, pp: dict[str, Any]) -> ImagePreprocess:
+        """From open_clip's ``preprocess_cfg`` dict (keys size, mean, std; the rest optional)."""
+        size = pp["size"]
+        return cls(
+            size if isinstance(size, int) else (int(size[0]), int(size[1])),
+            tuple(pp["mean"]),
+            tuple(pp["std"]),
+            "bilinear" if pp.get("interpolation") == "bilinear" else "bicubic",  # random: bicubic
+            pp.get("resize_mode") or "shortest",
+            int(pp.get("fill_color") or 0),
+        )
+
+    @property
+    def draft_size(self) -> int:
+        """The longest output side: what JPEG draft decoding must keep detail for."""
+        size = self.image_size
+        return size if isinstance(size, int) else max(size)
+
+    def to_cfg(self) -> dict[str, Any]:
+        """open_clip's ``preprocess_cfg`` dict for this preprocessing (run dirs record it).
+
+        Example:
+            >>> ImagePreprocess(32).to_cfg()["resize_mode"]
+            'shortest'
+        """
+        size = self.image_size
+        return {
+            "size": size if isinstance(size, int) else list(size),
+            "mode": "RGB",
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+            "resize_mode": self.resize_mode,
+            "fill_color": self.fill_color,
+        }
 
     def __call__(self, image: Any) -> torch.Tensor:
         """PIL RGB image -> float32 CHW tensor."""
-        from PIL import Image
-
-        size = self.image_size
-        w, h = image.size
-        scale = size / min(w, h)
-        new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-        image = image.resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        left, top = (new_w - size) // 2, (new_h - size) // 2
-        image = image.crop((left, top, left + size, top + size))
+        image = resize_and_crop(image, self)
         array = np.asarray(image, dtype=np.float32) / 255.0
         scaled = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1)))
+
+
+def resize_and_crop(image: Any, pp: ImagePreprocess) -> Any:
+    """The geometry of ``open_clip.image_transform(is_train=False)``, on a PIL image.
+
+    Same torchvision calls with the same sizes and rounding, so the result is open_clip's
+    pixel for pixel; its non-square ``shortest`` branch resizes bicubic whatever the config.
+    """
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    bilinear = pp.interpolation == "bilinear"
+    mode = InterpolationMode.BILINEAR if bilinear else InterpolationMode.BICUBIC
+    size = pp.image_size
+    height, width = (size, size) if isinstance(size, int) else size
+    if pp.resize_mode == "squash":
+        return F.resize(image, [height, width], mode)
+    if pp.resize_mode == "longest":
+        image = F.resize(image, _keep_ratio(image, height, width, longest=True), mode)
+        return _crop_or_pad(image, height, width, pp.fill_color)
+    if height == width:
+        image = F.resize(image, height, mode)  # shorter side -> size, longer side truncated
+    else:
+        image = F.resize(image, _keep_ratio(image, height, width, longest=False))
+    return F.center_crop(image, [height, width])
+
+
+def _keep_ratio(image: Any, height: int, width: int, longest: bool) -> list[int]:
+    # open_clip's ResizeKeepRatio.get_params without its random scale/aspect (eval only).
+    h, w = image.size[::-1]
+    ratios = (h / height, w / width)
+    ratio = max(ratios) if longest else min(ratios)
+    return [round(h / ratio), round(w / ratio)]
+
+
+def _crop_or_pad(image: Any, height: int, width: int, fill: int) -> Any:
+    # open_clip's center_crop_or_pad: pad (split floor/ceil) to at least the size, then crop.
+    from torchvision.transforms import functional as F
+
+    w, h = image.size
+    if width > w or height > h:
+        pad_w, pad_h = max(width - w, 0), max(height - h, 0)
+        image = F.pad(image, [pad_w // 2, pad_h // 2, (pad_w + 1) // 2, (pad_h + 1) // 2], fill)
+        w, h = image.size
+        if (w, h) == (width, height):
+            return image
+    return F.crop(
+        image, int(round((h - height) / 2.0)), int(round((w - width) / 2.0)), height, width
+    )
 
 
 def fingerprint_of(config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> str:

@@ -117,6 +117,24 @@ class OpenClipEncoder(Encoder):
         return clip.encode_text(self.tokenizer(texts).to(self.device))
 
 
+def preprocess_cfg_of(pp: dict[str, Any]) -> dict[str, Any]:
+    """open_clip's ``preprocess_cfg`` of a model, complete and JSON-ready (the run dir's copy).
+
+    ``model.visual.preprocess_cfg`` already holds the pretrained tag's overrides
+    (``open_clip.get_pretrained_cfg``): SigLIP's ``squash``, CLIPA's ``bilinear``, ...
+
+    Example:
+        >>> preprocess_cfg_of({"size": (224, 224), "mean": (0.5,) * 3, "std": (0.5,) * 3})
+        ... # doctest: +NORMALIZE_WHITESPACE
+        {'size': 224, 'mode': 'RGB', 'mean': [0.5, 0.5, 0.5], 'std': [0.5, 0.5, 0.5],
+         'interpolation': 'bicubic', 'resize_mode': 'shortest', 'fill_color': 0}
+    """
+    size = pp["size"]
+    if not isinstance(size, int) and size[0] == size[1]:
+        size = int(size[0])  # open_clip treats (n, n) and n alike
+    return ImagePreprocess.of_cfg({**pp, "size": size}).to_cfg()
+
+
 def openclip_config(arch: str, model: Any) -> RunConfig:
     """The run-dir config of an open_clip model (architecture as data + preprocessing)."""
     import open_clip
@@ -134,6 +152,7 @@ def openclip_config(arch: str, model: Any) -> RunConfig:
         std=list(pp["std"]),
         dim=int(dim),
         context_length=int(model_cfg.get("text_cfg", {}).get("context_length", 77)),
+        preprocess_cfg=preprocess_cfg_of(pp),
         modalities=["image", "text"],
         embedding="CLIP joint image-text space",
     )

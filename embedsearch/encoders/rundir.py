@@ -7,7 +7,8 @@ model can be rebuilt without code from the run:
 - ``format``: ``"embedsearch-run"``, ``format_version``: 1
 - ``family``: ``"simclr"`` or ``"openclip"``; ``arch``; ``image_size``; ``mean``; ``std``;
   ``dim``; ``modalities``; ``embedding`` (which features are the embedding)
-- simclr: ``small_stem``; openclip: ``model_cfg`` (open_clip's JSON), ``context_length``
+- simclr: ``small_stem``; openclip: ``model_cfg`` (open_clip's JSON), ``context_length``,
+  ``preprocess_cfg`` (open_clip's: interpolation, resize_mode, fill_color, ...)
 - ``training``: the recipe that produced the weights (free-form, optional)
 
 ``model.safetensors`` holds the embedding model's weights: the backbone for
@@ -59,6 +60,9 @@ class RunConfig(JsonDocument):
     std: list[float]
     dim: int
     context_length: int | None = optional_field()  # openclip: text tokens
+    # openclip: open_clip's preprocess_cfg (size, mean, std, interpolation, resize_mode,
+    # fill_color), so the run dir's pixels are the model's; absent in run dirs written before.
+    preprocess_cfg: dict[str, Any] | None = optional_field()
     modalities: list[str]
     embedding: str = ""  # which features are the embedding, in words
     training: dict[str, Any] | None = optional_field()  # the recipe; absent for untrained specs
@@ -103,6 +107,7 @@ def save_run_dir(
     save_file(_unshare(tensors), str(tmp))
     os.replace(tmp, out / WEIGHTS_FILE)
     config.write(out / CONFIG_FILE)
+    write_open_clip_files(out)
     return out
 
 
@@ -128,3 +133,50 @@ def init_weights(run_dir: str | Path, family: str, arch: str) -> dict[str, torch
             f"this run trains {family} {arch} (pass the same model)"
         )
     return load_weights_file(Path(run_dir) / WEIGHTS_FILE)
+
+
+OPEN_CLIP_CONFIG_FILE = "open_clip_config.json"
+# The weights name open_clip looks for first, in a local dir and on the HF hub.
+OPEN_CLIP_WEIGHTS_FILE = "open_clip_model.safetensors"
+
+
+def write_open_clip_files(run_dir: str | Path) -> Path | None:
+    """Make a CLIP run dir loadable by open_clip alone; SimCLR run dirs are left alone (None).
+
+    Writes ``open_clip_config.json`` (``model_cfg`` + ``preprocess_cfg``) and gives the weights
+    open_clip's preferred name ``open_clip_model.safetensors`` as a hard link (no second copy;
+    a relative symlink where hard links are refused), so both
+    ``open_clip.create_model_and_transforms("local-dir:RUN")`` and an upload of the dir as an
+    ``hf-hub:`` repo work. ``pretrain clip`` calls it; for a run dir written before, call it
+    once by hand. Returns the config file written.
+
+    Example:
+        >>> write_open_clip_files("runs/clip")   # doctest: +SKIP
+        PosixPath('runs/clip/open_clip_config.json')
+    """
+    from embedsearch.atomic import write_json_atomic
+
+    run_dir = Path(run_dir)
+    config = RunConfig.read(run_dir / CONFIG_FILE)
+    if config.family != "openclip" or config.model_cfg is None:
+        return None
+    preprocess = config.preprocess_cfg or {
+        "size": config.image_size,
+        "mean": config.mean,
+        "std": config.std,
+    }
+    body = {"model_cfg": config.model_cfg, "preprocess_cfg": preprocess}
+    _link_weights(run_dir / WEIGHTS_FILE, run_dir / OPEN_CLIP_WEIGHTS_FILE)
+    write_json_atomic(run_dir / OPEN_CLIP_CONFIG_FILE, body)
+    return run_dir / OPEN_CLIP_CONFIG_FILE
+
+
+def _link_weights(weights: Path, alias: Path) -> None:
+    # A fresh link each time: a hard link keeps the old bytes after the weights are replaced.
+    tmp = alias.with_name(f".{alias.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(weights, tmp)
+    except OSError:
+        os.symlink(weights.name, tmp)
+    os.replace(tmp, alias)

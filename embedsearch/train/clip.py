@@ -59,7 +59,7 @@ class PairsDataset(Dataset):
         for failed in range(MAX_SUBSTITUTES):
             i = (index + failed) % len(self.pairs)
             try:
-                image = load_image(self.pairs.images[i], draft_size=self.preprocess.image_size)
+                image = load_image(self.pairs.images[i])
             except DecodeError:
                 continue  # counted by the caller through ``failed``, never fatal
             return self.preprocess(image), self.tokenizer([self.pairs.captions[i]])[0], failed

@@ -49,7 +49,7 @@ def embed_labelled(
         pixels, batch_labels = [], []
         for path, label in items[start : start + EVAL_BATCH]:
             try:
-                pixels.append(preprocess(load_image(path, draft_size=preprocess.image_size)))
+                pixels.append(preprocess(load_image(path)))
             except DecodeError:
                 continue
             batch_labels.append(label)

@@ -5,8 +5,9 @@ modules"), yet SimCLR needs global BN statistics for DDP to compute the same thi
 one process: with per-rank statistics each rank normalises differently, and the
 positives can "cheat" through batch statistics (the reason SimCLR uses global BN).
 :class:`CrossRankBatchNorm` all-reduces per-channel sums, then sums of squared deviations, with
-``torch.distributed.nn.functional.all_reduce`` (which has a backward), so gradients
-flow through the global statistics exactly as in a single-process batch norm. On CUDA,
+an all-reduce with a backward (:class:`_AllReduceSum`, over the supported
+``torch.distributed.all_reduce``; torch deprecates ``torch.distributed.nn.functional``), so
+gradients flow through the global statistics exactly as in a single-process batch norm. On CUDA,
 :func:`convert_sync_batchnorm` uses torch's fused ``SyncBatchNorm`` instead.
 """
 
@@ -16,6 +17,23 @@ import torch
 from torch import nn
 
 from embedsearch.train.distributed import is_distributed
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose gradient is the sum of the ranks' gradients (each rank's loss
+    depends on every rank's input through the global statistics)."""
+
+    @staticmethod
+    def forward(ctx: object, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        torch.distributed.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        torch.distributed.all_reduce(grad)
+        return grad
 
 
 class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -31,8 +49,7 @@ class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and is_distributed()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
+        all_reduce = _AllReduceSum.apply
         channels = x.shape[1]
         dims = [0, *range(2, x.dim())]
         x32 = x.float()

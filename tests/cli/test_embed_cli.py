@@ -32,7 +32,7 @@ def test_embed_prints_summary_and_info_describes_the_dir(run_cli, image_folder, 
     assert result.stdout == ""
     info = run_cli("info", tmp_path / "emb", "--json")
     facts = json.loads(info.stdout)
-    assert facts["kind"] == "embedding dir"
+    assert facts["kind"] == "embedding_dir"
     assert facts["rows"] == 12
     assert facts["dim"] == 512
 
@@ -156,8 +156,8 @@ def test_info_describes_a_run_dir(run_cli, tmp_path) -> None:
         '{"epoch": 1, "loss": 5.1}\n{"epoch": 2, "loss": 4.2}\n'
     )
     facts = json.loads(run_cli("info", tmp_path / "run", "--json").stdout)
-    assert facts["kind"] == "run dir"
+    assert facts["kind"] == "run_dir"
     assert facts["family"] == "simclr"
     assert facts["dim"] == 512
     assert facts["fingerprint"] == enc.fingerprint
-    assert facts["epochs logged"] == 2
+    assert facts["epochs_logged"] == 2

@@ -181,3 +181,28 @@ def test_run_dir_embeds_texts_with_the_embed_command(one_epoch, tmp_path: Path, 
     vectors = np.concatenate([v for _, v in blocks])
     expected = load_encoder(str(out)).embed_texts(["a red circle", "a big blue square"])
     assert np.allclose(vectors, expected, atol=1e-5)
+
+
+def test_trained_run_dir_loads_in_open_clip_alone_with_the_same_vectors(
+    one_epoch, corpus: Path
+) -> None:
+    import open_clip
+    from PIL import Image
+
+    out, _ = one_epoch
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{out}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{out}")
+    ours = load_encoder(str(out))
+    image = Image.open(corpus.parent / "images" / "00000.png").convert("RGB")
+    with torch.no_grad():
+        theirs_text = model.eval().encode_text(tokenizer(["a red circle"]))
+        theirs_image = model.encode_image(preprocess(image).unsqueeze(0))
+    text_cos = (
+        torch.nn.functional.normalize(theirs_text, dim=-1)[0].numpy()
+        @ ours.embed_texts(["a red circle"])[0]
+    )
+    image_cos = (
+        torch.nn.functional.normalize(theirs_image, dim=-1)[0].numpy()
+        @ ours.embed_images(ours.preprocess(image).unsqueeze(0))[0]
+    )
+    assert min(text_cos, image_cos) >= 0.9999
