@@ -93,10 +93,8 @@ class SimCLRAugment:
             ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
             w, h = round(np.sqrt(target * ratio)), round(np.sqrt(target / ratio))
             if 0 < w <= width and 0 < h <= height:
-                left, top = (
-                    int(rng.integers(0, width - w + 1)),
-                    int(rng.integers(0, height - h + 1)),
-                )
+                left = int(rng.integers(0, width - w + 1))
+                top = int(rng.integers(0, height - h + 1))
                 box = (left, top, left + w, top + h)
                 break
         if box is None:
