@@ -221,7 +221,11 @@ def make_copy(
     light = recipe["light"]
     image = ImageEnhance.Brightness(image).enhance(1.0 + rng.uniform(-light, light))
     image = ImageEnhance.Contrast(image).enhance(1.0 + rng.uniform(-light, light))
-    quality = int(rng.integers(recipe["quality"][0], recipe["quality"][1] + 1))
+    return reencode_jpeg(image, int(rng.integers(recipe["quality"][0], recipe["quality"][1] + 1)))
+
+
+def reencode_jpeg(image: Image.Image, quality: int) -> Image.Image:
+    """``image`` saved as a JPEG of ``quality`` and decoded again (its ``format`` is "JPEG")."""
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     decoded = Image.open(io.BytesIO(buffer.getvalue()))
