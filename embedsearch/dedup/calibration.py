@@ -87,13 +87,11 @@ def space_and_threshold(
     return Calibration(value, rule, whitening, decision)
 
 
-def _self_copies(
-    inputs: DedupInputs, recipes: tuple[str, ...], seed: int = 0
-) -> thresholds.SelfCopies | None:
+def _self_copies(inputs: DedupInputs, recipes: tuple[str, ...]) -> thresholds.SelfCopies | None:
     """Copies of up to ``CALIBRATION_IMAGES`` random images of the main set, embedded with its
-    model (None when that cannot be done)."""
-    rng = np.random.default_rng(seed)
+    model (None when that cannot be done); seeded, so a rerun calibrates alike."""
+    rng = np.random.default_rng(0)
     count = min(thresholds.CALIBRATION_IMAGES, inputs.main_rows)
     rows = rng.choice(inputs.main_rows, count, replace=False)
     sources = inputs.catalog.source_of(np.sort(rows)).to_pylist()
-    return thresholds.self_copies(inputs.main_dirs[0], sources, seed=seed, recipes=recipes)
+    return thresholds.self_copies(inputs.main_dirs[0], sources, seed=0, recipes=recipes)

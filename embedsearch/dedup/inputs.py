@@ -159,10 +159,10 @@ class DedupInputs:
                 first += len(vectors)
 
     def sample(
-        self, rows: Rows, m: int, block_rows: int, transform: Transform | None = None, seed: int = 0
+        self, rows: Rows, m: int, block_rows: int, transform: Transform | None = None
     ) -> np.ndarray:
-        """About ``m`` vectors drawn uniformly from ``rows`` in one streaming pass."""
-        rng = np.random.default_rng(seed)
+        """About ``m`` vectors drawn uniformly from ``rows`` in one streaming pass (seeded)."""
+        rng = np.random.default_rng(0)
         p = min(1.0, m / max(self.count(rows), 1))
         parts = [v[rng.random(len(v)) < p] for _, v in self.blocks(rows, block_rows, transform)]
         return np.ascontiguousarray(np.concatenate(parts)[:m])
