@@ -7,6 +7,7 @@ share one sample of rows and one set of self-made copies of the corpus's images.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,13 +60,10 @@ def space_and_threshold(
     needs them (a given threshold and nothing to test whitening on reads nothing).
     """
     n_total = len(inputs.catalog)
-    drawn: list[np.ndarray] = []
 
+    @functools.cache
     def raw_sample() -> np.ndarray:  # read once, and only when needed
-        if not drawn:
-            size = thresholds.null_sample_size(n_total)
-            drawn.append(inputs.sample("all", size, block_rows))
-        return drawn[0]
+        return inputs.sample("all", thresholds.null_sample_size(n_total), block_rows)
 
     deciding = whiten is None and n_total >= WHITEN_MIN_ROWS
     copies = None
