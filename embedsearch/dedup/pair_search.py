@@ -156,9 +156,10 @@ def search_pairs(
         )
         hit = (scores >= threshold) & found_ok
         saturated = hit[:, -1] if k_eff else np.zeros(len(rows), bool)
-        a = np.broadcast_to(rows[:, None], found.shape)[hit & ~saturated[:, None]]
-        b = found[hit & ~saturated[:, None]]
-        s = scores[hit & ~saturated[:, None]]
+        kept = hit & ~saturated[:, None]  # saturated rows are asked again by range search
+        a = np.broadcast_to(rows[:, None], found.shape)[kept]
+        b = found[kept]
+        s = scores[kept]
         if saturated.any():
             ra, rb, rs = _range_pairs(index, vectors[saturated], rows[saturated], threshold)
             a, b, s = np.concatenate([a, ra]), np.concatenate([b, rb]), np.concatenate([s, rs])
