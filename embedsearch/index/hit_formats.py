@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import textwrap
@@ -148,10 +149,8 @@ def _cell(
 
     image = None
     if image_path is not None and is_image_file(image_path) and image_path.is_file():
-        try:
+        with contextlib.suppress(DecodeError):  # an unreadable image is drawn as its words
             image = load_image(image_path, draft_size=thumb)
-        except DecodeError:
-            image = None
     draw.rectangle([x - 1, y - 1, x + thumb, y + thumb], outline=colour, width=2)
     if image is not None:
         scale = thumb / max(image.size)  # small images are enlarged too, so every tile is legible
