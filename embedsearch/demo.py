@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from embedsearch.atomic import write_json_atomic
+from embedsearch.data.workers import available_cores
 from embedsearch.errors import InputError
 from embedsearch.progress import NullProgress, Progress
 
@@ -114,7 +116,7 @@ def run_demo(
         >>> r.queries[0].hits[0][1]                      # doctest: +SKIP
         'A big red circle in the middle'
     """
-    from embedsearch.atomic import write_json_atomic
+    from embedsearch.data.shapes import make_shapes_corpus
     from embedsearch.embedding import embed
     from embedsearch.index import Searcher, build_index
     from embedsearch.index.hit_formats import write_grid
@@ -130,8 +132,6 @@ def run_demo(
         nonlocal clock
         seconds[stage] = round(time.perf_counter() - clock, 2)
         clock = time.perf_counter()
-
-    from embedsearch.data.shapes import make_shapes_corpus
 
     corpus = make_shapes_corpus(out / "corpus", n, seed=seed, progress=progress)
     lap("corpus")
@@ -178,9 +178,7 @@ def busy_threads() -> int | None:
     loaded machine oversubscribed OpenMP threads spin at every barrier (measured here: two
     threads trained several times slower than one). The DataLoader worker uses the other core.
     """
-    cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )
+    cores = available_cores()
     return 1 if cores <= 2 or os.getloadavg()[0] >= cores else None
 
 
@@ -259,8 +257,6 @@ def heldout_recall(
 
 
 def _write_marker(result: DemoResult) -> None:
-    from embedsearch.atomic import write_json_atomic
-
     data: dict[str, Any] = {"status": "done", **asdict(result)}
     data["out"] = str(result.out)
     data["chance_at_5"] = result.chance_at_5

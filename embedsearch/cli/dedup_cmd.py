@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -10,8 +9,6 @@ import typer
 
 from embedsearch.cli.app import app
 from embedsearch.dedup.options import DEFAULT_K, DEFAULT_NPROBE, Keep, Method
-
-OutputFormat = Literal["table", "json"]
 
 
 @app.command("dedup")
@@ -84,7 +81,7 @@ def dedup_command(
         ),
     ] = None,
     output_format: Annotated[
-        OutputFormat,
+        Literal["table", "json"],
         typer.Option("--format", help="table (on stderr) or json (summary on stdout)."),
     ] = "table",
 ) -> None:
@@ -109,7 +106,7 @@ def dedup_command(
             progress=bar,
         )
     if output_format == "json":
-        stdout.print_json(json.dumps(json.loads((result.out / "dedup.json").read_text())))
+        stdout.print_json((result.out / "dedup.json").read_text())
         return
     stderr.print(
         summary_table(

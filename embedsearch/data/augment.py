@@ -13,13 +13,13 @@ DataLoader workers, resume and DDP sharding all produce identical views.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from embedsearch.data.copies import reencode_jpeg
 from embedsearch.encoders.base import IMAGENET_MEAN, IMAGENET_STD
 
 BLUR_MIN_SIZE = 96
@@ -70,7 +70,8 @@ class SimCLRAugment:
             radius = rng.uniform(0.1, 2.0) * self.image_size / 224
             image = image.filter(ImageFilter.GaussianBlur(radius))
         if self.jpeg_prob and rng.random() < self.jpeg_prob:
-            image = _jpeg(image, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
+            quality = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
+            image = reencode_jpeg(image, quality).convert("RGB")
         array = np.asarray(image, dtype=np.float32)
         array *= 1 / 255
         if self.color_strength and rng.random() < 0.8:
@@ -93,10 +94,8 @@ class SimCLRAugment:
             ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
             w, h = round(np.sqrt(target * ratio)), round(np.sqrt(target / ratio))
             if 0 < w <= width and 0 < h <= height:
-                left, top = (
-                    int(rng.integers(0, width - w + 1)),
-                    int(rng.integers(0, height - h + 1)),
-                )
+                left = int(rng.integers(0, width - w + 1))
+                top = int(rng.integers(0, height - h + 1))
                 box = (left, top, left + w, top + h)
                 break
         if box is None:
@@ -162,10 +161,3 @@ def _shift_hue(array: np.ndarray, shift: float) -> np.ndarray:
     rotate = np.asarray([[1, 0, 0], [0, cos, -sin], [0, sin, cos]], np.float32)
     matrix = (_YIQ_INVERSE @ rotate @ _YIQ).T.astype(np.float32)
     return array @ matrix
-
-
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")

@@ -77,12 +77,10 @@ class ImageBatches(torch.utils.data.IterableDataset):
         # ``items`` must be re-iterable and picklable (a Source or a RankSlice), not a generator:
         # every worker iterates it and keeps its own share.
         super().__init__()
-        self.items, self.known, self.preprocess, self.batch_size = (
-            items,
-            known,
-            preprocess,
-            batch_size,
-        )
+        self.items = items
+        self.known = known
+        self.preprocess = preprocess
+        self.batch_size = batch_size
 
     def __iter__(self) -> Iterator[Batch]:
         info = torch.utils.data.get_worker_info()

@@ -54,9 +54,8 @@ TRAIN_ZONE = 0.35
 MAX_SCALE = 2.5
 MAX_OVERLAP = 0.2
 MAX_MISSES = 5000
-MIN_STD = (
-    14.0  # grey-level std below which a crop is flat (sky, black border): not a distinct original
-)
+# Grey-level std below which a crop is flat (sky, black border): not a distinct original.
+MIN_STD = 14.0
 STRENGTHS: dict[str, dict[str, Any]] = {
     # area kept, aspect jitter, brightness/contrast range, JPEG quality range, flip probability
     "mild": {
@@ -222,12 +221,13 @@ def make_copy(
     light = recipe["light"]
     image = ImageEnhance.Brightness(image).enhance(1.0 + rng.uniform(-light, light))
     image = ImageEnhance.Contrast(image).enhance(1.0 + rng.uniform(-light, light))
+    return reencode_jpeg(image, int(rng.integers(recipe["quality"][0], recipe["quality"][1] + 1)))
+
+
+def reencode_jpeg(image: Image.Image, quality: int) -> Image.Image:
+    """``image`` saved as a JPEG of ``quality`` and decoded again (its ``format`` is "JPEG")."""
     buffer = io.BytesIO()
-    image.save(
-        buffer,
-        format="JPEG",
-        quality=int(rng.integers(recipe["quality"][0], recipe["quality"][1] + 1)),
-    )
+    image.save(buffer, format="JPEG", quality=quality)
     decoded = Image.open(io.BytesIO(buffer.getvalue()))
     decoded.load()
     return decoded

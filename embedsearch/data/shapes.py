@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from embedsearch.atomic import publish_dir, staged_dir
+from embedsearch.atomic import publish_dir, staged_dir, write_json_atomic
 from embedsearch.errors import InputError
 from embedsearch.progress import NullProgress, Progress
 
@@ -172,22 +172,13 @@ def _draw_shape(
         outer = _polygon(x, y, radius * 1.05, 5, angle - 90)
         inner = _polygon(x, y, radius * 0.45, 5, angle - 90 + 36)
         points = [p for pair in zip(outer, inner, strict=False) for p in pair]
-    else:  # cross: two bars of a third of the width
+    else:  # cross: two bars of a third of the width, i.e. one arm and its three quarter turns
         t = radius / 3
-        arms = [
-            (-t, -radius),
-            (t, -radius),
-            (t, -t),
-            (radius, -t),
-            (radius, t),
-            (t, t),
-            (t, radius),
-            (-t, radius),
-            (-t, t),
-            (-radius, t),
-            (-radius, -t),
-            (-t, -t),
-        ]
+        arm = [(-t, -radius), (t, -radius), (t, -t)]
+        arms: list[tuple[float, float]] = []
+        for _ in range(4):
+            arms += arm
+            arm = [(-py, px) for px, py in arm]
         a = math.radians(angle)
         points = [
             (x + px * math.cos(a) - py * math.sin(a), y + px * math.sin(a) + py * math.cos(a))
@@ -233,8 +224,6 @@ def make_shapes_corpus(
 
 
 def _write_corpus(root: Path, n: int, seed: int, image_size: int, progress: Progress) -> None:
-    from embedsearch.atomic import write_json_atomic
-
     images = root / "images"
     images.mkdir()
     progress.start("Drawing shapes", n)

@@ -7,6 +7,7 @@ share one sample of rows and one set of self-made copies of the corpus's images.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,13 +60,10 @@ def space_and_threshold(
     needs them (a given threshold and nothing to test whitening on reads nothing).
     """
     n_total = len(inputs.catalog)
-    drawn: list[np.ndarray] = []
 
+    @functools.cache
     def raw_sample() -> np.ndarray:  # read once, and only when needed
-        if not drawn:
-            size = thresholds.null_sample_size(n_total)
-            drawn.append(inputs.sample("all", size, block_rows))
-        return drawn[0]
+        return inputs.sample("all", thresholds.null_sample_size(n_total), block_rows)
 
     deciding = whiten is None and n_total >= WHITEN_MIN_ROWS
     copies = None
@@ -87,13 +85,11 @@ def space_and_threshold(
     return Calibration(value, rule, whitening, decision)
 
 
-def _self_copies(
-    inputs: DedupInputs, recipes: tuple[str, ...], seed: int = 0
-) -> thresholds.SelfCopies | None:
+def _self_copies(inputs: DedupInputs, recipes: tuple[str, ...]) -> thresholds.SelfCopies | None:
     """Copies of up to ``CALIBRATION_IMAGES`` random images of the main set, embedded with its
-    model (None when that cannot be done)."""
-    rng = np.random.default_rng(seed)
+    model (None when that cannot be done); seeded, so a rerun calibrates alike."""
+    rng = np.random.default_rng(0)
     count = min(thresholds.CALIBRATION_IMAGES, inputs.main_rows)
     rows = rng.choice(inputs.main_rows, count, replace=False)
     sources = inputs.catalog.source_of(np.sort(rows)).to_pylist()
-    return thresholds.self_copies(inputs.main_dirs[0], sources, seed=seed, recipes=recipes)
+    return thresholds.self_copies(inputs.main_dirs[0], sources, seed=0, recipes=recipes)

@@ -32,15 +32,6 @@ Rows = Literal["main", "other", "all"]  # the input set, the --against set, or b
 Transform = Callable[[np.ndarray], np.ndarray]  # e.g. a Whitening
 
 
-def index_sources(path: Path) -> list[Path] | None:
-    """The embedding dirs an index dir was built from; None when ``path`` is no index dir."""
-    from embedsearch.index.layout import INFO_FILE, read_info
-
-    if not (path / INFO_FILE).is_file():
-        return None
-    return [Path(entry.path) for entry in read_info(path).sources]
-
-
 def resolve_dirs(path: str | Path) -> list[EmbeddingDir]:
     """An embedding dir, or the embedding dirs an index dir was built from (exact vectors).
 
@@ -48,16 +39,18 @@ def resolve_dirs(path: str | Path) -> list[EmbeddingDir]:
         >>> [d.path.name for d in resolve_dirs("indexes/photos")]   # doctest: +SKIP
         ['emb']
     """
+    from embedsearch.index.layout import INFO_FILE, read_info
+
     path = Path(path)
     if EmbeddingDir.is_embedding_dir(path):
         return [EmbeddingDir.open(path)]
-    sources = index_sources(path)
-    if sources is None:
+    if not (path / INFO_FILE).is_file():
         if not path.exists():
             raise InputError(f"{path} does not exist")
         raise FormatError(
             f"{path} is neither an embedding dir (manifest.json) nor an index dir (index.json)"
         )
+    sources = [Path(entry.path) for entry in read_info(path).sources]
     if not sources:
         raise FormatError(f"index {path} lists no embedding dirs in its sources")
     for source in sources:
@@ -166,10 +159,10 @@ class DedupInputs:
                 first += len(vectors)
 
     def sample(
-        self, rows: Rows, m: int, block_rows: int, transform: Transform | None = None, seed: int = 0
+        self, rows: Rows, m: int, block_rows: int, transform: Transform | None = None
     ) -> np.ndarray:
-        """About ``m`` vectors drawn uniformly from ``rows`` in one streaming pass."""
-        rng = np.random.default_rng(seed)
+        """About ``m`` vectors drawn uniformly from ``rows`` in one streaming pass (seeded)."""
+        rng = np.random.default_rng(0)
         p = min(1.0, m / max(self.count(rows), 1))
         parts = [v[rng.random(len(v)) < p] for _, v in self.blocks(rows, block_rows, transform)]
         return np.ascontiguousarray(np.concatenate(parts)[:m])

@@ -84,7 +84,8 @@ def _stars_with_survivors(
 def merge_pairs(
     ea: np.ndarray, eb: np.ndarray, na: np.ndarray, nb: np.ndarray, ns: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Union of exact pairs (score 1, ``exact``) and near pairs; a pair found both ways is exact.
+    """Union of exact pairs (score 1, ``exact``) and near pairs, each pair once (a near pair
+    listed twice keeps its first score); a pair found both ways is exact.
 
     Example:
         >>> a, b, s, e = merge_pairs(np.array([0]), np.array([2]), np.array([0, 1]),

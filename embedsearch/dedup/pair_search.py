@@ -135,7 +135,9 @@ def search_pairs(
     """All pairs with score >= ``threshold`` between query rows and indexed rows.
 
     ``same_set``: the queries are the indexed rows themselves (``first row`` of each block
-    gives their row numbers); self matches are dropped and each pair is kept once, ``a < b``.
+    gives their row numbers); self matches are dropped and each pair is written ``a < b`` (a pair
+    found from both of its rows is listed twice: :func:`~embedsearch.dedup.knn.merge_pairs`
+    keeps one).
     """
     progress = progress or NullProgress()
     progress.start("searching neighbours", total)
@@ -154,9 +156,10 @@ def search_pairs(
         )
         hit = (scores >= threshold) & found_ok
         saturated = hit[:, -1] if k_eff else np.zeros(len(rows), bool)
-        a = np.broadcast_to(rows[:, None], found.shape)[hit & ~saturated[:, None]]
-        b = found[hit & ~saturated[:, None]]
-        s = scores[hit & ~saturated[:, None]]
+        kept = hit & ~saturated[:, None]  # saturated rows are asked again by range search
+        a = np.broadcast_to(rows[:, None], found.shape)[kept]
+        b = found[kept]
+        s = scores[kept]
         if saturated.any():
             ra, rb, rs = _range_pairs(index, vectors[saturated], rows[saturated], threshold)
             a, b, s = np.concatenate([a, ra]), np.concatenate([b, rb]), np.concatenate([s, rs])
@@ -169,10 +172,11 @@ def search_pairs(
         np.concatenate(p) if p else np.empty(0) for p in (parts_a, parts_b, parts_s)
     )
     best = np.concatenate(best_parts) if best_parts else np.empty(0, np.float32)
-    pairs = Neighbours(
+    if same_set:
+        rows_a, rows_b = np.minimum(rows_a, rows_b), np.maximum(rows_a, rows_b)
+    return Neighbours(
         rows_a.astype(np.int64), rows_b.astype(np.int64), scores.astype(np.float32), best
     )
-    return _unique_pairs(pairs) if same_set else pairs
 
 
 def _range_pairs(
@@ -185,14 +189,3 @@ def _range_pairs(
     a = np.repeat(rows, counts)
     keep = (found != a) & (scores >= threshold)
     return a[keep], found[keep].astype(np.int64), scores[keep]
-
-
-def _unique_pairs(pairs: Neighbours) -> Neighbours:
-    """Order each pair ``a < b`` and drop the copy found from the other side."""
-    a = np.minimum(pairs.rows_a, pairs.rows_b)
-    b = np.maximum(pairs.rows_a, pairs.rows_b)
-    order = np.lexsort((b, a))
-    a, b, s = a[order], b[order], pairs.scores[order]
-    first = np.ones(len(a), dtype=bool)
-    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    return Neighbours(a[first], b[first], s[first], pairs.best)

@@ -66,7 +66,7 @@ class Whitening:
         return f"PCA-whitened, {self.dims} of {len(self.mean)} dims, fit on {self.fit_rows:,} rows"
 
 
-def fit_whitening(sample: np.ndarray, max_dims: int = MAX_DIMS) -> Whitening | None:
+def fit_whitening(sample: np.ndarray) -> Whitening | None:
     """Fit the whitening on a sample of rows; None when the sample is too small (``MIN_ROWS``).
 
     Example:
@@ -85,7 +85,7 @@ def fit_whitening(sample: np.ndarray, max_dims: int = MAX_DIMS) -> Whitening | N
     if variances[0] <= 0:
         return None  # every sampled vector is the same
     usable = int(np.count_nonzero(variances >= MIN_RELATIVE_VARIANCE * variances[0]))
-    dims = max(1, min(dim, max_dims, rows // ROWS_PER_DIM, usable))
+    dims = max(1, min(dim, MAX_DIMS, rows // ROWS_PER_DIM, usable))
     projection = directions[:, :dims] / np.sqrt(variances[:dims])
     return Whitening(mean.astype(np.float32), projection.astype(np.float32), rows)
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedsearch.choices import Device
 from embedsearch.devices import use_accelerator
-
-__all__ = ["Device", "faiss_gpus", "to_search_device", "train_on_device", "use_gpu"]
 
 
 def faiss_gpus() -> int:

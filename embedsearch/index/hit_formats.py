@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import textwrap
@@ -116,37 +117,16 @@ def write_grid(
     rows = list(results)[:MAX_ROWS]
     columns = 1 + max((len(r.hits) for r in rows), default=0)
     cell_w, cell_h = thumb + PAD, thumb + LABEL + PAD
-    sheet = Image.new(
-        "RGB", (max(1, columns) * cell_w + PAD, max(1, len(rows)) * cell_h + PAD), "white"
-    )
+    sheet = Image.new("RGB", (columns * cell_w + PAD, max(1, len(rows)) * cell_h + PAD), "white")
     draw = ImageDraw.Draw(sheet)
     for row, result in enumerate(rows):
-        y = PAD + row * cell_h
         query_image = Path(result.query) if result.kind == "image" else None
-        _cell(
-            sheet,
-            draw,
-            PAD,
-            y,
-            thumb,
-            query_image,
-            result.query,
-            f"query ({result.kind})",
-            "#1f4e99",
-        )
+        cells = [(query_image, result.query, f"query ({result.kind})", "#1f4e99")]
         colours = frames[row] if frames is not None else ["#444444"] * len(result.hits)
-        for col, (hit, colour) in enumerate(zip(result.hits, colours, strict=True), start=1):
-            _cell(
-                sheet,
-                draw,
-                PAD + col * cell_w,
-                y,
-                thumb,
-                Path(hit.source),
-                hit.source,
-                f"#{hit.rank}  {hit.score:.3f}",
-                colour,
-            )
+        for hit, colour in zip(result.hits, colours, strict=True):
+            cells.append((Path(hit.source), hit.source, f"#{hit.rank}  {hit.score:.3f}", colour))
+        for col, cell in enumerate(cells):
+            _cell(sheet, draw, PAD + col * cell_w, PAD + row * cell_h, thumb, *cell)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     sheet.save(tmp, format="PNG")
@@ -169,10 +149,8 @@ def _cell(
 
     image = None
     if image_path is not None and is_image_file(image_path) and image_path.is_file():
-        try:
+        with contextlib.suppress(DecodeError):  # an unreadable image is drawn as its words
             image = load_image(image_path, draft_size=thumb)
-        except DecodeError:
-            image = None
     draw.rectangle([x - 1, y - 1, x + thumb, y + thumb], outline=colour, width=2)
     if image is not None:
         scale = thumb / max(image.size)  # small images are enlarged too, so every tile is legible

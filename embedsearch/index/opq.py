@@ -33,9 +33,8 @@ def pca_start(sample: np.ndarray, d_out: int, seed: int = 0) -> np.ndarray:
     _, _, directions = np.linalg.svd(x - x.mean(0), full_matrices=False)
     top = directions[:d_out]
     if len(top) < d_out:  # fewer sample rows than output dims: complete the basis
-        rest = np.linalg.qr(np.random.default_rng(seed).standard_normal((x.shape[1], x.shape[1])))[
-            0
-        ].T
+        random = np.random.default_rng(seed).standard_normal((x.shape[1], x.shape[1]))
+        rest = np.linalg.qr(random)[0].T
         rest -= (rest @ top.T) @ top
         extra = np.linalg.svd(rest, full_matrices=False)[2][: d_out - len(top)]
         top = np.vstack([top, extra])

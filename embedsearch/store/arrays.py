@@ -75,6 +75,5 @@ def write_embedding_dir(
     next_id = max(d.next_id, int(row_ids.max()) + 1 if len(row_ids) else 0)
     writer = ShardWriter(d, reserve_next_id=next_id, shard_rows=shard_rows)
     writer.add(row_ids, names, hashes, matrix / norms, dict(metadata or {}))
-    writer.close()
-    d.reload()
+    writer.close()  # commits through ``d``, which then holds the new manifest
     return d
