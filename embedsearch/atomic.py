@@ -84,3 +84,27 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     finally:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed over ``path`` when the block succeeds.
+
+    For files written by other libraries (a plot, a checkpoint, weights, a CSV): the temporary
+    name keeps ``path``'s suffix, so writers that infer the format from it still work.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "out.txt"
+        >>> with replacing(target) as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> target.read_text()
+        'done'
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from embedsearch.atomic import replacing
 from embedsearch.errors import EmbedsearchError, InputError
 
 # Photos of scikit-image's data dir (no download needed); textures and line art left out.
@@ -296,11 +297,9 @@ def write_copy_set(copy_set: CopySet, out_dir: str | Path) -> Path:
     for i, image in enumerate(copy_set.copies):
         keep = getattr(image, "format", None) == "JPEG"
         image.save(out / "copies" / f"{i:06d}.jpg", quality="keep" if keep else 95)
-    tmp = out / ".pairs.csv.tmp"
-    with open(tmp, "w", newline="") as f:
+    with replacing(out / "pairs.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["copy", "original"])
         for i, original in enumerate(copy_set.copy_of.tolist()):
             writer.writerow([f"copies/{i:06d}.jpg", f"corpus/{original:06d}.png"])
-    tmp.replace(out / "pairs.csv")
     return out

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from embedsearch.atomic import replacing
 from embedsearch.errors import InputError
 from embedsearch.index.query import QueryResult
 
@@ -128,9 +129,8 @@ def write_grid(
         for col, cell in enumerate(cells):
             _cell(sheet, draw, PAD + col * cell_w, PAD + row * cell_h, thumb, *cell)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sheet.save(tmp, format="PNG")
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        sheet.save(tmp, format="PNG")
     return path
 
 

@@ -10,7 +10,6 @@ as tensors and plain tuples.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any, cast
@@ -18,6 +17,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from embedsearch.atomic import replacing
 from embedsearch.errors import FormatError
 
 CHECKPOINT_DIR = "checkpoint"
@@ -72,9 +72,8 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
     """
     path = checkpoint_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{STATE_FILE}.tmp")
-    torch.save({**state, "rng": rng_state()}, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save({**state, "rng": rng_state()}, tmp)
     return path
 
 

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from embedsearch.atomic import replacing
+
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
 
@@ -61,8 +63,7 @@ def plot_metrics(run_dir: Path) -> Path:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = run_dir / PLOT_FILE
-    tmp = run_dir / f".{PLOT_FILE}.tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
     return path
