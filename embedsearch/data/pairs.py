@@ -156,14 +156,18 @@ def _load_table(
     captions: list[str] = []
     columns: tuple[str, str] | None = None
     progress.start(f"Reading pairs from {path.name}", None)
-    for batch in read_table_batches(path):
+    for block in read_table_batches(path):
+        batch = block.batch
         if columns is None:
             columns = pick_columns(list(batch.schema.names), image_col, text_col, str(path))
         paths = batch.column(columns[0]).to_pylist()
         texts = batch.column(columns[1]).to_pylist()
-        for value, caption in zip(paths, texts, strict=False):
+        for row, (value, caption) in enumerate(zip(paths, texts, strict=True)):
             report.rows += 1
             where = f"{path.name} row {report.rows}"
+            if row in block.errors:
+                report.skip("not UTF-8 text", f"{where} ({block.errors[row]})")
+                continue
             image = _image_path(value, path.parent)
             if _keep(image, caption, where, check_images, report):
                 images.append(str(image))

@@ -129,14 +129,18 @@ class TableSource(Source):
         self.metadata_columns = [c for c in columns if c != self.column]
 
     def count(self) -> int:
-        return sum(batch.num_rows for batch in read_table_batches(self.path))
+        return sum(block.num_rows for block in read_table_batches(self.path))
 
     def __iter__(self) -> Iterator[Item]:
         index = 0
-        for batch in read_table_batches(self.path):
-            rows = batch.to_pylist()
-            for row in rows:
-                yield self._item(index, row)
+        for block in read_table_batches(self.path):
+            for row_in_block, row in enumerate(block.batch.to_pylist()):
+                item = self._item(index, row)
+                error = block.errors.get(row_in_block)
+                if error is not None:
+                    item = Item(index, f"{self.path}:row {index + 1}", metadata=item.metadata)
+                    item.error = f"row {index + 1}: {error}"
+                yield item
                 index += 1
 
     def _item(self, index: int, row: dict[str, Any]) -> Item:
