@@ -157,3 +157,13 @@ def test_unreadable_subdirectory_is_listed_for_a_normal_user(make_images) -> Non
     finally:
         os.chmod(os.path.join(root, "locked"), 0o755)
         shutil.rmtree(root)
+
+
+def test_clip_pairs_folder_counts_a_fifo_as_skipped(tmp_path, make_images) -> None:
+    from embedsearch.data.pairs import load_pairs
+
+    for path in make_images(tmp_path, 2):
+        path.with_suffix(".txt").write_text("a caption")
+    os.mkfifo(tmp_path / "x.jpg")
+    pairs = load_pairs(tmp_path)
+    assert dict(pairs.report.skipped) == {"not a regular file (FIFO)": 1}
