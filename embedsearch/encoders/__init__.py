@@ -68,6 +68,10 @@ def _load_openclip(target: str, spec: str, image_size: int | None) -> Encoder:
 
     if image_size is not None:
         raise ModelError("--image-size does not apply to CLIP models: their input size is fixed")
+    if target.startswith("local-dir:"):
+        from embedsearch.encoders.weights import check_local_dir
+
+        check_local_dir(target.removeprefix("local-dir:"))  # no pickle reaches open_clip
     arch, sep, pretrained = target.partition("/")
     if not arch.startswith(("hf-hub:", "local-dir:")):
         target = clip_arch(arch) + sep + pretrained
