@@ -122,7 +122,26 @@ def _load_run_dir(path: Path, spec: str) -> Encoder:
     if config.family == "simclr":
         from embedsearch.encoders.simclr import encoder_from_config
 
-        return encoder_from_config(config, spec, {}, weights)
-    from embedsearch.encoders.openclip import load_openclip_run
+        encoder = encoder_from_config(config, spec, {}, weights)
+    else:
+        from embedsearch.encoders.openclip import load_openclip_run
 
-    return load_openclip_run(config, weights, spec)
+        encoder = load_openclip_run(config, weights, spec)
+    _check_dim(encoder, config.dim, path)
+    return encoder
+
+
+def _check_dim(encoder: Encoder, dim: int, path: Path) -> None:
+    """Refuse a run dir whose ``config.json`` dim is not what its model produces."""
+    import torch
+
+    with torch.no_grad():
+        if "image" in encoder.modalities:
+            size = encoder.preprocess.image_size
+            produced = encoder.embed_images(torch.zeros(1, 3, size, size)).shape[-1]
+        else:
+            produced = encoder.embed_texts(["a"]).shape[-1]
+    if produced != dim:
+        raise ModelError(
+            f"{path / 'config.json'} says dim {dim}, but its model produces {produced}-d vectors"
+        )
