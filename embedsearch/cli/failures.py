@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -42,7 +43,43 @@ def user_message(error: BaseException) -> str | None:
         return _with_path(f"not valid JSON ({error})", error)
     if _is_arrow_data_error(error):
         return _with_path(f"unreadable or corrupt data ({_one_line(str(error))})", error)
+    if isinstance(error, RuntimeError):
+        message = _faiss_io_message(str(error))
+        if message is None and _FAISS_READ.search(str(error)):  # a file faiss cannot parse
+            detail = _one_line(str(error)).rsplit(".cpp:", 1)[-1].split(": ", 1)[-1]
+            message = _with_path(f"unreadable index file ({detail})", error)
+        return message
     return None
+
+
+# faiss reports its file I/O failures as RuntimeError("Error in … index_write.cpp … write error
+# in PATH: … (No space left on device)"); only those are the user's, not faiss's other errors.
+_FAISS_IO = re.compile(
+    r"Error in .*?faiss::\w*(?:read|write)\w*.*?(?:error in|could not open) (\S+?)[:\s]"
+)
+
+_FAISS_READ = re.compile(r"Error in .*?faiss::read_index")
+
+
+def _faiss_io_message(text: str) -> str | None:
+    """One line for a faiss index-file read/write failure; None for any other RuntimeError.
+
+    Example:
+        >>> _faiss_io_message("Error in void faiss::write_index(const Index*, IOWriter*, int) "
+        ...     "at index_write.cpp:499: Error: 'ret == (size * 4)' failed: write error in "
+        ...     "/d/idx/index.faiss: 57262 != 768000 (No space left on device)")
+        'disk full: cannot write /d/idx/index.faiss (No space left on device)'
+        >>> _faiss_io_message("Error in faiss::IndexIVF::train: not enough points") is None
+        True
+    """
+    match = _FAISS_IO.search(text)
+    if match is None:
+        return None
+    path = match.group(1)
+    if "No space left on device" in text:
+        return f"disk full: cannot write {path} (No space left on device)"
+    detail = _one_line(text.split("failed:", 1)[-1]) if "failed:" in text else _one_line(text)
+    return f"{path}: unreadable or unwritable index file ({detail})"
 
 
 def _one_line(text: str) -> str:
@@ -95,10 +132,17 @@ def _innermost_path(error: BaseException) -> str | None:
     while tb is not None:
         frame = tb.tb_frame
         if frame.f_code.co_filename.startswith(package):
-            for name in _PATH_LOCALS:
-                value = frame.f_locals.get(name)
-                if isinstance(value, (str, Path)) and str(value):
-                    found = str(value)
-                    break
+            found = _path_in(frame.f_locals) or found
         tb = tb.tb_next
     return found
+
+
+def _path_in(names: dict[str, object]) -> str | None:
+    """A path-like local (``path``, ``file``…), else the ``path`` attribute of ``self``."""
+    owner = names.get("self")
+    candidates = [names.get(name) for name in _PATH_LOCALS]
+    candidates += [getattr(owner, name, None) for name in ("path", "_path")]
+    for value in candidates:
+        if isinstance(value, (str, Path)) and str(value):
+            return str(value)
+    return None
