@@ -79,7 +79,7 @@ def write_histogram_png(
     best = best[np.isfinite(best)]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if len(best):
-        ax.hist(best.astype(np.float64), bins=bin_edges(best), color="#4477aa", log=True)
+        ax.hist(best.astype(np.float64), bins=bin_edges(best).tolist(), color="#4477aa", log=True)
     ax.axvline(
         threshold, color="#cc3311", linestyle="--", label=f"threshold {threshold:.4f} ({rule})"
     )

@@ -119,6 +119,7 @@ def _load_run_dir(path: Path, spec: str) -> Encoder:
     stored = load_weights_file(path / rundir.WEIGHTS_FILE)
     # A SimCLR run also stores its projection head, which is not part of the embedding model.
     weights = {k: v for k, v in stored.items() if not k.startswith(rundir.HEAD_PREFIX)}
+    encoder: Encoder
     if config.family == "simclr":
         from embedsearch.encoders.simclr import encoder_from_config
 

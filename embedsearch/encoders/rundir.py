@@ -95,8 +95,10 @@ class RunConfig(JsonDocument):
         if self.context_length is not None:
             _require_int("context_length", self.context_length, 1, MAX_DIM)
         for name, values, low in (("mean", self.mean, -math.inf), ("std", self.std, 0.0)):
-            if not isinstance(values, list) or len(values) != 3 or not all(
-                _is_number(v) and math.isfinite(v) and v > low for v in values
+            if (
+                not isinstance(values, list)
+                or len(values) != 3
+                or not all(_is_number(v) and math.isfinite(v) and v > low for v in values)
             ):
                 bound = "" if low == -math.inf else f", each > {low:g}"
                 raise ValueError(f"{name} must be 3 finite numbers{bound}, got {values!r}")

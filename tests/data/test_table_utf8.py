@@ -10,7 +10,10 @@ from embedsearch.data.tables import read_table_batches
 
 BAD_CSV = b"caption,n\nok caption 0,0\nbad \xff\xfe caption,1\nok caption 2,2\n"
 BAD_TSV = BAD_CSV.replace(b",", b"\t")
-BAD_JSONL = b'{"caption": "ok caption 0"}\n{"caption": "bad \xff\xfe caption"}\n{"caption": "ok caption 2"}\n'
+BAD_JSONL = (
+    b'{"caption": "ok caption 0"}\n{"caption": "bad \xff\xfe caption"}\n'
+    b'{"caption": "ok caption 2"}\n'
+)
 
 
 @pytest.fixture(params=[("t.csv", BAD_CSV), ("t.tsv", BAD_TSV), ("t.jsonl", BAD_JSONL)])
