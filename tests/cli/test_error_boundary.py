@@ -75,3 +75,43 @@ def test_programming_errors_keep_their_traceback(run_cli, monkeypatch, tmp_path)
     _info_raises(monkeypatch, KeyError("bug"))
     with pytest.raises(KeyError):
         run_cli("info", tmp_path)
+
+
+def test_ctrl_c_in_a_real_process_prints_interrupted(tmp_path) -> None:
+    """SIGINT while `query` waits on its --queries FIFO: 'interrupted', exit 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from embedsearch.index import build_index
+    from embedsearch.store.arrays import write_embedding_dir
+
+    write_embedding_dir(tmp_path / "emb", np.eye(4, dtype=np.float32))
+    build_index([tmp_path / "emb"], tmp_path / "idx", kind="flat")
+    fifo = tmp_path / "queries"
+    os.mkfifo(fifo)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from embedsearch.cli.app import main; main()"]
+        + ["query", str(tmp_path / "idx"), "--queries", str(fifo)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while True:  # the child holds the FIFO open for reading once it is waiting on it
+        try:
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    os.close(writer)
+    assert (child.returncode, err.strip().splitlines()[-1]) == (130, "interrupted")
