@@ -21,8 +21,8 @@ def bin_edges(best: np.ndarray) -> np.ndarray:
 
     Example:
         >>> edges = bin_edges(np.array([0.99999994, 1.0], dtype=np.float32))
-        >>> len(edges), bool(edges[-1] - edges[0] >= 1e-3)
-        (51, True)
+        >>> len(edges), round(float(edges[-1] - edges[0]), 6)
+        (51, 0.001)
     """
     low, high = (float(best.min()), float(best.max())) if len(best) else (0.0, 1.0)
     middle = (low + high) / 2
