@@ -53,23 +53,51 @@ def _register_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``embedsearch`` console script."""
-    from embedsearch.errors import EmbedsearchError
+    """Entry point of the ``embedsearch`` console script.
+
+    Every failure the user can act on ends as one line on stderr: ``error: …`` with exit 2
+    (library errors, usage errors, I/O errors naming their file), or ``interrupted`` with
+    exit 130 on Ctrl-C. Anything else is a bug and keeps its traceback.
+    """
     from embedsearch.runtime import prefer_huge_pages
 
     prefer_huge_pages()  # before any command imports torch: fewer page faults in every model call
     _register_commands()
     args, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
+    sys.exit(run_app(args, debug))
+
+
+def run_app(args: list[str], debug: bool = False) -> int:
+    """Run the Typer app on ``args`` and return the exit code (see :func:`main`).
+
+    The click machinery runs here rather than in Typer's standalone mode, which would
+    print a multi-line usage panel for a bad option and turn Ctrl-C into a silent 130.
+    """
+    from typer._click.exceptions import NoArgsIsHelpError
+
+    from embedsearch.cli.failures import user_message
+
+    command = typer.main.get_command(app)
     try:
-        app(args=args, standalone_mode=True)
-    except EmbedsearchError as e:
+        with command.make_context("embedsearch", args) as ctx:
+            command.invoke(ctx)
+    except typer.Exit as e:  # --help, and commands that end with a given code
+        return int(e.exit_code or 0)
+    except (KeyboardInterrupt, typer.Abort):
+        print("interrupted", file=sys.stderr)
+        return 130
+    except NoArgsIsHelpError as e:  # a bare command group: show its help, as Typer would
+        e.show()
+        return 2
+    except Exception as e:  # user_message() knows the errors users cause; the rest re-raise
+        message = user_message(e)
+        if message is None:
+            raise
         if debug:
             traceback.print_exc()
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
 
 
 _register_commands()

@@ -59,12 +59,19 @@ def query_command(
         vector=vector,
         queries=queries,
     )
-    results = run_queries(index_dir, spec, k=k, device=device)
+    notes: list[str] = []
+    results = run_queries(index_dir, spec, k=k, device=device, notes=notes)
+    for note in notes:
+        stderr.print(f"note: {note}", markup=False, highlight=False)
+    for result in results:
+        if result.error is not None:
+            stderr.print(f"failed: {result.error}", markup=False, highlight=False)
+    answered = [r for r in results if r.error is None]
     if grid is not None:
-        write_grid(results, grid)
+        write_grid(answered, grid)
         stderr.print(f"grid → {grid}")
     if output_format == "table":
-        for result in results:
+        for result in answered:
             stdout.print(hits_table(result, width=stdout.width))
     else:
         write_hits(results, output_format, stdout.file)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from embedsearch.data.decode import DecodeError, decode_image
+from embedsearch.data.decode import DecodeError, decode_image, read_image_bytes
 from embedsearch.data.sources import Item
 
 
@@ -102,10 +102,9 @@ class ImageBatches(torch.utils.data.IterableDataset):
             batch.failures.append((item.source, item.error))
             return
         try:
-            with open(item.path or item.source, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            batch.failures.append((item.source, f"cannot read file: {e.strerror or e}"))
+            data = read_image_bytes(item.path or item.source)  # bounded; never blocks on a FIFO
+        except DecodeError as e:
+            batch.failures.append((item.source, str(e)))
             return
         digest = content_hash(data)
         stored, superseded = self.known.claim(item.source, digest)

@@ -9,6 +9,8 @@ written to ``errors.parquet``.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -20,6 +22,9 @@ from embedsearch.errors import InputError
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 # Larger images are refused as decompression bombs (PIL's own default is 89M, warning only).
 MAX_IMAGE_PIXELS = 100_000_000
+# Larger files are refused unread: 4 bytes a pixel (uncompressed 8-bit RGBA) at the pixel
+# limit. A 3 GB junk ".jpg" used to be read whole before PIL said "not an image".
+MAX_IMAGE_BYTES = 4 * MAX_IMAGE_PIXELS
 
 
 class DecodeError(InputError):
@@ -98,6 +103,51 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def file_kind(mode: int) -> str:
+    """A word for what a ``st_mode`` is, for messages: ``FIFO``, ``socket``, ``device``…"""
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    return "special file"
+
+
+def read_image_bytes(path: str | Path, limit: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of an image file, refusing what is not a regular file or is over ``limit``.
+
+    A FIFO or device is never opened for a blocking read (a FIFO named ``x.jpg`` used to
+    hang ``embed`` forever), and the size is checked before anything is read.
+
+    Example:
+        >>> read_image_bytes("/dev/null")
+        Traceback (most recent call last):
+        ...
+        embedsearch.data.decode.DecodeError: not a regular file (device)
+    """
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise DecodeError(f"not a regular file ({file_kind(mode)})")
+        # O_NONBLOCK: if it was swapped for a FIFO since the stat, opening does not wait.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise DecodeError(f"not a regular file ({file_kind(info.st_mode)})")
+            if info.st_size > limit:
+                raise DecodeError(f"file too large ({info.st_size:,} bytes; limit {limit:,})")
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise DecodeError(f"cannot read file: {e.strerror or e}") from e
+    if len(data) > limit:
+        raise DecodeError(f"file too large (over {limit:,} bytes)")
+    return data
+
+
 def load_image(path: str | Path, draft_size: int | None = None) -> Image.Image:
     """Read and decode an image file (see :func:`decode_image`); missing files raise too.
 
@@ -106,7 +156,7 @@ def load_image(path: str | Path, draft_size: int | None = None) -> Image.Image:
         (640, 480)
     """
     try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise DecodeError(f"cannot read {path}: {e.strerror or e}") from e
+        data = read_image_bytes(path)
+    except DecodeError as e:
+        raise DecodeError(f"{path}: {e}") from e
     return decode_image(data, draft_size)

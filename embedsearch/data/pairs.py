@@ -17,6 +17,7 @@ memory (as open_clip and webdataset index files do), never pixels.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,14 +157,18 @@ def _load_table(
     captions: list[str] = []
     columns: tuple[str, str] | None = None
     progress.start(f"Reading pairs from {path.name}", None)
-    for batch in read_table_batches(path):
+    for block in read_table_batches(path):
+        batch = block.batch
         if columns is None:
             columns = pick_columns(list(batch.schema.names), image_col, text_col, str(path))
         paths = batch.column(columns[0]).to_pylist()
         texts = batch.column(columns[1]).to_pylist()
-        for value, caption in zip(paths, texts, strict=False):
+        for row, (value, caption) in enumerate(zip(paths, texts, strict=True)):
             report.rows += 1
             where = f"{path.name} row {report.rows}"
+            if row in block.errors:
+                report.skip("not UTF-8 text", f"{where} ({block.errors[row]})")
+                continue
             image = _image_path(value, path.parent)
             if _keep(image, caption, where, check_images, report):
                 images.append(str(image))
@@ -191,15 +196,19 @@ def _image_path(value: object, base: Path) -> Path | None:
 
 
 def _load_folder(root: Path, check_images: bool, progress: Progress) -> Pairs:
-    from embedsearch.data.sources import iter_image_files
+    from embedsearch.data.sources import display_path, walk_image_folder
 
     report = PairsReport()
     images: list[str] = []
     captions: list[str] = []
     progress.start(f"Reading pairs from {root.name}/", None)
-    for image in iter_image_files(root):
+    for entry in walk_image_folder(root):
         report.rows += 1
-        where = str(image.relative_to(root))
+        image = Path(entry.path)
+        where = display_path(os.path.relpath(entry.path, root))
+        if entry.error is not None:
+            report.skip(entry.error, where)
+            continue
         caption_file = image.with_suffix(".txt")
         try:
             caption = caption_file.read_text(encoding="utf-8")

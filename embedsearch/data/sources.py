@@ -8,14 +8,17 @@ UTF-8, an empty cell) come out as items with an ``error``.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from embedsearch.choices import MODALITIES
-from embedsearch.data.decode import IMAGE_EXTENSIONS, is_image_file
+from embedsearch.data.decode import IMAGE_EXTENSIONS, file_kind, is_image_file
 from embedsearch.data.tables import is_table, read_table_batches, require_column
 from embedsearch.errors import InputError
 
@@ -35,23 +38,122 @@ class Item:
     error: str | None = None
 
 
+@dataclass
+class FolderEntry:
+    """One image-named entry of a folder: ``path`` as the OS spells it, or why it is unusable."""
+
+    path: str
+    error: str | None = None
+
+
+def walk_image_folder(folder: str | Path) -> Iterator[FolderEntry]:
+    """Every image-named entry under ``folder``, recursively, in a stable sorted order.
+
+    Each directory's files come first (sorted), then its subdirectories (sorted), as
+    ``os.walk`` did. Symlinked directories are followed; one already read (a loop, or a
+    second link to it) is listed with its reason instead. Entries that cannot be used —
+    a FIFO, socket or device named ``*.jpg``, a broken link, a directory that cannot be
+    listed — come out with an ``error`` instead of being skipped silently or hanging.
+
+    Example:
+        >>> [e.error for e in walk_image_folder("photos")]   # doctest: +SKIP
+        [None, None, 'not a regular file (FIFO)']
+    """
+    seen: dict[tuple[int, int], str] = {}
+    yield from _walk(os.fspath(folder), seen)
+
+
+def _walk(directory: str, seen: dict[tuple[int, int], str]) -> Iterator[FolderEntry]:
+    try:
+        info = os.stat(directory)
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            yield FolderEntry(directory, f"directory already read as {display_path(seen[key])}")
+            return
+        seen[key] = directory
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except OSError as e:
+        yield FolderEntry(directory, f"cannot list directory: {e.strerror or e}")
+        return
+    subdirs = []
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir()  # follows symlinks
+        except OSError:
+            is_dir = False
+        if is_dir:
+            subdirs.append(entry.path)
+        elif is_image_file(entry.name):
+            yield _file_entry(entry)
+    for subdir in subdirs:
+        yield from _walk(subdir, seen)
+
+
+def _file_entry(entry: os.DirEntry) -> FolderEntry:
+    try:
+        mode = entry.stat().st_mode  # follows symlinks: a link to a photo is a photo
+    except OSError as e:
+        broken = entry.is_symlink() and e.errno == errno.ENOENT
+        return FolderEntry(entry.path, "broken symbolic link" if broken else str(e.strerror))
+    if not stat.S_ISREG(mode):
+        return FolderEntry(entry.path, f"not a regular file ({file_kind(mode)})")
+    return FolderEntry(entry.path)
+
+
 def iter_image_files(folder: str | Path) -> Iterator[Path]:
-    """Image files under ``folder``, recursively, in sorted order (other files are ignored).
+    """The usable image files under ``folder`` (see :func:`walk_image_folder`), in sorted order.
 
     Example:
         >>> [p.name for p in iter_image_files("photos")]   # doctest: +SKIP
         ['a.jpg', 'b.png']
     """
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            if is_image_file(name):
-                yield Path(root) / name
+    for entry in walk_image_folder(folder):
+        if entry.error is None:
+            yield Path(entry.path)
 
 
 def count_image_files(folder: str | Path) -> int:
-    """Number of files :func:`iter_image_files` yields (one directory walk, nothing stored)."""
-    return sum(1 for _ in iter_image_files(folder))
+    """Entries :func:`walk_image_folder` yields, usable or not (one walk, nothing stored)."""
+    return sum(1 for _ in walk_image_folder(folder))
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` as a valid Unicode string, for the ``source`` column and messages.
+
+    File names are bytes on POSIX; one that is not UTF-8 reaches Python with surrogate
+    escapes, which Parquet (UTF-8) cannot store. Each such byte is written as ``\\xNN``
+    (Python's ``backslashreplace``); names that are valid UTF-8 are unchanged.
+    :func:`source_path` turns the result back into the OS path.
+
+    Example:
+        >>> display_path(os.fsdecode(b"photos/caf\\xe9.jpg"))
+        'photos/caf\\\\xe9.jpg'
+        >>> display_path("photos/café.jpg")
+        'photos/café.jpg'
+    """
+    text = os.fspath(path)
+    raw = text.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+_ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def source_path(source: str) -> str:
+    """The OS path (``str``, surrogate-escaped as ``os.fsdecode`` gives) of a stored ``source``.
+
+    Reverses :func:`display_path`: a source that exists as written is that file; otherwise
+    each ``\\xNN`` (NN ≥ 80) is the raw byte NN. Use it on ``remove.txt`` lines and
+    ``source`` values before touching files: ``os.remove(source_path(line))``.
+
+    Example:
+        >>> source_path("photos/caf\\\\xe9.jpg") == os.fsdecode(b"photos/caf\\xe9.jpg")
+        True
+    """
+    if os.path.lexists(source):
+        return source
+    return _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), source)
 
 
 class Source:
@@ -80,8 +182,8 @@ class ImageFolderSource(Source):
         return count_image_files(self.root)
 
     def __iter__(self) -> Iterator[Item]:
-        for index, path in enumerate(iter_image_files(self.root)):
-            yield Item(index, str(path), path=str(path))
+        for index, entry in enumerate(walk_image_folder(self.root)):
+            yield Item(index, display_path(entry.path), path=entry.path, error=entry.error)
 
 
 class TextFileSource(Source):
@@ -129,14 +231,18 @@ class TableSource(Source):
         self.metadata_columns = [c for c in columns if c != self.column]
 
     def count(self) -> int:
-        return sum(batch.num_rows for batch in read_table_batches(self.path))
+        return sum(block.num_rows for block in read_table_batches(self.path))
 
     def __iter__(self) -> Iterator[Item]:
         index = 0
-        for batch in read_table_batches(self.path):
-            rows = batch.to_pylist()
-            for row in rows:
-                yield self._item(index, row)
+        for block in read_table_batches(self.path):
+            for row_in_block, row in enumerate(block.batch.to_pylist()):
+                item = self._item(index, row)
+                error = block.errors.get(row_in_block)
+                if error is not None:
+                    item = Item(index, f"{self.path}:row {index + 1}", metadata=item.metadata)
+                    item.error = f"row {index + 1}: {error}"
+                yield item
                 index += 1
 
     def _item(self, index: int, row: dict[str, Any]) -> Item:

@@ -3,12 +3,19 @@
 open_clip's loader assumes tabs and dies with ``KeyError: 'filepath'``; here the
 separator is sniffed, and a missing column is reported by name together with the
 columns that are present.
+
+Text must be UTF-8. Arrow would type a CSV column holding one bad byte as ``binary`` (so
+every cell of it came out as ``b'…'``) and hand JSONL's bad bytes through unchecked; here
+each block's text columns are validated, and a cell that is not UTF-8 becomes null while
+its row is reported in :attr:`TableBlock.errors` (``embed`` lists it in ``errors.parquet``,
+CLIP pairs count it as skipped). The other rows are read as usual.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,6 +24,18 @@ from embedsearch.errors import InputError
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
 _BLOCK_BYTES = 1 << 22
+
+
+@dataclass
+class TableBlock:
+    """A block of table rows; ``errors`` maps a row of the block to why it is unusable."""
+
+    batch: pa.RecordBatch
+    errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.batch.num_rows)
 
 
 def is_table(path: str | Path) -> bool:
@@ -40,14 +59,60 @@ def detect_separator(path: str | Path) -> str:
         return "\t" if path.suffix.lower() == ".tsv" else ","
 
 
-def read_table_batches(path: str | Path, batch_rows: int = 8192) -> Iterator[pa.RecordBatch]:
-    """Stream a table as record batches; memory is bounded by the block size.
+def read_table_batches(path: str | Path, batch_rows: int = 8192) -> Iterator[TableBlock]:
+    """Stream a table as blocks of rows; memory is bounded by the block size.
 
     Example:
-        >>> for batch in read_table_batches("captions.csv"):   # doctest: +SKIP
-        ...     print(batch.column_names)
+        >>> for block in read_table_batches("captions.csv"):   # doctest: +SKIP
+        ...     print(block.batch.column_names, block.errors)
+        ['caption', 'n'] {1: "'caption' is not UTF-8 text (invalid start byte at byte 4)"}
     """
-    path = Path(path)
+    for batch in _read_batches(Path(path), batch_rows):
+        yield check_utf8(batch)
+
+
+def check_utf8(batch: pa.RecordBatch) -> TableBlock:
+    """Null the text cells of ``batch`` that are not valid UTF-8 and report their rows.
+
+    Example:
+        >>> batch = pa.RecordBatch.from_arrays(
+        ...     [pa.array([b"ok", b"bad \\xff"], pa.binary()).view(pa.string())], ["caption"])
+        >>> block = check_utf8(batch)
+        >>> block.batch.column(0).to_pylist(), block.errors
+        (['ok', None], {1: "'caption' is not UTF-8 text (invalid start byte at byte 4)"})
+    """
+    errors: dict[int, str] = {}
+    columns = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            column = _null_bad_text(name, column, errors)
+        columns.append(column)
+    if not errors:
+        return TableBlock(batch)
+    return TableBlock(pa.RecordBatch.from_arrays(columns, schema=batch.schema), errors)
+
+
+def _null_bad_text(name: str, column: pa.Array, errors: dict[int, str]) -> pa.Array:
+    """``column`` with its non-UTF-8 cells nulled; each bad row's reason goes to ``errors``."""
+    if pa.types.is_string(column.type):
+        raw = column.view(pa.binary()).to_pylist()
+    elif pa.types.is_large_string(column.type):
+        raw = column.view(pa.large_binary()).to_pylist()
+    else:
+        raise InputError(f"column {name!r} holds text that is not UTF-8 (type {column.type})")
+    values: list[str | None] = []
+    for row, value in enumerate(raw):
+        try:
+            values.append(None if value is None else value.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            values.append(None)
+            errors.setdefault(row, f"{name!r} is not UTF-8 text ({e.reason} at byte {e.start})")
+    return pa.array(values, column.type)
+
+
+def _read_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
@@ -67,7 +132,8 @@ def read_table_batches(path: str | Path, batch_rows: int = 8192) -> Iterator[pa.
                 parse_options=pc.ParseOptions(
                     delimiter=detect_separator(path), newlines_in_values=True
                 ),
-                convert_options=pc.ConvertOptions(strings_can_be_null=True),
+                # Keep text columns typed string even with a bad byte; check_utf8() finds it.
+                convert_options=pc.ConvertOptions(strings_can_be_null=True, check_utf8=False),
             )
             yield from reader
         else:
@@ -80,8 +146,8 @@ def read_table_batches(path: str | Path, batch_rows: int = 8192) -> Iterator[pa.
 
 def table_columns(path: str | Path) -> list[str]:
     """Column names of a table (reads only its first block)."""
-    for batch in read_table_batches(path):
-        return list(batch.schema.names)
+    for block in read_table_batches(path):
+        return list(block.batch.schema.names)
     return []
 
 

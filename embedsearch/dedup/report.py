@@ -11,6 +11,23 @@ from pathlib import Path
 import numpy as np
 
 BINS = 50
+# Narrowest plotted score range: exact duplicates all score 1 give float32 values a few ulps
+# apart, which numpy cannot split into BINS bins ("Too many bins for data range").
+_MIN_SPAN = 1e-3
+
+
+def bin_edges(best: np.ndarray) -> np.ndarray:
+    """``BINS + 1`` float64 edges covering ``best``, at least ``_MIN_SPAN`` wide.
+
+    Example:
+        >>> edges = bin_edges(np.array([0.99999994, 1.0], dtype=np.float32))
+        >>> len(edges), round(float(edges[-1] - edges[0]), 6)
+        (51, 0.001)
+    """
+    low, high = (float(best.min()), float(best.max())) if len(best) else (0.0, 1.0)
+    middle = (low + high) / 2
+    half = max(high - low, _MIN_SPAN) / 2
+    return np.linspace(middle - half, middle + half, BINS + 1)
 
 
 def histogram_text(best: np.ndarray, threshold: float, rule: str, space: str = "raw cosine") -> str:
@@ -42,7 +59,7 @@ def histogram_text(best: np.ndarray, threshold: float, rule: str, space: str = "
     for t in candidates:
         mark = "  <- threshold" if abs(t - round(threshold, 4)) < 1e-9 else ""
         lines.append(f"  >= {t:.4f}: {int((best >= t).sum()):>10,}{mark}")
-    counts, edges = np.histogram(best, bins=BINS)
+    counts, edges = np.histogram(best.astype(np.float64), bins=bin_edges(best))
     width = max(1, counts.max())
     lines.append("histogram:")
     for count, low in zip(counts, edges[:-1], strict=False):
@@ -62,7 +79,7 @@ def write_histogram_png(
     best = best[np.isfinite(best)]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if len(best):
-        ax.hist(best, bins=BINS, color="#4477aa", log=True)
+        ax.hist(best.astype(np.float64), bins=bin_edges(best).tolist(), color="#4477aa", log=True)
     ax.axvline(
         threshold, color="#cc3311", linestyle="--", label=f"threshold {threshold:.4f} ({rule})"
     )

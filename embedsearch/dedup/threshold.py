@@ -155,6 +155,7 @@ def _embed_copies(
 
     from embedsearch.data.copies import STRENGTHS, make_copy
     from embedsearch.data.decode import DecodeError, load_image
+    from embedsearch.data.sources import source_path
 
     # One stream a recipe, so the mild copies are the same whether or not strong ones are made too.
     rngs = {
@@ -164,7 +165,7 @@ def _embed_copies(
     copies: dict[str, list] = {recipe: [] for recipe in recipes}
     for path in paths:
         try:
-            image = load_image(path)
+            image = load_image(source_path(path))  # sources of non-UTF-8 names are escaped
         except DecodeError:
             continue
         originals.append(encoder.preprocess(image))

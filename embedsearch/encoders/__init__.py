@@ -68,6 +68,10 @@ def _load_openclip(target: str, spec: str, image_size: int | None) -> Encoder:
 
     if image_size is not None:
         raise ModelError("--image-size does not apply to CLIP models: their input size is fixed")
+    if target.startswith("local-dir:"):
+        from embedsearch.encoders.weights import check_local_dir
+
+        check_local_dir(target.removeprefix("local-dir:"))  # no pickle reaches open_clip
     arch, sep, pretrained = target.partition("/")
     if not arch.startswith(("hf-hub:", "local-dir:")):
         target = clip_arch(arch) + sep + pretrained
@@ -115,10 +119,30 @@ def _load_run_dir(path: Path, spec: str) -> Encoder:
     stored = load_weights_file(path / rundir.WEIGHTS_FILE)
     # A SimCLR run also stores its projection head, which is not part of the embedding model.
     weights = {k: v for k, v in stored.items() if not k.startswith(rundir.HEAD_PREFIX)}
+    encoder: Encoder
     if config.family == "simclr":
         from embedsearch.encoders.simclr import encoder_from_config
 
-        return encoder_from_config(config, spec, {}, weights)
-    from embedsearch.encoders.openclip import load_openclip_run
+        encoder = encoder_from_config(config, spec, {}, weights)
+    else:
+        from embedsearch.encoders.openclip import load_openclip_run
 
-    return load_openclip_run(config, weights, spec)
+        encoder = load_openclip_run(config, weights, spec)
+    _check_dim(encoder, config.dim, path)
+    return encoder
+
+
+def _check_dim(encoder: Encoder, dim: int, path: Path) -> None:
+    """Refuse a run dir whose ``config.json`` dim is not what its model produces."""
+    import torch
+
+    with torch.no_grad():
+        if "image" in encoder.modalities:
+            size = encoder.preprocess.image_size
+            produced = encoder.embed_images(torch.zeros(1, 3, size, size)).shape[-1]
+        else:
+            produced = encoder.embed_texts(["a"]).shape[-1]
+    if produced != dim:
+        raise ModelError(
+            f"{path / 'config.json'} says dim {dim}, but its model produces {produced}-d vectors"
+        )

@@ -20,16 +20,21 @@ SimCLR (tensors prefixed ``head.`` hold the projection head, ignored by
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 import torch
 
+from embedsearch.choices import MODALITIES
 from embedsearch.documents import JsonDocument, optional_field
-from embedsearch.errors import ModelError
+from embedsearch.errors import FormatError, ModelError
 
 CONFIG_FILE = "config.json"
+# Bounds of a plausible config: anything outside is a corrupt or hand-broken file.
+MAX_IMAGE_SIZE = 8192
+MAX_DIM = 1 << 16
 WEIGHTS_FILE = "model.safetensors"
 HEAD_PREFIX = "head."
 
@@ -71,12 +76,61 @@ class RunConfig(JsonDocument):
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}")
 
+    @classmethod
+    def from_json(cls, data: Any, *, where: str = "the document") -> RunConfig:
+        """Parse and check the values (see :meth:`check_values`); FormatError names the file."""
+        config = super().from_json(data, where=where)
+        try:
+            config.check_values()
+        except ValueError as e:
+            raise FormatError(f"{where} is malformed: {e}") from e
+        return config
+
+    def check_values(self) -> None:
+        """ValueError unless every value is plausible.
+
+        Checked on read: a hand-edited ``std = 0`` used to write NaN vectors with exit 0,
+        and ``dim = -1`` or ``image_size = 0`` failed deep inside torch.
+        """
+        if not isinstance(self.arch, str) or not self.arch:
+            raise ValueError(f"arch must be a non-empty string, got {self.arch!r}")
+        _require_int("image_size", self.image_size, 1, MAX_IMAGE_SIZE)
+        _require_int("dim", self.dim, 1, MAX_DIM)
+        if self.context_length is not None:
+            _require_int("context_length", self.context_length, 1, MAX_DIM)
+        for name, values, low in (("mean", self.mean, -math.inf), ("std", self.std, 0.0)):
+            if (
+                not isinstance(values, list)
+                or len(values) != 3
+                or not all(_is_number(v) and math.isfinite(v) and v > low for v in values)
+            ):
+                bound = "" if low == -math.inf else f", each > {low:g}"
+                raise ValueError(f"{name} must be 3 finite numbers{bound}, got {values!r}")
+        if (
+            not isinstance(self.modalities, list)
+            or not self.modalities
+            or not set(self.modalities) <= set(MODALITIES)
+        ):
+            raise ValueError(
+                f"modalities must be a non-empty list of {'/'.join(MODALITIES)}, "
+                f"got {self.modalities!r}"
+            )
+
     def architecture(self) -> dict[str, Any]:
         """What rebuilds the model (no format, no recipe): hashed into the fingerprint."""
         body = self.to_json()
         for key in ("format", "format_version", "training"):
             body.pop(key, None)
         return body
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _require_int(name: str, value: Any, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
 
 
 def is_run_dir(path: str | Path) -> bool:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -48,3 +49,38 @@ def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     if obj and all(k.startswith("module.") for k in obj):
         obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
+
+
+# The weight files open_clip's ``local-dir:`` schema may pick (it globs these suffixes).
+_LOCAL_DIR_WEIGHTS = ("*.safetensors", "*.bin", "*.pth")
+
+
+def check_local_dir(folder: str | Path) -> None:
+    """Check an ``openclip:local-dir:FOLDER`` before open_clip reads it.
+
+    open_clip raises bare ``FileNotFoundError``/``ValueError``/``UnpicklingError`` (a
+    traceback) for a missing folder or config and for a pickle it will not load. Here each
+    is a :class:`ModelError`, and every weight file it might pick is opened first through
+    :func:`load_weights_file` (``weights_only``), so a pickle that would run code is refused
+    by name, never unpickled.
+
+    Example:
+        >>> check_local_dir("/no/such/dir")
+        Traceback (most recent call last):
+        ...
+        embedsearch.errors.ModelError: local-dir: /no/such/dir is not a directory
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ModelError(f"local-dir: {folder} is not a directory")
+    config = folder / "open_clip_config.json"
+    try:
+        with open(config, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"local-dir: cannot read {config}: {e}") from e
+    if not isinstance(data, dict) or not isinstance(data.get("model_cfg"), dict):
+        raise ModelError(f"local-dir: {config} has no 'model_cfg' object")
+    for pattern in _LOCAL_DIR_WEIGHTS:
+        for path in sorted(folder.glob(pattern)):
+            load_weights_file(path)  # raises ModelError for anything but plain tensors

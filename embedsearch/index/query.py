@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from embedsearch.choices import Device
-from embedsearch.data.decode import is_image_file
+from embedsearch.data.decode import DecodeError, is_image_file, load_image
 from embedsearch.errors import InputError
 from embedsearch.index.searcher import Hit, Searcher
+
+_PATH_PREFIXES = ("/", "./", "../", "~/")
 
 
 @dataclass
@@ -38,20 +40,36 @@ class QuerySpec:
 
 @dataclass
 class QueryResult:
-    """One query and its hits. ``kind``: text, image, id or vector."""
+    """One query and its hits. ``kind``: text, image, id or vector.
+
+    ``error`` says why a query of a ``--queries`` file could not be run (its hits are
+    empty); the other lines are still answered.
+    """
 
     kind: str
     query: str
     hits: list[Hit] = field(default_factory=list)
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.kind, "query": self.query, "hits": [h.to_dict() for h in self.hits]}
+        data = {"type": self.kind, "query": self.query, "hits": [h.to_dict() for h in self.hits]}
+        if self.error is not None:
+            data["error"] = self.error
+        return data
 
 
 def run_queries(
-    index_dir: str | Path, spec: QuerySpec, k: int = 10, device: Device = "auto"
+    index_dir: str | Path,
+    spec: QuerySpec,
+    k: int = 10,
+    device: Device = "auto",
+    notes: list[str] | None = None,
 ) -> list[QueryResult]:
-    """Search ``index_dir`` with the query in ``spec``; one :class:`QueryResult` per query."""
+    """Search ``index_dir`` with the query in ``spec``; one :class:`QueryResult` per query.
+
+    ``notes`` (when given) receives one-line remarks for the user, e.g. that ``k`` was
+    capped at the number of indexed rows.
+    """
     given = [
         name
         for name in ("text", "image", "embedding_id", "vector", "queries")
@@ -60,6 +78,10 @@ def run_queries(
     if len(given) != 1:
         raise InputError("give exactly one of --text, --image, --id, --vector, --queries")
     searcher = Searcher.open(index_dir, device=device)
+    if k > searcher.ntotal and notes is not None:
+        notes.append(
+            f"-k {k:,} is more than the {searcher.ntotal:,} indexed rows; using {searcher.ntotal:,}"
+        )
     if spec.text is not None:
         return [QueryResult("text", spec.text, searcher.search_text(spec.text, k))]
     if spec.image is not None:
@@ -93,7 +115,12 @@ def _load_vectors(path: Path) -> np.ndarray:
 
 
 def _run_file(searcher: Searcher, path: Path, k: int) -> list[QueryResult]:
-    """Lines naming an existing image file are image queries, the rest texts; each kind a batch."""
+    """Lines that look like image paths are image queries, the rest texts; each kind a batch.
+
+    A line looks like an image path when it ends in an image extension or starts with
+    ``/``, ``./``, ``../`` or ``~/``; if it names no readable image, that line gets an
+    ``error`` instead of silently running as a text query.
+    """
     try:
         lines = [
             line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
@@ -102,26 +129,43 @@ def _run_file(searcher: Searcher, path: Path, k: int) -> list[QueryResult]:
         raise InputError(f"--queries {path} is not a readable text file: {e}") from e
     if not lines:
         raise InputError(f"--queries {path} holds no queries")
-    base = path.parent
-    images = {i: _as_image(line, base) for i, line in enumerate(lines)}
-    image_rows = [i for i, p in images.items() if p is not None]
-    text_rows = [i for i, p in images.items() if p is None]
     results: dict[int, QueryResult] = {}
-    if image_rows:
-        for i, hits in zip(
-            image_rows, searcher.search_images([images[i] for i in image_rows], k), strict=False
-        ):
+    images: dict[int, Any] = {}
+    for i, line in enumerate(lines):
+        if not looks_like_image_path(line):
+            continue
+        try:
+            images[i] = load_image(_image_path(line, path.parent))
+        except DecodeError as e:
+            results[i] = QueryResult("image", line, error=f"line {i + 1}: {e}")
+    if images:
+        rows = list(images)
+        for i, hits in zip(rows, searcher.search_images([images[i] for i in rows], k), strict=True):
             results[i] = QueryResult("image", lines[i], hits)
+    text_rows = [i for i in range(len(lines)) if i not in results]
     if text_rows:
         for i, hits in zip(
-            text_rows, searcher.search_texts([lines[i] for i in text_rows], k), strict=False
+            text_rows, searcher.search_texts([lines[i] for i in text_rows], k), strict=True
         ):
             results[i] = QueryResult("text", lines[i], hits)
     return [results[i] for i in range(len(lines))]
 
 
-def _as_image(line: str, base: Path) -> Path | None:
-    for candidate in (Path(line).expanduser(), base / line):
-        if is_image_file(candidate) and candidate.is_file():
-            return candidate
-    return None
+def looks_like_image_path(line: str) -> bool:
+    """True for a ``--queries`` line meant as an image file rather than a text.
+
+    Example:
+        >>> looks_like_image_path("photos/cat.jpg"), looks_like_image_path("./cat")
+        (True, True)
+        >>> looks_like_image_path("a cat and/or a dog")
+        False
+    """
+    return is_image_file(line) or line.startswith(_PATH_PREFIXES)
+
+
+def _image_path(line: str, base: Path) -> Path:
+    """The file a path line names: as written (``~`` expanded), else relative to ``base``."""
+    given = Path(line).expanduser()
+    if given.is_absolute() or given.exists():
+        return given
+    return base / given

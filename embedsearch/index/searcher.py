@@ -140,7 +140,9 @@ class Searcher:
             raise InputError("query vectors contain NaN/inf")
         if k < 1:
             raise InputError(f"-k must be at least 1, got {k}")
-        scores, keys = self.index.search(vectors, int(k))
+        # faiss allocates n * k results up front: a huge k aborts the process (std::bad_alloc),
+        # and more hits than rows cannot be found anyway.
+        scores, keys = self.index.search(vectors, min(int(k), max(self.ntotal, 1)))
         return scores, keys
 
     # -- vectors --------------------------------------------------------------------------------

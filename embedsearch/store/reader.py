@@ -40,6 +40,9 @@ def embedding_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray
     """``fixed_size_list<float32>[dim]`` column -> (n, dim) float32 (zero-copy when possible)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    width = getattr(column.type, "list_size", None)
+    if width != dim:  # a hand-edited or foreign manifest: refuse rather than fail to reshape
+        raise FormatError(f"shards hold {width}-d vectors but manifest.json says dim {dim}")
     return column_to_numpy(column.flatten(), np.float32).reshape(-1, dim)
 
 
