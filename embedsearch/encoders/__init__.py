@@ -139,7 +139,8 @@ def _check_dim(encoder: Encoder, dim: int, path: Path) -> None:
     with torch.no_grad():
         if "image" in encoder.modalities:
             size = encoder.preprocess.image_size
-            produced = encoder.embed_images(torch.zeros(1, 3, size, size)).shape[-1]
+            height, width = (size, size) if isinstance(size, int) else size
+            produced = encoder.embed_images(torch.zeros(1, 3, height, width)).shape[-1]
         else:
             produced = encoder.embed_texts(["a"]).shape[-1]
     if produced != dim:
