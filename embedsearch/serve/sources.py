@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from embedsearch.data.decode import is_image_file
+from embedsearch.store.embedding_dir import manifest_path
 
 _TABLE_SOURCE = re.compile(r"^(?P<path>.+) \[[^\]]+\]$")  # "/data/pairs.csv [image]"
 
@@ -90,7 +91,7 @@ def source_roots(info: dict[str, Any]) -> list[str]:
     roots = []
     for entry in info.get("sources", []):
         try:
-            manifest = json.loads((Path(entry["path"]) / "manifest.json").read_text())
+            manifest = json.loads(manifest_path(entry["path"]).read_text())
         except (OSError, ValueError, KeyError, TypeError):
             continue  # index copied without its embedding dirs: --image-root names the folder
         described = str(manifest.get("source") or "")

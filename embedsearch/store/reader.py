@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from embedsearch.errors import FormatError, InputError, MismatchError
 from embedsearch.store.embedding_dir import EmbeddingDir
+from embedsearch.store.integrity import bad_rows, verify_shard
 
 
 def column_to_numpy(array: pa.Array, dtype: type) -> np.ndarray:
@@ -75,7 +76,9 @@ def iter_batches(
     if wanted is not None and superseded is not None and "id" not in wanted:
         wanted = ["id", *wanted]
     pool = pa.default_memory_pool()
-    for path in d.shard_paths():
+    for info in d.shards:
+        path = d.path / info.file
+        verify_shard(path, info.sha256, d.path)  # once per pass: damage is refused by name
         shard = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER)
         for batch in shard.iter_batches(
             batch_size=batch_rows, columns=wanted, use_threads=not frugal
@@ -97,7 +100,10 @@ def iter_vector_batches(
     live_only: bool = True,
     frugal: bool = False,
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
-    """``(record batch of columns, vectors (n, dim) float32)``; NaN/inf vectors are refused.
+    """``(record batch of columns, vectors (n, dim) float32)``; damaged vectors are refused.
+
+    Refused: NaN/inf rows, and in normalised dirs rows whose norm is off 1 (what flipped bits
+    in a shard that passed no checksum would look like).
 
     The one place that turns stored embeddings into arrays, so every reader (index, dedup,
     Python) refuses the same non-finite rows with the same message.
@@ -110,13 +116,16 @@ def iter_vector_batches(
     wanted = list(dict.fromkeys([*columns, "embedding"]))
     for batch in iter_batches(d, wanted, batch_rows, live_only, frugal):
         vectors = embedding_matrix(batch.column("embedding"), d.dim)
-        finite = np.isfinite(vectors).all(axis=1)
-        if not finite.all():
-            where = f"ids {batch.column('id').to_numpy(zero_copy_only=False)[~finite][:5].tolist()}"
+        bad = bad_rows(vectors, d.manifest.normalized)
+        if bad.size:
+            where = (
+                f"ids {batch.column('id').to_numpy(zero_copy_only=False)[bad[:5]].tolist()}"
+                if "id" in batch.column_names
+                else f"{bad.size} rows"
+            )
             raise FormatError(
-                f"{d.path} holds NaN or infinite vectors ({where}): re-embed those inputs"
-                if "id" in wanted
-                else f"{d.path} holds NaN or infinite vectors: re-embed it"
+                f"{d.path} holds NaN, infinite or not unit-length vectors ({where}): "
+                "re-embed those inputs"
             )
         yield batch, vectors
 
