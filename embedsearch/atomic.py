@@ -53,6 +53,25 @@ def _create_temp(path: Path) -> tuple[int, str]:
             continue
 
 
+def fresh_file_mode(folder: str | Path) -> int:
+    """The mode a new file in ``folder`` gets from ``open()`` (0666 less the umask).
+
+    For files that a library writes with a fixed mode (safetensors: 0600): chmod them to this.
+    Found with a probe file rather than ``os.umask()``, which would change process-wide state.
+
+    Example:
+        >>> import tempfile
+        >>> fresh_file_mode(tempfile.gettempdir()) & 0o600
+        384
+    """
+    fd, probe = _create_temp(Path(folder) / "mode-probe")
+    try:
+        return os.fstat(fd).st_mode & 0o777
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
 def staging_dir(out: str | Path) -> Path:
     """A fresh hidden folder beside ``out`` where a new output dir is assembled.
 
