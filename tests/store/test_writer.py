@@ -94,3 +94,22 @@ def test_abort_removes_the_open_shard_and_keeps_committed_ones(tmp_path) -> None
     assert not list((tmp_path / "e").glob(".part.*.tmp"))
     manifest = json.loads((tmp_path / "e" / ".embedsearch" / "manifest.json").read_text())
     assert [s["rows"] for s in manifest["shards"]] == [4, 4]
+
+
+def test_a_metadata_column_empty_in_the_first_batch_takes_later_values(tmp_path) -> None:
+    writer = ShardWriter(_open(tmp_path / "e"), reserve_next_id=4, row_group_rows=100)
+    vectors = np.full((2, DIM), 0.5, dtype=np.float32)
+    writer.add([0, 1], ["a", "b"], ["ha", "hb"], vectors, {"caption": [None, None]})
+    writer.add([2, 3], ["c", "d"], ["hc", "hd"], vectors, {"caption": ["a cat", None]})
+    writer.close()
+    table = pq.read_table(tmp_path / "e" / "part-00000.parquet")
+    assert table.column("caption").to_pylist() == [None, None, "a cat", None]
+
+
+def test_commit_seconds_commits_before_the_shard_is_full(tmp_path) -> None:
+    writer = ShardWriter(
+        _open(tmp_path / "e"), reserve_next_id=9, shard_rows=1000, commit_seconds=1e-9
+    )
+    _add_batches(writer, [3, 3, 3], np.full((9, DIM), 0.5, dtype=np.float32))
+    # every add found the interval passed: three commits, none waiting for close()
+    assert len(writer.written_shards) == 3
