@@ -38,10 +38,21 @@ def column_to_numpy(array: pa.Array, dtype: type) -> np.ndarray:
 
 
 def embedding_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
-    """``fixed_size_list<float32>[dim]`` column -> (n, dim) float32 (zero-copy when possible)."""
+    """``fixed_size_list<float32>[dim]`` column -> (n, dim) float32 (zero-copy when possible).
+
+    A column of another width than ``dim`` (a manifest that lies about the dim) is a
+    :class:`FormatError`, not a reshape error.
+    """
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    return column_to_numpy(column.flatten(), np.float32).reshape(-1, dim)
+    width = getattr(column.type, "list_size", None)
+    flat = column_to_numpy(column.flatten(), np.float32)
+    if (width is not None and width != dim) or flat.size != len(column) * dim:
+        raise FormatError(
+            f"stored vectors have {width or 'varying'} values each, but the manifest says "
+            f"dim {dim}: the embedding dir is damaged; re-embed it"
+        )
+    return flat.reshape(-1, dim)
 
 
 # Parquet reads go through a 1 MiB buffered stream instead of pre-buffering whole column chunks:

@@ -74,3 +74,11 @@ def test_a_dropped_shard_is_kept_aside_out_of_the_readers_way(tmp_path: Path) ->
     flip_middle(d.path / "part-00001.parquet")
     d.drop_damaged_shards()
     assert (d.path / DAMAGED / "part-00001.parquet").is_file()
+
+
+def test_a_manifest_with_the_wrong_dim_is_refused(tmp_path: Path) -> None:
+    d = _dir(tmp_path / "e")
+    manifest = d.path / ".embedsearch" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"dim": 8', '"dim": 7'))
+    with pytest.raises(FormatError, match="manifest says dim 7"):
+        list(iter_vectors(d.path))

@@ -50,8 +50,9 @@ def held(tmp_path: Path):
 
 def test_a_second_writer_is_refused_naming_the_holders_pid(tmp_path: Path, held) -> None:
     proc = held()
-    with pytest.raises(BusyError, match=f"pid {proc.pid} on "), writer_lock(
-        tmp_path / "w.lock", "the dir"
+    with (
+        pytest.raises(BusyError, match=f"pid {proc.pid} on "),
+        writer_lock(tmp_path / "w.lock", "the dir"),
     ):
         pass
 
