@@ -211,7 +211,10 @@ def publish_kills(work: Path) -> None:
             out = work / f"pub-{point}-{exchange}"
             out.mkdir()
             (out / "version").write_text("old")
-            run([sys.executable, "-c", script, str(out), point, exchange], timeout=60)
+            code, _ = run([sys.executable, "-c", script, str(out), point, exchange], timeout=60)
+            if code != 9:
+                shutil.rmtree(out)
+                continue  # this way of publishing never reaches that point: no kill happened
             recover_dir(out)
             left = [p.name for p in work.iterdir() if p.name.startswith(f".{out.name}.")]
             ok = (out / "version").is_file() and not left
