@@ -23,6 +23,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -165,16 +166,28 @@ def writer_kills(work: Path, count: int) -> None:
         record(case, outcome, f"exit {code}, {rows} committed rows readable")
 
 
+IMAGES_KILLED = 120
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None and not condition():
+        time.sleep(0.02)
+
+
 def embed_kills(work: Path, count: int, rng: random.Random) -> None:
     """kill -9 `embed` at random moments, then rerun: every input exactly once."""
     images = work / "kill-images"
-    write_images(images, 48)
+    write_images(images, IMAGES_KILLED)
     out = work / "kill-emb"
     cmd = [*CLI, "embed", str(images), "--out", str(out), *EMBED_ARGS, "--shard-rows", "4"]
     cmd += ["--batch-size", "2"]
     for i in range(count):
+        before = len(list(out.glob("part-*.parquet")))
         proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(2.0, 6.0))
+        # kill mid-write: once this run has committed a shard, at a random moment after
+        wait_for(lambda b=before: len(list(out.glob("part-*.parquet"))) > b, proc)
+        time.sleep(rng.uniform(0.0, 0.5))
         proc.kill()
         proc.wait()
         try:
@@ -186,7 +199,7 @@ def embed_kills(work: Path, count: int, rng: random.Random) -> None:
     code, err = run(cmd)
     if code != 0:
         record("rerun embed after kills", refusal(code, err), err)
-    judge_rows(f"rerun embed after {count} kills", out, 48)
+    judge_rows(f"rerun embed after {count} kills", out, IMAGES_KILLED)
 
 
 def _publish_kill_script() -> str:
@@ -237,7 +250,9 @@ def index_kills(work: Path, count: int, rng: random.Random) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(1.5, 6.0))
+        # kill while the new index is being assembled beside the old one
+        wait_for(lambda: any(p.name.startswith(".idx.tmp-") for p in work.iterdir()), proc)
+        time.sleep(rng.uniform(0.0, 2.0))
         proc.kill()
         proc.wait()
         code, err = run([*CLI, "query", str(idx), "--id", "7", "-k", "1", "--format", "json"])

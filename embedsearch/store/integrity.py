@@ -57,7 +57,7 @@ def verify_shard(path: Path, sha256: str, dir_path: Path) -> None:
     problem = shard_problem(path, sha256)
     if problem is not None:
         raise FormatError(
-            f"{dir_path}: shard {path.name} is {problem}; refusing to use it. "
+            f"{dir_path}: shard {path.name} is unusable ({problem}); refusing to use it. "
             f"Rerun `embedsearch embed` on the same source with --out {dir_path} to re-embed "
             "its rows (`embedsearch info` lists damaged shards)"
         )
