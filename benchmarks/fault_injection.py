@@ -427,7 +427,9 @@ def inputs(work: Path) -> None:
     csv = work / "bad.csv"
     csv.write_bytes(b"caption,n\nok caption 0,0\nbad \xff\xfe caption,1\n")
     out = work / "in-csv"
-    code, err = run([*CLI, "embed", str(csv), "--out", str(out), "--model", "tiny"])
+    code, err = run(
+        [*CLI, "embed", str(csv), "--out", str(out), "--model", "tiny", "--text-col", "caption"]
+    )
     texts = []
     if code == 0:
         texts = ds.dataset(out).to_table(columns=["source"]).column("source").to_pylist()
