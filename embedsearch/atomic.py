@@ -1,5 +1,9 @@
 """Atomic writes: files (write beside the target, fsync, rename) and whole dirs (stage beside the
-target, rename into place). Readers never see half a file or half a dir.
+target, swap into place). Readers never see half a file or half a dir, and a published path is
+never missing: an existing dir is swapped with the staged one in one ``renameat2(RENAME_EXCHANGE)``
+call (Linux >= 3.15 on ext4, xfs, btrfs, tmpfs...). Where that call is missing the dir is replaced
+by two renames, and a kill between them is repaired by the next writer or reader of the path
+(:func:`recover_dir`). Files are created with mode 0666 less the umask, like ``open()``'s.
 
 Kept free of heavy imports: manifests and index metadata are written by code paths
 (store, index) that must not load torch.
@@ -7,10 +11,13 @@ Kept free of heavy imports: manifests and index metadata are written by code pat
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import json
 import os
+import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +31,7 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
         >>> write_json_atomic("out/manifest.json", {"rows": 3})   # doctest: +SKIP
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, default=str)
@@ -36,6 +43,35 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
         raise
 
 
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new hidden file beside ``path``; mode 0666 less the umask (mkstemp's 0600 ignores it)."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def fresh_file_mode(folder: str | Path) -> int:
+    """The mode a new file in ``folder`` gets from ``open()`` (0666 less the umask).
+
+    For files that a library writes with a fixed mode (safetensors: 0600): chmod them to this.
+    Found with a probe file rather than ``os.umask()``, which would change process-wide state.
+
+    Example:
+        >>> import tempfile
+        >>> fresh_file_mode(tempfile.gettempdir()) & 0o600
+        384
+    """
+    fd, probe = _create_temp(Path(folder) / "mode-probe")
+    try:
+        return os.fstat(fd).st_mode & 0o777
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
 def staging_dir(out: str | Path) -> Path:
     """A fresh hidden folder beside ``out`` where a new output dir is assembled.
 
@@ -43,6 +79,7 @@ def staging_dir(out: str | Path) -> Path:
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(out)
     while True:
         staged = out.parent / f".{out.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
         try:
@@ -53,20 +90,100 @@ def staging_dir(out: str | Path) -> Path:
 
 
 def publish_dir(staged: Path, out: Path) -> None:
-    """Move the complete ``staged`` dir to ``out`` by renames; an old ``out`` goes only after.
+    """Put the complete ``staged`` dir at ``out``; an old ``out`` is swapped out, then removed.
 
-    A crash before the final rename leaves only a hidden ``.NAME.tmp-*`` folder: ``out`` is
-    either the old dir or the new one, never a half-written one.
+    With ``renameat2(RENAME_EXCHANGE)`` the swap is one atomic step: ``out`` is the old dir or
+    the new one at every instant. Without it, a kill between the two renames leaves ``out``
+    missing and the old dir in ``.NAME.old-PID-*``, which :func:`recover_dir` moves back.
     """
     if out.is_dir() and not any(out.iterdir()):
         out.rmdir()
     if not out.exists():
         os.rename(staged, out)
         return
+    if exchange_dirs(staged, out):
+        shutil.rmtree(staged, ignore_errors=True)  # staged now holds the old dir
+        return
     old = out.parent / f".{out.name}.old-{os.getpid()}-{os.urandom(4).hex()}"
     os.rename(out, old)
     os.rename(staged, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange_dirs(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2``); False where the system cannot.
+
+    Example:
+        >>> exchange_dirs(Path("out/.idx.tmp-1-ab"), Path("out/idx"))   # doctest: +SKIP
+        True
+    """
+    libc_name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError, TypeError):
+        return False  # not Linux, or a libc older than 2.28
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    a_bytes, b_bytes = os.fsencode(a), os.fsencode(b)
+    if renameat2(_AT_FDCWD, a_bytes, _AT_FDCWD, b_bytes, _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False  # old kernel or a filesystem without exchange: fall back
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_dir(out: str | Path) -> list[str]:
+    """Repair what an interrupted publish left beside ``out``; returns the names removed.
+
+    Leftovers of dead writers only (a live writer's staging dir is its work in progress): when
+    ``out`` is missing, its newest old copy is moved back; every other ``.NAME.tmp-*`` and
+    ``.NAME.old-*`` of a dead writer is removed (each is a full-size hidden copy).
+
+    Example:
+        >>> recover_dir("indexes/photos")   # doctest: +SKIP
+        ['.photos.tmp-4242-0a1b2c3d']
+    """
+    out = Path(out)
+    try:
+        entries = list(out.parent.iterdir())
+    except OSError:
+        return []
+    dead = []
+    for entry in entries:
+        match = _LEFTOVER.match(entry.name)
+        if match and match["name"] == out.name and not _pid_alive(int(match["pid"])):
+            dead.append((entry, match["kind"]))
+    olds = sorted((e for e, kind in dead if kind == "old"), key=lambda e: e.stat().st_mtime)
+    if olds and not out.exists():
+        try:
+            os.rename(olds[-1], out)
+        except OSError:
+            pass  # another process restored it first
+    removed = []
+    for entry, _ in dead:
+        if entry.exists():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
 
 
 @contextmanager

@@ -8,6 +8,11 @@ and content hash); a changed file gets a new id and its old row is superseded.
 Ids are ``base + item index`` where ``base`` is the dir's ``next_id`` when the run
 starts: reproducible, unique across ranks (each rank takes every N-th item), and
 never reused (``next_id`` moves past every id a run may use).
+
+A run holds the dir's run lock from start to end (:mod:`embedsearch.store.runlock`): a second
+``embed`` into the same dir is refused with the holder named, while the ranks of one torchrun
+launch (or the slices of one ``--num-shards`` job) share it. Shards that fail their checksum are
+unlisted at the start, so the rerun re-embeds what they held.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from embedsearch.data.sources import RankSlice, Source, open_source
 from embedsearch.data.workers import default_workers, worker_init
 from embedsearch.errors import InputError, ModelError
 from embedsearch.progress import NullProgress, Progress
-from embedsearch.store.embedding_dir import EmbeddingDir
+from embedsearch.store.embedding_dir import ERRORS, EmbeddingDir
 from embedsearch.store.reader import iter_batches
-from embedsearch.store.writer import DEFAULT_SHARD_ROWS, ShardWriter
+from embedsearch.store.writer import DEFAULT_COMMIT_SECONDS, DEFAULT_SHARD_ROWS, ShardWriter
 
 if TYPE_CHECKING:
     from embedsearch.encoders.base import Encoder
@@ -45,6 +50,7 @@ class EmbedSummary:
     seconds: float = 0.0
     shards_written: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    repaired_shards: list[str] = field(default_factory=list)
     rank: int = 0
     world_size: int = 1
 
@@ -87,6 +93,23 @@ def _all_ranks_have_read(world: int) -> bool:
     return joined
 
 
+def job_key(num_shards: int | None, world: int, source: str | Path, model: str) -> str | None:
+    """The key the processes of one job share the run lock under; None for a lone run.
+
+    Example:
+        >>> job_key(None, 1, "photos", "tiny") is None
+        True
+        >>> job_key(4, 4, "/data/photos", "tiny")
+        'slices:4:/data/photos:tiny'
+    """
+    if num_shards is not None:
+        return f"slices:{num_shards}:{Path(source).resolve()}:{model}"
+    if world > 1:
+        launch = ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+        return "torchrun:" + ":".join(os.environ.get(name, "") for name in launch)
+    return None
+
+
 def load_known_rows(emb_dir: EmbeddingDir) -> KnownRows:
     """Live rows already in ``emb_dir`` (source, hash, id), for skipping on rerun."""
     known = KnownRows()
@@ -114,6 +137,7 @@ def embed(
     image_size: int | None = None,
     flip_average: bool = False,
     shard_rows: int = DEFAULT_SHARD_ROWS,
+    commit_seconds: float | None = DEFAULT_COMMIT_SECONDS,
     num_shards: int | None = None,
     shard_index: int | None = None,
     progress: Progress | None = None,
@@ -121,7 +145,8 @@ def embed(
     """Embed ``source`` (image folder, text file or table) with ``model`` into ``out``.
 
     ``flip_average`` embeds each image and its mirror image and averages them: mirror-invariant
-    vectors for copy detection (``dedup``), at twice the model work.
+    vectors for copy detection (``dedup``), at twice the model work. ``commit_seconds``: commit
+    at least this often (a crash loses at most that much work); None: only full shards.
 
     Example:
         >>> s = embed("photos/", model="simclr:resnet18", out="emb/")  # doctest: +SKIP
@@ -134,6 +159,8 @@ def embed(
     progress = progress or NullProgress()
     if batch_size < 1 or shard_rows < 1:
         raise InputError("--batch-size and --shard-rows must be at least 1")
+    if commit_seconds is not None and not commit_seconds > 0:
+        raise InputError(f"--commit-seconds must be positive; got {commit_seconds}")
     rank, world = distributed_slice(num_shards, shard_index)
     src = open_source(source, modality, text_col, image_col)
     encoder = load_encoder(model, image_size=image_size, flip_average=flip_average)
@@ -152,34 +179,38 @@ def embed(
         dim=encoder.dim,
         source=src.description,
     )
-    emb_dir.remove_debris()
-    total = src.count()
-    if total == 0:
-        raise InputError(_nothing_message(src))
-    base = emb_dir.next_id
-    known = load_known_rows(emb_dir)
-    joined = _all_ranks_have_read(world) if num_shards is None else False
-    writer = ShardWriter(emb_dir, reserve_next_id=base + total, shard_rows=shard_rows)
     summary = EmbedSummary(Path(out), rank=rank, world_size=world)
-    mine = RankSlice(src, rank, world)
-    progress.start(
-        f"embed {src.modality}s" + (f" (rank {rank}/{world})" if world > 1 else ""),
-        len(range(rank, total, world)),
-    )
-    try:
-        for batch in _batches(src, mine, known, encoder, batch_size, workers):
-            _write_batch(batch, encoder, base, writer, summary)
-            progress.advance(batch.size)
-        writer.close()
-    except BaseException:
-        writer.abort()  # committed shards stay; a rerun embeds the rest
-        raise
-    finally:
-        progress.stop()
-        if joined:
-            import torch.distributed as dist
+    with emb_dir.writing(job_key(num_shards, world, source, encoder.spec)):
+        summary.repaired_shards = emb_dir.drop_damaged_shards()
+        emb_dir.remove_debris()
+        total = src.count()
+        if total == 0:
+            raise InputError(_nothing_message(src))
+        base = emb_dir.next_id
+        known = load_known_rows(emb_dir)
+        joined = _all_ranks_have_read(world) if num_shards is None else False
+        writer = ShardWriter(
+            emb_dir, base + total, shard_rows=shard_rows, commit_seconds=commit_seconds
+        )
+        mine = RankSlice(src, rank, world)
+        progress.start(
+            f"embed {src.modality}s" + (f" (rank {rank}/{world})" if world > 1 else ""),
+            len(range(rank, total, world)),
+        )
+        try:
+            for batch in _batches(src, mine, known, encoder, batch_size, workers):
+                _write_batch(batch, encoder, base, writer, summary)
+                progress.advance(batch.size)
+            writer.close()
+        except BaseException:
+            writer.abort()  # committed shards stay; a rerun embeds the rest
+            raise
+        finally:
+            progress.stop()
+            if joined:
+                import torch.distributed as dist
 
-            dist.destroy_process_group()
+                dist.destroy_process_group()
     summary.shards_written = writer.written_shards
     summary.seconds = time.perf_counter() - started
     if summary.embedded == 0 and summary.already_present == 0 and summary.failed > 0:
@@ -187,7 +218,7 @@ def embed(
         raise InputError(
             f"nothing could be embedded: {summary.failed} input(s) failed, "
             f"e.g. {first[0]}: {first[1]} "
-            f"(all listed in {Path(out) / 'errors.parquet'})"
+            f"(all listed in {Path(out) / ERRORS})"
         )
     return summary
 
@@ -256,4 +287,4 @@ def _nothing_message(src: Source) -> str:
     return f"no inputs found in {src.description}"
 
 
-__all__ = ["EmbedSummary", "distributed_slice", "embed", "load_known_rows"]
+__all__ = ["EmbedSummary", "distributed_slice", "embed", "job_key", "load_known_rows"]

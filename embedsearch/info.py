@@ -39,6 +39,7 @@ def describe(path: str | Path) -> tuple[str, dict[str, Any]]:
 def describe_embedding_dir(d: EmbeddingDir) -> dict[str, Any]:
     """Facts about an :class:`~embedsearch.store.EmbeddingDir`."""
     m = d.manifest
+    damaged = d.damaged_shards()  # hashes every shard: `info` is where damage is looked for
     return {
         "path": str(d.path.resolve()),
         "model": m.model + (f" {m.model_options}" if m.model_options else ""),
@@ -49,6 +50,7 @@ def describe_embedding_dir(d: EmbeddingDir) -> dict[str, Any]:
         "live rows": m.totals.live_rows,
         "superseded rows": len(m.superseded_ids),
         "shards": len(m.shards),
+        "damaged shards": ", ".join(f"{name} ({why})" for name, why in damaged) or "none",
         "failures": m.totals.failures,
         "next id": m.next_id,
         "source": m.source,

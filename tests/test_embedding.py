@@ -70,7 +70,7 @@ def test_folder_with_bad_and_odd_images(tmp_path) -> None:
     assert summary.failed == len(expected) - len(ok)
     table = _table(tmp_path / "emb")
     assert {s.rsplit("/", 1)[-1] for s in table.column("source").to_pylist()} == ok
-    errors = pq.read_table(tmp_path / "emb" / "errors.parquet").to_pylist()
+    errors = pq.read_table(tmp_path / "emb" / ".embedsearch" / "errors.parquet").to_pylist()
     reasons = {e["source"].rsplit("/", 1)[-1]: e["reason"] for e in errors}
     for name, fragment in expected.items():
         if fragment != "ok":
@@ -179,7 +179,7 @@ def test_nothing_embeddable_is_an_input_error(tmp_path) -> None:
     (tmp_path / "in" / "bad.jpg").write_bytes(b"junk")
     with pytest.raises(InputError, match="nothing could be embedded: 1 input"):
         _run(tmp_path / "in", tmp_path / "emb2")
-    assert pq.read_table(tmp_path / "emb2" / "errors.parquet").num_rows == 1
+    assert pq.read_table(tmp_path / "emb2" / ".embedsearch" / "errors.parquet").num_rows == 1
 
 
 def test_failures_are_retried_and_cleared_once_fixed(tmp_path, image_folder) -> None:
@@ -190,7 +190,7 @@ def test_failures_are_retried_and_cleared_once_fixed(tmp_path, image_folder) -> 
     summary = _run(image_folder, out)
     assert summary.embedded == 1
     assert summary.failed == 0
-    assert pq.read_table(out / "errors.parquet").num_rows == 0
+    assert pq.read_table(out / ".embedsearch" / "errors.parquet").num_rows == 0
     assert EmbeddingDir.open(out).manifest.totals.failures == 0
 
 

@@ -75,6 +75,14 @@ def embed_command(
     shard_rows: Annotated[
         int, typer.Option("--shard-rows", help="Rows per Parquet shard.")
     ] = 100_000,
+    commit_seconds: Annotated[
+        float,
+        typer.Option(
+            "--commit-seconds",
+            help="Also commit the open shard after this many seconds, so a crash loses at most "
+            "that much work.",
+        ),
+    ] = 60.0,
     num_shards: Annotated[
         int | None,
         typer.Option(
@@ -90,25 +98,38 @@ def embed_command(
     """Embed an image or text corpus into Parquet shards (reruns add only what is missing)."""
     from embedsearch.cli.render import progress_bar, stderr, summary_table
     from embedsearch.embedding import embed
+    from embedsearch.store.embedding_dir import ERRORS
 
-    with progress_bar() as bar:
-        summary = embed(
-            source,
-            model=model,
-            out=out,
-            modality=modality,
-            text_col=text_col,
-            image_col=image_col,
-            batch_size=batch_size,
-            workers=workers,
-            device=device,
-            precision=precision,
-            image_size=image_size,
-            flip_average=flip_average,
-            shard_rows=shard_rows,
-            num_shards=num_shards,
-            shard_index=shard_index,
-            progress=bar,
+    try:
+        with progress_bar() as bar:
+            summary = embed(
+                source,
+                model=model,
+                out=out,
+                modality=modality,
+                text_col=text_col,
+                image_col=image_col,
+                batch_size=batch_size,
+                workers=workers,
+                device=device,
+                precision=precision,
+                image_size=image_size,
+                flip_average=flip_average,
+                shard_rows=shard_rows,
+                commit_seconds=commit_seconds,
+                num_shards=num_shards,
+                shard_index=shard_index,
+                progress=bar,
+            )
+    except KeyboardInterrupt:
+        # Caught here, not by click (which prints "Aborted!" and exits 1): committed shards
+        # stay and a rerun continues from them.
+        stderr.print(f"interrupted: committed rows are kept in {out}; rerun the same command")
+        raise typer.Exit(130) from None
+    for name in summary.repaired_shards:
+        stderr.print(
+            f"[yellow]damaged shard[/yellow] {name} set aside; its inputs were embedded again",
+            markup=True,
         )
     title = f"embed → {summary.out}" + (
         f" (rank {summary.rank} of {summary.world_size})" if summary.world_size > 1 else ""
@@ -132,6 +153,6 @@ def embed_command(
             f"[yellow]failed[/yellow] {source_name}: {reason}", markup=True, highlight=False
         )
     if summary.failed > 10:
-        stderr.print(f"... and {summary.failed - 10} more, all in {summary.out / 'errors.parquet'}")
+        stderr.print(f"... and {summary.failed - 10} more, all in {summary.out / ERRORS}")
     if strict and summary.failed:
         raise typer.Exit(1)

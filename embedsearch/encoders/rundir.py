@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 import torch
 
+from embedsearch.atomic import fresh_file_mode
 from embedsearch.choices import MODALITIES
 from embedsearch.documents import JsonDocument, optional_field
 from embedsearch.errors import FormatError, ModelError
@@ -159,6 +160,7 @@ def save_run_dir(
     tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra_tensors or {}).items()})
     tmp = out / f".{WEIGHTS_FILE}.tmp"
     save_file(_unshare(tensors), str(tmp))
+    os.chmod(tmp, fresh_file_mode(out))  # safetensors writes 0600 whatever the umask
     os.replace(tmp, out / WEIGHTS_FILE)
     config.write(out / CONFIG_FILE)
     write_open_clip_files(out)

@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ from embedsearch.index.search_params import apply_search_params
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
 from embedsearch.store.reader import require_same_model
+from embedsearch.store.runlock import writer_lock
 
 
 def append_index(
@@ -55,12 +57,29 @@ def append_index(
     """Add the rows of ``sources`` that the index dir ``out`` lacks (see the module docstring).
 
     ``device`` is accepted for symmetry with :func:`build_index`; appending trains nothing.
+    The index dir's run lock is held throughout: a second append (or any writer) of the same
+    dir is refused with the holder named, where it used to publish over the first's rows.
     """
-    import faiss
-
     paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
     check_recall_target(target_recall, k)
     out = Path(out).expanduser().resolve()
+    with index_writer_lock(out):
+        return _append_locked(paths, out, target_recall, k, seed, progress)
+
+
+def index_writer_lock(out: Path) -> AbstractContextManager[None]:
+    """The run lock of the index dir ``out``: a file beside it (the dir itself is swapped)."""
+    return writer_lock(out.parent / f".{out.name}.lock", out)
+
+
+def _append_locked(
+    paths: list[str | Path],
+    out: Path,
+    target_recall: float,
+    k: int,
+    seed: int,
+    progress: Progress | None,
+) -> BuildSummary:
     progress = progress or NullProgress()
     started = time.perf_counter()
     info = layout.read_info(out)
@@ -68,7 +87,7 @@ def append_index(
     require_same_model(named, fingerprint=info.fingerprint, model=info.model, dim=info.dim)
     numbers = _source_numbers(info, named)
     available, avail_numbers, missing = _available_sources(info, named, numbers)
-    index = faiss.read_index(str(out / layout.INDEX_FILE))
+    index = layout.read_index(out, info)  # damage is refused, never carried on
     apply_search_params(index, info.search_params)
     store = MetadataStore(out, info.metadata_file_names())
     queries = query_sample_size(sum(d.live_rows for d in available))

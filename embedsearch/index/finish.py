@@ -101,6 +101,7 @@ def write_and_publish(
     faiss.write_index(parts.index, str(staged / layout.INDEX_FILE))
     info.ntotal = int(parts.index.ntotal)
     info.memory_bytes = (staged / layout.INDEX_FILE).stat().st_size
+    layout.record_index_checksum(staged, info)
     seconds = round(time.perf_counter() - started, 3)
     if appending:
         info.append_seconds = seconds

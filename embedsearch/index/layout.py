@@ -5,7 +5,8 @@ Layout (a contract: ``query``, ``dedup`` and Python read it; see ``indexes/READM
 - ``index.faiss``: the faiss index; its ids are *keys* (below)
 - ``index.json``: :class:`IndexInfo` -- kind, factory string, search params, measured recall@k,
   latency, memory, build seconds, ntotal, dim, model spec/options/fingerprint, ``sources`` (one
-  :class:`SourceEntry` per embedding dir) and ``metadata_files``
+  :class:`SourceEntry` per embedding dir), ``metadata_files`` and ``index_sha256`` (the
+  checksum of ``index.faiss``, verified by :func:`read_index` before faiss sees a byte)
 - ``meta-NNNNN.arrow``: key -> ``id``, ``dir``, ``source``, ``content_hash`` + metadata
   columns, one file per indexed embedding dir and build/append step
 
@@ -31,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from embedsearch.atomic import recover_dir
 from embedsearch.documents import JsonDocument
 from embedsearch.errors import FormatError, InputError
+from embedsearch.store.integrity import sha256_file
 
 FORMAT = "embedsearch-index"
 FORMAT_VERSION = 1
@@ -100,7 +103,7 @@ class RecallInfo:
 
 
 # Keys that today's writer only puts into index.json once they have a value.
-_OMITTED_WHEN_EMPTY = ("updated", "append_seconds", "removed_keys")
+_OMITTED_WHEN_EMPTY = ("updated", "append_seconds", "removed_keys", "index_sha256")
 
 
 @dataclass(kw_only=True)
@@ -142,6 +145,7 @@ class IndexInfo(JsonDocument):
     updated: str | None = None
     append_seconds: float | None = None
     removed_keys: list[int] = field(default_factory=list)
+    index_sha256: str | None = None  # absent in indexes written before it was recorded
 
     def __post_init__(self) -> None:
         # from_json hands nested entries over as dicts
@@ -186,6 +190,8 @@ def read_info(path: str | Path) -> IndexInfo:
     """Load and check ``index.json``; :class:`FormatError` for anything that is not an index dir."""
     path = Path(path)
     if not path.exists():
+        recover_dir(path)  # a publish killed between its two renames: the old dir comes back
+    if not path.exists():
         raise FormatError(f"{path} does not exist")
     if not (path / INFO_FILE).is_file():
         raise FormatError(f"{path} is not an index dir (no {INFO_FILE})")
@@ -193,6 +199,39 @@ def read_info(path: str | Path) -> IndexInfo:
     if not (path / INDEX_FILE).is_file():
         raise FormatError(f"{path} is missing {INDEX_FILE}")
     return info
+
+
+def verify_index_file(path: Path, info: IndexInfo) -> None:
+    """Refuse an ``index.faiss`` whose bytes are not those ``index.json`` recorded.
+
+    Damaged bytes can load and silently answer wrong (a row missing from its own neighbour
+    list); the hash is streamed (memory flat). Indexes written before the checksum was recorded
+    are not checked.
+    """
+    if info.index_sha256 is None:
+        return
+    if sha256_file(path / INDEX_FILE) != info.index_sha256:
+        raise FormatError(
+            f"{path / INDEX_FILE} is corrupt (its checksum differs from the one in {INFO_FILE}); "
+            "refusing to use it: rebuild the index with `embedsearch index ... --overwrite`"
+        )
+
+
+def read_index(path: Path, info: IndexInfo) -> Any:
+    """The verified faiss index of the index dir at ``path`` (see :func:`verify_index_file`).
+
+    Example:
+        >>> index = read_index(Path("idx"), read_info("idx"))  # doctest: +SKIP
+    """
+    import faiss
+
+    verify_index_file(path, info)
+    return faiss.read_index(str(path / INDEX_FILE))
+
+
+def record_index_checksum(path: Path, info: IndexInfo) -> None:
+    """Put the checksum of the written ``path/index.faiss`` into ``info`` (before index.json)."""
+    info.index_sha256 = sha256_file(path / INDEX_FILE)
 
 
 def write_info(path: Path, info: IndexInfo) -> None:

@@ -91,13 +91,12 @@ class Searcher:
     @classmethod
     def open(cls, path: str | Path, *, device: Device = "auto") -> Searcher:
         """Open an index dir (``FormatError`` when it is not one); ``device`` auto|cpu|cuda."""
-        import faiss
 
         from embedsearch.index.gpu import to_search_device, use_gpu
 
         path = Path(path).expanduser().resolve()
         info = layout.read_info(path)
-        index = faiss.read_index(str(path / layout.INDEX_FILE))
+        index = layout.read_index(path, info)  # verified against index.json's checksum
         apply_search_params(index, info.search_params)
         on_gpu = use_gpu(device) and info.kind in ("flat", "ivf", "ivfsq")
         index = to_search_device(index, on_gpu)

@@ -24,6 +24,7 @@ import numpy as np
 
 from embedsearch.errors import FormatError
 from embedsearch.serve.sources import safe_image_path, source_roots
+from embedsearch.store.embedding_dir import EmbeddingDir
 
 KEY_BITS = 40
 
@@ -134,7 +135,7 @@ def _input_roots(summary: dict[str, Any]) -> list[str]:
     roots: list[str] = []
     for entry in [*summary.get("inputs", []), *summary.get("against", [])]:
         path = Path(entry)
-        if (path / "manifest.json").is_file():
+        if EmbeddingDir.is_embedding_dir(path):
             roots += source_roots({"sources": [{"path": str(path)}]})
         elif (path / "index.json").is_file():
             try:

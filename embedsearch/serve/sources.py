@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from embedsearch.data.decode import is_image_file
 from embedsearch.errors import EmbedsearchError
-from embedsearch.store.embedding_dir import MANIFEST
+from embedsearch.store.embedding_dir import manifest_path
 from embedsearch.store.manifest import Manifest
 
 _TABLE_SOURCE = re.compile(r"^(?P<path>.+) \[[^\]]+\]$")  # "/data/pairs.csv [image]"
@@ -92,7 +92,7 @@ def source_roots(info: dict[str, Any]) -> list[str]:
     roots = []
     for entry in info.get("sources", []):
         try:
-            described = Manifest.read(Path(entry["path"]) / MANIFEST).source
+            described = Manifest.read(manifest_path(entry["path"])).source
         except (EmbedsearchError, KeyError, TypeError):
             continue  # index copied without its embedding dirs: --image-root names the folder
         table = _TABLE_SOURCE.match(described)

@@ -4,10 +4,18 @@ Layout (the contract other tools read):
 
 - ``part-NNNNN.parquet``: columns ``id`` int64, ``source`` string, ``content_hash`` string,
   ``embedding`` fixed_size_list<float32>[dim] (L2-normalised), then carried metadata columns
-- ``manifest.json``: format + version, model spec/options/fingerprint, modality, dim, metric,
-  normalised flag, shards (file, rows, sha256, min/max id), totals, ``superseded_ids``
-  (rows replaced by a changed file; not live), ``next_id``
-- ``errors.parquet``: ``source``, ``reason`` for every input that could not be embedded
+- ``.embedsearch/manifest.json``: format + version, model spec/options/fingerprint, modality,
+  dim, metric, normalised flag, shards (file, rows, sha256, min/max id), totals,
+  ``superseded_ids`` (rows replaced by a changed file; not live), ``next_id``
+- ``.embedsearch/errors.parquet``: ``source``, ``reason`` for every input that failed
+- ``.embedsearch/lock``, ``.embedsearch/writer.lock``: the commit lock and the run lock
+
+Only shards sit at the top, and everything else in a hidden folder, so the dir reads as a
+dataset: ``pd.read_parquet(DIR)``, ``pyarrow.dataset.dataset(DIR)``, HF
+``load_dataset("parquet", data_dir=DIR)``, ``pl.read_parquet(DIR + "/*.parquet")`` and DuckDB
+``read_parquet('DIR/*.parquet')`` see the shards and nothing of another schema. Dirs of the
+first layout (``manifest.json`` and ``errors.parquet`` beside the shards) still open, and are
+moved to this layout by the next write.
 
 A commit writes the shard under a temporary name, renames it, rewrites
 ``errors.parquet`` and finally the manifest, all under an exclusive file lock, so
@@ -19,11 +27,10 @@ crash and are removed by :meth:`EmbeddingDir.remove_debris`.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +38,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from embedsearch.errors import FormatError, MismatchError
+from embedsearch.store.integrity import sha256_file, shard_problem
 from embedsearch.store.manifest import Manifest, ShardInfo, now
+from embedsearch.store.runlock import writer_lock
 
-MANIFEST = "manifest.json"
-ERRORS = "errors.parquet"
-LOCK = ".lock"
+META_DIR = ".embedsearch"
+MANIFEST = f"{META_DIR}/manifest.json"
+ERRORS = f"{META_DIR}/errors.parquet"
+LOCK = f"{META_DIR}/lock"
+WRITER_LOCK = f"{META_DIR}/writer.lock"
+DAMAGED = f"{META_DIR}/damaged"
+# The first layout: manifest, errors and lock beside the shards (read, and migrated on write).
+LEGACY_MANIFEST = "manifest.json"
+LEGACY_ERRORS = "errors.parquet"
+LEGACY_LOCK = ".lock"
 SHARD_PATTERN = re.compile(r"^part-(\d{5,})\.parquet$")
 TMP_PATTERN = re.compile(r"^\.part\.(\d+)\.[0-9a-f]+\.tmp$")
 ERRORS_SCHEMA = pa.schema([("source", pa.string()), ("reason", pa.string())])
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def manifest_path(path: str | Path) -> Path:
+    """Where the dir's manifest is: the hidden folder, or beside the shards in old dirs."""
+    path = Path(path)
+    current = path / MANIFEST
+    return (
+        current
+        if current.is_file() or not (path / LEGACY_MANIFEST).is_file()
+        else (path / LEGACY_MANIFEST)
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -76,7 +95,7 @@ class EmbeddingDir:
     @staticmethod
     def is_embedding_dir(path: str | Path) -> bool:
         """True when ``path`` holds a ``manifest.json`` of this format."""
-        return (Path(path) / MANIFEST).is_file()
+        return manifest_path(path).is_file()
 
     @classmethod
     def open(cls, path: str | Path) -> EmbeddingDir:
@@ -88,9 +107,10 @@ class EmbeddingDir:
 
     @staticmethod
     def _read_manifest(path: Path) -> Manifest:
-        if not (path / MANIFEST).exists():
+        where = manifest_path(path)
+        if not where.exists():
             raise FormatError(f"{path} is not an embedding dir (no {MANIFEST})")
-        return Manifest.read(path / MANIFEST)
+        return Manifest.read(where)
 
     @classmethod
     def create_or_open(
@@ -110,11 +130,12 @@ class EmbeddingDir:
             raise FormatError(f"--out {path} exists and is not a folder")
         path.mkdir(parents=True, exist_ok=True)
         with _file_lock(path):
-            if (path / MANIFEST).exists():
+            if manifest_path(path).exists():
                 existing = cls(path, cls._read_manifest(path))
                 existing._check_compatible(fingerprint, model, modality, dim)
+                existing._migrate()
                 return existing
-            if any(entry.name != LOCK for entry in path.iterdir()):
+            if any(entry.name not in (META_DIR, LEGACY_LOCK) for entry in path.iterdir()):
                 raise FormatError(
                     f"--out {path} is a non-empty folder that is not an embedding dir"
                 )
@@ -128,6 +149,22 @@ class EmbeddingDir:
             )
             manifest.write(path / MANIFEST)
             return cls(path, manifest)
+
+    def _migrate(self) -> None:
+        """Move a first-layout dir's manifest and errors into the hidden folder (lock held).
+
+        Order matters for a crash: errors first (read from either place), then the new
+        manifest (preferred once it exists), then the old manifest goes.
+        """
+        legacy = self.path / LEGACY_MANIFEST
+        if not legacy.exists():
+            return
+        if (self.path / LEGACY_ERRORS).exists():
+            os.replace(self.path / LEGACY_ERRORS, self.path / ERRORS)
+        if not (self.path / MANIFEST).exists():
+            self.manifest.write(self.path / MANIFEST)
+        legacy.unlink()
+        (self.path / LEGACY_LOCK).unlink(missing_ok=True)
 
     def _check_compatible(self, fingerprint: str, model: str, modality: str, dim: int) -> None:
         if self.fingerprint != fingerprint:
@@ -197,15 +234,53 @@ class EmbeddingDir:
     def read_errors(self) -> pa.Table:
         """The ``errors.parquet`` table (empty when nothing failed)."""
         path = self.path / ERRORS
+        if not path.exists() and not (self.path / MANIFEST).exists():
+            path = self.path / LEGACY_ERRORS
         return pq.read_table(path) if path.exists() else ERRORS_SCHEMA.empty_table()
+
+    # -- integrity ----------------------------------------------------------------------------
+    def damaged_shards(self) -> list[tuple[str, str]]:
+        """``(file, problem)`` for every listed shard that is missing or fails its checksum."""
+        found = []
+        for info in self.shards:
+            problem = shard_problem(self.path / info.file, info.sha256)
+            if problem is not None:
+                found.append((info.file, problem))
+        return found
+
+    def drop_damaged_shards(self) -> list[str]:
+        """Unlist damaged shards so a rerun of ``embed`` re-embeds their rows; returns their names.
+
+        The files move to ``.embedsearch/damaged/`` (kept for inspection, out of every
+        reader's way); their ids are never reused.
+        """
+        with self.locked():
+            damaged = {name for name, _ in self.damaged_shards()}
+            if not damaged:
+                return []
+            for name in sorted(damaged):
+                if (self.path / name).exists():
+                    (self.path / DAMAGED).mkdir(parents=True, exist_ok=True)
+                    os.replace(self.path / name, self.path / DAMAGED / name)
+            m = self.manifest
+            m.shards = [s for s in m.shards if s.file not in damaged]
+            m.count(m.totals.failures)
+            m.updated = now()
+            m.write(self.path / MANIFEST)
+        return sorted(damaged)
 
     # -- writing ------------------------------------------------------------------------------
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the dir's exclusive lock and see the latest manifest."""
+        """Hold the dir's exclusive commit lock and see the latest manifest (new layout)."""
         with _file_lock(self.path):
             self.reload()
+            self._migrate()
             yield
+
+    def writing(self, job: str | None = None) -> AbstractContextManager[None]:
+        """The run lock: one writer (or one job's processes) at a time; see :mod:`.runlock`."""
+        return writer_lock(self.path / WRITER_LOCK, self.path, job)
 
     def remove_debris(self) -> list[str]:
         """Delete shards the manifest does not list and temp files of dead writers."""
@@ -251,7 +326,7 @@ class EmbeddingDir:
                     if (match := SHARD_PATTERN.match(e.name))
                 ]
                 name = f"part-{max(numbers, default=-1) + 1:05d}.parquet"
-                info = ShardInfo(name, rows, _sha256(shard_tmp), ids_range[0], ids_range[1])
+                info = ShardInfo(name, rows, sha256_file(shard_tmp), ids_range[0], ids_range[1])
                 os.replace(shard_tmp, self.path / name)
                 m.shards.append(info)
             errors = self._merge_errors(failures, succeeded_sources)
@@ -274,7 +349,7 @@ class EmbeddingDir:
         )
         keep = old.filter(pc.invert(pc.is_in(old.column("source"), value_set=drop)))
         merged = pa.concat_tables([keep, failures.cast(ERRORS_SCHEMA)])
-        tmp = self.path / f".errors.{os.getpid()}.tmp"
+        tmp = self.path / META_DIR / f".errors.{os.getpid()}.tmp"
         pq.write_table(merged, tmp)
         os.replace(tmp, self.path / ERRORS)
         return merged
@@ -282,6 +357,7 @@ class EmbeddingDir:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
+    (path / META_DIR).mkdir(exist_ok=True)
     with open(path / LOCK, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from embedsearch.errors import FormatError, InputError, MismatchError
 from embedsearch.store.embedding_dir import EmbeddingDir
+from embedsearch.store.integrity import bad_rows, verify_shard
 
 
 def column_to_numpy(array: pa.Array, dtype: type) -> np.ndarray:
@@ -37,13 +38,21 @@ def column_to_numpy(array: pa.Array, dtype: type) -> np.ndarray:
 
 
 def embedding_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
-    """``fixed_size_list<float32>[dim]`` column -> (n, dim) float32 (zero-copy when possible)."""
+    """``fixed_size_list<float32>[dim]`` column -> (n, dim) float32 (zero-copy when possible).
+
+    A column of another width than ``dim`` (a manifest that lies about the dim) is a
+    :class:`FormatError`, not a reshape error.
+    """
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     width = getattr(column.type, "list_size", None)
-    if width != dim:  # a hand-edited or foreign manifest: refuse rather than fail to reshape
-        raise FormatError(f"shards hold {width}-d vectors but manifest.json says dim {dim}")
-    return column_to_numpy(column.flatten(), np.float32).reshape(-1, dim)
+    flat = column_to_numpy(column.flatten(), np.float32)
+    if (width is not None and width != dim) or flat.size != len(column) * dim:
+        raise FormatError(
+            f"stored vectors have {width or 'varying'} values each, but the manifest says "
+            f"dim {dim}: the embedding dir is damaged; re-embed it"
+        )
+    return flat.reshape(-1, dim)
 
 
 # Parquet reads go through a 1 MiB buffered stream instead of pre-buffering whole column chunks:
@@ -78,7 +87,9 @@ def iter_batches(
     if wanted is not None and superseded is not None and "id" not in wanted:
         wanted = ["id", *wanted]
     pool = pa.default_memory_pool()
-    for path in d.shard_paths():
+    for info in d.shards:
+        path = d.path / info.file
+        verify_shard(path, info.sha256, d.path)  # once per pass: damage is refused by name
         shard = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER)
         for batch in shard.iter_batches(
             batch_size=batch_rows, columns=wanted, use_threads=not frugal
@@ -100,7 +111,10 @@ def iter_vector_batches(
     live_only: bool = True,
     frugal: bool = False,
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
-    """``(record batch of columns, vectors (n, dim) float32)``; NaN/inf vectors are refused.
+    """``(record batch of columns, vectors (n, dim) float32)``; damaged vectors are refused.
+
+    Refused: NaN/inf rows, and in normalised dirs rows whose norm is off 1 (what flipped bits
+    in a shard that passed no checksum would look like).
 
     The one place that turns stored embeddings into arrays, so every reader (index, dedup,
     Python) refuses the same non-finite rows with the same message.
@@ -113,13 +127,16 @@ def iter_vector_batches(
     wanted = list(dict.fromkeys([*columns, "embedding"]))
     for batch in iter_batches(d, wanted, batch_rows, live_only, frugal):
         vectors = embedding_matrix(batch.column("embedding"), d.dim)
-        finite = np.isfinite(vectors).all(axis=1)
-        if not finite.all():
-            where = f"ids {batch.column('id').to_numpy(zero_copy_only=False)[~finite][:5].tolist()}"
+        bad = bad_rows(vectors, d.manifest.normalized)
+        if bad.size:
+            where = (
+                f"ids {batch.column('id').to_numpy(zero_copy_only=False)[bad[:5]].tolist()}"
+                if "id" in batch.column_names
+                else f"{bad.size} rows"
+            )
             raise FormatError(
-                f"{d.path} holds NaN or infinite vectors ({where}): re-embed those inputs"
-                if "id" in wanted
-                else f"{d.path} holds NaN or infinite vectors: re-embed it"
+                f"{d.path} holds NaN, infinite or not unit-length vectors ({where}): "
+                "re-embed those inputs"
             )
         yield batch, vectors
 

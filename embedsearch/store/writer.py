@@ -5,10 +5,15 @@ temporary file one Parquet row group (``ROW_GROUP_ROWS``) at a time; when the sh
 ``shard_rows`` rows (and on :meth:`ShardWriter.close`) the file is closed and committed
 through :meth:`EmbeddingDir.commit`. Memory therefore stays at about one row group however
 large ``shard_rows`` or the corpus is.
+
+A shard is also committed once ``commit_seconds`` have passed since the last commit, so a crash
+loses at most that much work whatever ``shard_rows`` is (a slow model filling 100k-row shards
+took minutes per shard).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ import pyarrow.parquet as pq
 from embedsearch.store.embedding_dir import ERRORS_SCHEMA, EmbeddingDir
 
 DEFAULT_SHARD_ROWS = 100_000
+DEFAULT_COMMIT_SECONDS = 60.0
 # Rows buffered before they are written out as one row group (8 MB of 512-d vectors).
 ROW_GROUP_ROWS = 4096
 
@@ -87,8 +93,11 @@ class ShardWriter:
         reserve_next_id: int,
         shard_rows: int = DEFAULT_SHARD_ROWS,
         row_group_rows: int = ROW_GROUP_ROWS,
+        commit_seconds: float | None = DEFAULT_COMMIT_SECONDS,
     ) -> None:
         self.emb_dir = emb_dir
+        self.commit_seconds = commit_seconds
+        self._last_commit = time.monotonic()
         self.reserve_next_id = reserve_next_id
         self.shard_rows = max(1, int(shard_rows))
         self.row_group_rows = max(1, int(row_group_rows))
@@ -122,7 +131,8 @@ class ShardWriter:
             columns[name] = pa.array(values)
         table = pa.table(columns)
         if self._schema is None:
-            self._schema = table.schema
+            self._schema = _widen_nulls(table.schema)
+            table = _conform(table, self._schema)
         else:
             table = _conform(table, self._schema)
         self._pending.append(table)
@@ -130,6 +140,14 @@ class ShardWriter:
         self._vectors.append(np.asarray(vectors, dtype=np.float32))
         self._superseded.extend(int(i) for i in superseded)
         self._drain(final=False)
+        if self._commit_due():
+            self._drain(final=True)
+            self._commit()
+
+    def _commit_due(self) -> bool:
+        if self.commit_seconds is None or (self._shard is None and not self._pending_rows):
+            return False
+        return time.monotonic() - self._last_commit >= self.commit_seconds
 
     def add_failure(self, source: str, reason: str) -> None:
         """Record an input that could not be embedded (written to ``errors.parquet``)."""
@@ -189,6 +207,7 @@ class ShardWriter:
         if name:
             self.written_shards.append(name)
         self._failures, self._superseded = [], []
+        self._last_commit = time.monotonic()
 
 
 class _OpenShard:
@@ -219,6 +238,22 @@ class _OpenShard:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def _widen_nulls(schema: pa.Schema) -> pa.Schema:
+    """Columns typed ``null`` (all empty in the first batch) become strings.
+
+    Their type is unknown until a value arrives, and a shard's schema is fixed when its first
+    row group is written; string takes any later value through :func:`_conform`.
+
+    Example:
+        >>> _widen_nulls(pa.schema([("id", pa.int64()), ("caption", pa.null())])).types
+        [DataType(int64), DataType(string)]
+    """
+    return pa.schema(
+        [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema],
+        metadata=schema.metadata,
+    )
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

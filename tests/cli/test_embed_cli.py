@@ -141,7 +141,7 @@ def test_torchrun_two_ranks_equal_a_single_process_run(tmp_path, make_images) ->
     b = _rows(multi)
     assert len(b) == 20
     assert {r["id"]: r["source"] for r in b} == a
-    manifest = json.loads((multi / "manifest.json").read_text())
+    manifest = json.loads((multi / ".embedsearch" / "manifest.json").read_text())
     assert manifest["totals"]["rows"] == 20
     assert len({s["file"] for s in manifest["shards"]}) == len(manifest["shards"])
 

@@ -45,7 +45,7 @@ def test_writer_splits_shards_and_manifest_counts_rows(tmp_path) -> None:
     )
     writer.add_failure("bad.jpg", "corrupt")
     writer.close()
-    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "e" / ".embedsearch" / "manifest.json").read_text())
     assert [s["rows"] for s in manifest["shards"]] == [4, 4, 2]
     assert [(s["min_id"], s["max_id"]) for s in manifest["shards"]] == [(0, 3), (4, 7), (8, 9)]
     assert manifest["totals"] == {"rows": 10, "live_rows": 10, "failures": 1}

@@ -38,7 +38,9 @@ def test_a_fresh_manifest_has_no_updated_key(tmp_path) -> None:
         dim=2,
         source="s",
     )
-    assert "updated" not in json.loads((tmp_path / "e" / "manifest.json").read_text())
+    assert "updated" not in json.loads(
+        (tmp_path / "e" / ".embedsearch" / "manifest.json").read_text()
+    )
 
 
 def test_dir_written_by_the_first_release_opens_and_reads(tmp_path) -> None:

@@ -35,13 +35,14 @@ def _add_batches(writer: ShardWriter, sizes: list[int], vectors: np.ndarray) -> 
 
 def test_rows_stream_into_row_groups_and_shards_split_exactly(tmp_path) -> None:
     vectors = np.random.default_rng(0).normal(size=(23, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # readers refuse other norms
     writer = ShardWriter(_open(tmp_path / "e"), reserve_next_id=23, shard_rows=10, row_group_rows=4)
     _add_batches(writer, [3, 5, 1, 7, 4, 3], vectors)
     # before close, only full shards are published; the rest sits in the open shard or the buffer
     assert len(writer.written_shards) == 2
     writer.close()
 
-    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "e" / ".embedsearch" / "manifest.json").read_text())
     assert [s["rows"] for s in manifest["shards"]] == [10, 10, 3]
     assert [(s["min_id"], s["max_id"]) for s in manifest["shards"]] == [(0, 9), (10, 19), (20, 22)]
     groups = [
@@ -62,13 +63,13 @@ def test_rows_stream_into_row_groups_and_shards_split_exactly(tmp_path) -> None:
 def test_buffered_vectors_are_copies_not_views_of_the_callers_array(tmp_path) -> None:
     # embed reuses nothing, but a view would pin the model's output tensor until the row group is
     # written
-    vectors = np.ones((5, DIM), dtype=np.float32)
+    vectors = np.full((5, DIM), 0.5, dtype=np.float32)  # unit length: readers refuse others
     writer = ShardWriter(_open(tmp_path / "e"), reserve_next_id=5, row_group_rows=100)
     _add_batches(writer, [5], vectors)
     vectors[:] = -1.0  # the caller's buffer changes before anything is written
     writer.close()
     _, got = next(iter(iter_vectors(tmp_path / "e")))
-    np.testing.assert_array_equal(got, np.ones((5, DIM), dtype=np.float32))
+    np.testing.assert_array_equal(got, np.full((5, DIM), 0.5, dtype=np.float32))
 
 
 def test_an_interrupted_writer_publishes_nothing_of_its_open_shard(tmp_path) -> None:
@@ -78,7 +79,7 @@ def test_an_interrupted_writer_publishes_nothing_of_its_open_shard(tmp_path) -> 
     assert list(
         (tmp_path / "e").glob(".part.*.tmp")
     )  # row groups are on disk under a temporary name
-    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "e" / ".embedsearch" / "manifest.json").read_text())
     assert manifest["shards"] == []  # but nothing counts until the shard is committed
 
 
@@ -91,5 +92,24 @@ def test_abort_removes_the_open_shard_and_keeps_committed_ones(tmp_path) -> None
     assert list((tmp_path / "e").glob(".part.*.tmp"))
     writer.abort()
     assert not list((tmp_path / "e").glob(".part.*.tmp"))
-    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "e" / ".embedsearch" / "manifest.json").read_text())
     assert [s["rows"] for s in manifest["shards"]] == [4, 4]
+
+
+def test_a_metadata_column_empty_in_the_first_batch_takes_later_values(tmp_path) -> None:
+    writer = ShardWriter(_open(tmp_path / "e"), reserve_next_id=4, row_group_rows=100)
+    vectors = np.full((2, DIM), 0.5, dtype=np.float32)
+    writer.add([0, 1], ["a", "b"], ["ha", "hb"], vectors, {"caption": [None, None]})
+    writer.add([2, 3], ["c", "d"], ["hc", "hd"], vectors, {"caption": ["a cat", None]})
+    writer.close()
+    table = pq.read_table(tmp_path / "e" / "part-00000.parquet")
+    assert table.column("caption").to_pylist() == [None, None, "a cat", None]
+
+
+def test_commit_seconds_commits_before_the_shard_is_full(tmp_path) -> None:
+    writer = ShardWriter(
+        _open(tmp_path / "e"), reserve_next_id=9, shard_rows=1000, commit_seconds=1e-9
+    )
+    _add_batches(writer, [3, 3, 3], np.full((9, DIM), 0.5, dtype=np.float32))
+    # every add found the interval passed: three commits, none waiting for close()
+    assert len(writer.written_shards) == 3
