@@ -19,6 +19,8 @@ from embedsearch.atomic import publish_dir
 from embedsearch.index import layout
 from embedsearch.index.adding import IndexParts
 from embedsearch.index.layout import IndexInfo, RecallInfo
+from embedsearch.index.limits import shortfall_note
+from embedsearch.index.scores import score_percentiles
 from embedsearch.index.tune import measure_latency, tune
 from embedsearch.progress import Progress
 
@@ -60,13 +62,14 @@ def finish_index(
     result = tune(parts.index, tuning, held_out, k, target)
     queries = np.concatenate([parts.tuning.vectors, parts.held_out.vectors])
     info.latency = measure_latency(parts.index, queries, k)
+    info.score_percentiles = score_percentiles(
+        parts.index, tuning[0], tuning[1], parts.held_out.vectors, k
+    )
     progress.stop()
     notes = list(notes)
     if not result.met:
-        notes.append(
-            f"recall@{k} target {target} not met: best reachable within the budget is "
-            f"{result.recall:.3f}"
-        )
+        rows = sum(entry.indexed_rows for entry in info.sources)
+        notes.append(shortfall_note(parts.index, result, info, tuning, rows))
     if info.estimated_bytes > info.max_memory:
         notes.append(
             f"no index kind fits --max-memory {info.max_memory:,} bytes; built the smallest"

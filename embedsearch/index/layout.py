@@ -142,6 +142,13 @@ class IndexInfo(JsonDocument):
     updated: str | None = None
     append_seconds: float | None = None
     removed_keys: list[int] = field(default_factory=list)
+    # what a score is: "cosine", or "centred cosine" when the index removes the corpus mean
+    # (embedsearch.index.centring); the mean pairwise cosine of a sample that decided it
+    similarity: str = "cosine"
+    concentration: float | None = None
+    # what a high score is here: percentiles of the scores of sample rows' neighbours
+    # (embedsearch.index.scores)
+    score_percentiles: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # from_json hands nested entries over as dicts
