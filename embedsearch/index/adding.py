@@ -56,7 +56,8 @@ def add_rows(
     not hold; every row updates the ground truth of the query samples."""
     mean = centre_of(parts.index)  # exact search ranks by what the index ranks by
     truths = [
-        ExactTopK(as_ranked(s.vectors, mean), s.keys(), parts.k) for s in (parts.tuning, parts.held_out)
+        ExactTopK(as_ranked(s.vectors, mean), s.keys(), parts.k)
+        for s in (parts.tuning, parts.held_out)
     ]
     writers: dict[int, MetadataWriter] = {}
     next_file = len(parts.info.metadata_files)

@@ -22,6 +22,7 @@ from embedsearch.choices import Device
 from embedsearch.errors import InputError
 from embedsearch.index import layout
 from embedsearch.index.adding import IndexParts, add_rows
+from embedsearch.index.budget import default_max_memory, parse_memory
 from embedsearch.index.centring import (
     CENTRE_SAMPLE,
     CENTRED,
@@ -31,7 +32,6 @@ from embedsearch.index.centring import (
     wants_centring,
     with_centring,
 )
-from embedsearch.index.budget import default_max_memory, parse_memory
 from embedsearch.index.finish import BuildSummary, finish_index
 from embedsearch.index.layout import IndexInfo, RecallInfo, SourceEntry
 from embedsearch.index.opq import quicker_opq
@@ -92,7 +92,7 @@ def build_index(
         progress=progress,
     )
     mean = centring.vectors.mean(0) if wants_centring(centre, centring.vectors) else None
-    index = _trained_index(plan, dim, train, mean, device, progress)
+    index = _trained_index(plan, dim, train, device, progress, mean)
     del train
     info = _new_info(plan, dirs, budget, target_recall, k)
     info.similarity = RAW if mean is None else CENTRED
@@ -160,9 +160,9 @@ def _trained_index(
     plan: IndexPlan,
     dim: int,
     train: Sample,
-    mean: np.ndarray | None,
     device: Device,
     progress: Progress,
+    mean: np.ndarray | None = None,
 ) -> Any:
     import faiss
 

@@ -21,15 +21,16 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 
-CentreMode = Literal["auto", "yes", "no"]
-CENTRE_MODES: tuple[str, ...] = get_args(CentreMode)
-# ``auto`` centres a corpus whose mean pairwise cosine is at least this (measured on real photo
-# embeddings: benchmarks/RESULTS.md, issue 19).
-CENTRE_ABOVE = 0.5
+from embedsearch.choices import CENTRE_MODES, CentreMode
+
+# ``auto`` centres a corpus whose mean pairwise cosine is at least this: the all-positive features
+# of an untrained or briefly trained SimCLR (~0.99), not CLIP's (~0.5), whose text queries would
+# rank differently against a mean learned from images (benchmarks/RESULTS.md, issue 19).
+CENTRE_ABOVE = 0.9
 # Rows the mean is learned from: its per-dimension error is ~1/sqrt(rows) of the spread.
 CENTRE_SAMPLE = 10_000
 RAW = "cosine"
@@ -74,9 +75,9 @@ def with_centring(index: Any, mean: np.ndarray) -> Any:
     ``index`` (an OPQ chain is extended in place, anything else copied)."""
     import faiss
 
-    given = faiss.downcast_index(index)  # a view: ``index`` keeps owning the object
+    given: Any = faiss.downcast_index(index)  # a view: ``index`` keeps owning the object
     keys = isinstance(given, faiss.IndexIDMap2)
-    inner = faiss.downcast_index(given.index) if keys else given
+    inner: Any = faiss.downcast_index(given.index) if keys else given
     dim = int(inner.d)
     centre = faiss.CenteringTransform(dim)
     faiss.copy_array_to_vector(np.asarray(mean, np.float32).ravel(), centre.mean)
@@ -85,6 +86,7 @@ def with_centring(index: Any, mean: np.ndarray) -> Any:
     if isinstance(inner, faiss.IndexPreTransform):  # an OPQ rotation: one chain, centring first
         inner.prepend_transform(norm)
         inner.prepend_transform(centre)
+        transform: Any
         for transform in (norm, centre):  # that chain owns its transforms: Python must not
             transform.this.disown()
         # (no copy: an untrained OPQ rotation does not survive faiss's serialisation)
@@ -99,25 +101,13 @@ def centre_of(index: Any) -> np.ndarray | None:
     """The mean a centred index removes from its vectors, or None when it does not centre."""
     import faiss
 
-    view = faiss.downcast_index(index)
+    view: Any = faiss.downcast_index(index)
     while isinstance(view, (faiss.IndexIDMap, faiss.IndexIDMap2)):
         view = faiss.downcast_index(view.index)
     if not isinstance(view, faiss.IndexPreTransform):
         return None
-    first = faiss.downcast_VectorTransform(view.chain.at(0))
+    chain: Any = view.chain  # a C++ vector (faiss's stubs say list)
+    first = faiss.downcast_VectorTransform(chain.at(0))
     if not isinstance(first, faiss.CenteringTransform):
         return None
     return faiss.vector_to_array(first.mean).astype(np.float32)
-
-
-def inside_centring(index: Any) -> tuple[Any, np.ndarray | None]:
-    """(the index under a centring transform, its mean), or (``index``, None) without one."""
-    import faiss
-
-    mean = centre_of(index)
-    if mean is None:
-        return index, None
-    view = faiss.downcast_index(index)  # views only: ``index`` owns them all
-    while not isinstance(view, faiss.IndexPreTransform):
-        view = faiss.downcast_index(view.index)
-    return faiss.downcast_index(view.index), mean

@@ -100,7 +100,14 @@ class RecallInfo:
 
 
 # Keys that today's writer only puts into index.json once they have a value.
-_OMITTED_WHEN_EMPTY = ("updated", "append_seconds", "removed_keys")
+_OMITTED_WHEN_EMPTY = (
+    "updated",
+    "append_seconds",
+    "removed_keys",
+    "similarity",
+    "concentration",
+    "score_percentiles",
+)
 
 
 @dataclass(kw_only=True)
@@ -143,8 +150,9 @@ class IndexInfo(JsonDocument):
     append_seconds: float | None = None
     removed_keys: list[int] = field(default_factory=list)
     # what a score is: "cosine", or "centred cosine" when the index removes the corpus mean
-    # (embedsearch.index.centring); the mean pairwise cosine of a sample that decided it
-    similarity: str = "cosine"
+    # (embedsearch.index.centring; None: written before either existed, i.e. cosine); the mean
+    # pairwise cosine of a sample that decided it
+    similarity: str | None = None
     concentration: float | None = None
     # what a high score is here: percentiles of the scores of sample rows' neighbours
     # (embedsearch.index.scores)
@@ -161,7 +169,7 @@ class IndexInfo(JsonDocument):
         """The dict written to disk: as today's writer, keys without a value yet are left out."""
         data = super().to_json()
         for name in _OMITTED_WHEN_EMPTY:
-            if data.get(name) in (None, []):
+            if data.get(name) in (None, [], {}):
                 del data[name]
         return data
 

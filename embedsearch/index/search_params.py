@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 # Refine candidates a result that tuning tries first, and those it escalates to when none of the
 # first meets the target (concentrated vectors: the fast-scan PQ candidates need many more).
 K_FACTORS = (1, 2, 4, 8, 16)
