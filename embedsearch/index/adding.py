@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,9 @@ class IndexParts:
     k: int
     added: int = 0
     truth: list[np.ndarray] = field(default_factory=list)
+    # the indexed rows again, in the order added (a fresh build): lets tuning escalate to an
+    # exact refine (embedsearch.index.exact_refine); None where rows cannot be replayed
+    replay: Callable[[], Iterable[np.ndarray]] | None = None
 
 
 def add_rows(

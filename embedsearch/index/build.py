@@ -36,7 +36,12 @@ from embedsearch.index.finish import BuildSummary, finish_index
 from embedsearch.index.layout import IndexInfo, RecallInfo, SourceEntry
 from embedsearch.index.opq import quicker_opq
 from embedsearch.index.plan import IndexPlan, Kind, choose_index, training_rows
-from embedsearch.index.samples import Sample, draw_samples, query_sample_size
+from embedsearch.index.samples import (
+    Sample,
+    draw_samples,
+    iter_numbered_batches,
+    query_sample_size,
+)
 from embedsearch.index.search_params import ivf_of
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
@@ -98,8 +103,10 @@ def build_index(
     info.similarity = RAW if mean is None else CENTRED
     info.concentration = round(concentration(centring.vectors), 4)
     parts = IndexParts(index=index, info=info, tuning=tuning, held_out=held_out, k=k)
+    numbers = list(range(len(dirs)))
+    parts.replay = lambda: (v for _, _, v in iter_numbered_batches(dirs, numbers, ["id"]))
     with staged_dir(out) as staged:
-        add_rows(parts, dirs, list(range(len(dirs))), staged, skip=None, progress=progress)
+        add_rows(parts, dirs, numbers, staged, skip=None, progress=progress)
         return finish_index(parts, staged, out, started, [plan.reason], progress)
 
 

@@ -21,8 +21,9 @@ import numpy as np
 
 from embedsearch.index.budget import format_bytes
 from embedsearch.index.centring import as_ranked, centre_of
+from embedsearch.index.exact_refine import FLAT_REFINE, exact_refine_bytes
 from embedsearch.index.layout import IndexInfo
-from embedsearch.index.plan import ID_BYTES, plan_kind
+from embedsearch.index.plan import plan_kind
 from embedsearch.index.search_params import ivf_of, refine_of
 from embedsearch.index.tune import PLATEAU, TuneResult
 
@@ -78,10 +79,11 @@ def shortfall_note(
         held = candidate_recall(index, tuning, k, factor)
         # the candidates hold clearly more than was reached: the re-scoring loses them
         if held >= target or held - result.recall >= (target - result.recall) / 2:
-            exact = n * (info.dim * 4 + info.dim / 8 + ID_BYTES)
+            exact = exact_refine_bytes(n, info.dim)
+            codes = "exact" if FLAT_REFINE in info.factory else "SQ8"
             return (
                 f"{head}: limit: refine precision: the candidates hold {held:.3f} of the "
-                f"neighbours but the SQ8 re-scoring misorders them; an exact refine "
+                f"neighbours but the {codes} re-scoring misorders them; an exact refine "
                 f"(Refine(Flat)) needs about {format_bytes(exact)}"
                 f"{_against(exact, info)}"
             )

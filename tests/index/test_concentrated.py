@@ -51,9 +51,24 @@ def test_tuning_escalates_k_factor_when_the_first_grid_misses(emb, tmp_path) -> 
     assert summary.search_params["k_factor"] > 16
 
 
-def test_a_missed_target_names_refine_precision(emb, tmp_path) -> None:
-    summary = build_index([emb], tmp_path / "i", kind="ivfpq", centre="no", target_recall=0.999)
+def test_sq8_refine_escalates_to_an_exact_refine_when_it_fits(emb, tmp_path) -> None:
+    # SQ8 re-scoring tops out near 0.96 here; the candidates hold 0.998 of the neighbours
+    summary = build_index([emb], tmp_path / "i", kind="ivfpq", centre="no", target_recall=0.99)
+    assert summary.factory.endswith("Refine(Flat)")
+
+
+def test_the_exact_refine_reaches_the_target(emb, tmp_path) -> None:
+    summary = build_index([emb], tmp_path / "i", kind="ivfpq", centre="no", target_recall=0.99)
+    assert summary.met
+
+
+def test_a_missed_target_names_refine_precision_and_the_budget_it_needs(emb, tmp_path) -> None:
+    # SQ8 codes fit 2 MiB, the full vectors of an exact refine (3.1 MiB) do not
+    summary = build_index(
+        [emb], tmp_path / "i", kind="ivfpq", centre="no", target_recall=0.99, max_memory="2M"
+    )
     assert "limit: refine precision" in summary.notes[-1]
+    assert "raise --max-memory to at least 3.1 MiB" in summary.notes[-1]
 
 
 def test_a_missed_target_under_a_small_budget_says_how_much_would_fit(emb, tmp_path) -> None:
