@@ -59,10 +59,11 @@ def index_command(
         CentreMode,
         typer.Option(
             "--centre",
-            help="Remove the corpus mean inside the index (scores become centred cosines); "
-            "auto: when the vectors are concentrated (mean pairwise cosine >= 0.9).",
+            help="Remove the corpus mean inside the index (scores become centred cosines, "
+            "spread over [-1, 1]); auto: when the vectors are concentrated (mean pairwise "
+            "cosine >= 0.9).",
         ),
-    ] = "auto",
+    ] = "no",
     output_format: Annotated[
         Literal["table", "json"],
         typer.Option("--format", help="table (on stderr) or json (index.json on stdout)."),
@@ -76,7 +77,7 @@ def index_command(
     if append:
         # the index keeps its kind and budget: these options would be silently ignored
         options = {"--kind": kind != "auto", "--max-memory": max_memory is not None}
-        options["--centre"] = centre != "auto"
+        options["--centre"] = centre != "no"
         options["--overwrite"] = overwrite
         refused = [name for name, given in options.items() if given]
         if refused:

@@ -29,7 +29,8 @@ from embedsearch.choices import CENTRE_MODES, CentreMode
 
 # ``auto`` centres a corpus whose mean pairwise cosine is at least this: the all-positive features
 # of an untrained or briefly trained SimCLR (~0.99), not CLIP's (~0.5), whose text queries would
-# rank differently against a mean learned from images (benchmarks/RESULTS.md, issue 19).
+# rank differently against a mean learned from images. Builds default to no centring: on real
+# photo embeddings it did not find copies better (benchmarks/RESULTS.md, issue 19).
 CENTRE_ABOVE = 0.9
 # Rows the mean is learned from: its per-dimension error is ~1/sqrt(rows) of the spread.
 CENTRE_SAMPLE = 10_000
