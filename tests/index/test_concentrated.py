@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from embedsearch.index import Searcher, build_index
+from embedsearch.index import Searcher, append_index, build_index
 from embedsearch.index.centring import centred, concentration
 from embedsearch.index.layout import read_info
 from embedsearch.store.arrays import write_embedding_dir
@@ -114,3 +114,17 @@ def test_the_index_records_what_a_high_score_is(emb, tmp_path) -> None:
     build_index([emb], tmp_path / "i", kind="flat", centre="yes")
     spread = read_info(tmp_path / "i").score_percentiles
     assert spread["unrelated"]["p99"] < spread["nearest"]["p50"]
+
+
+def test_appending_to_a_centred_index_measures_recall_by_centred_cosine(emb, tmp_path) -> None:
+    # a flat index is exact: recall 1.0 only if the ground truth ranks by what the index ranks by
+    build_index([emb], tmp_path / "i", kind="flat", centre="yes")
+    more = tmp_path / "more"
+    write_embedding_dir(more, concentrated(500, seed=1), model="external:test", fingerprint="fp")
+    summary = append_index([more], tmp_path / "i")
+    assert summary.recall == 1.0
+
+
+def test_the_index_command_says_what_a_high_score_is(emb, tmp_path, run_cli) -> None:
+    result = run_cli("index", emb, "--out", tmp_path / "i", "--kind", "flat", "--centre", "yes")
+    assert "unrelated pairs" in result.stderr
