@@ -14,7 +14,7 @@ index dir transforms its queries the same way with nothing else to carry.
 Example:
     >>> x = np.array([[1.0, 0.1], [1.0, -0.1], [1.0, 0.0]], np.float32)
     >>> round(concentration(x / np.linalg.norm(x, axis=1, keepdims=True)), 3)
-    0.993
+    0.99
     >>> centred(x, x.mean(0)).round(3).tolist()
     [[0.0, 1.0], [0.0, -1.0], [0.0, 0.0]]
 """
