@@ -19,9 +19,11 @@ Modality = Literal["image", "text"]
 OptimizerName = Literal["lars", "sgd", "adamw"]
 ResnetArch = Literal["resnet18", "resnet34", "resnet50"]
 Stem = Literal["auto", "small", "standard"]
+CentreMode = Literal["auto", "yes", "no"]  # remove the corpus mean inside an index (index.centring)
 
 DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 MODALITIES: tuple[str, ...] = get_args(Modality)
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 RESNET_ARCHS: tuple[str, ...] = get_args(ResnetArch)
+CENTRE_MODES: tuple[str, ...] = get_args(CentreMode)

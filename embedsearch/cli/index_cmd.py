@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from embedsearch.choices import Device
+from embedsearch.choices import CentreMode, Device
 from embedsearch.cli.app import app
 from embedsearch.index.plan import Kind
 
@@ -55,6 +55,15 @@ def index_command(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the training and query samples.")
     ] = 0,
+    centre: Annotated[
+        CentreMode,
+        typer.Option(
+            "--centre",
+            help="Remove the corpus mean inside the index (scores become centred cosines, "
+            "spread over [-1, 1]); auto: when the vectors are concentrated (mean pairwise "
+            "cosine >= 0.9).",
+        ),
+    ] = "no",
     output_format: Annotated[
         Literal["table", "json"],
         typer.Option("--format", help="table (on stderr) or json (index.json on stdout)."),
@@ -68,6 +77,7 @@ def index_command(
     if append:
         # the index keeps its kind and budget: these options would be silently ignored
         options = {"--kind": kind != "auto", "--max-memory": max_memory is not None}
+        options["--centre"] = centre != "no"
         options["--overwrite"] = overwrite
         refused = [name for name, given in options.items() if given]
         if refused:
@@ -94,6 +104,7 @@ def index_command(
                 overwrite=overwrite,
                 device=device,
                 seed=seed,
+                centre=centre,
                 progress=bar,
             )
     if output_format == "json":
@@ -107,6 +118,7 @@ def index_command(
 def _summary_table(s: BuildSummary, k: int) -> Any:
     from embedsearch.cli.render import summary_table
     from embedsearch.index.budget import format_bytes
+    from embedsearch.index.scores import describe_scores
 
     latency = s.info.latency
     recall = f"{s.recall:.3f} (target {s.target_recall}{'' if s.met else ', NOT met'})"
@@ -127,5 +139,7 @@ def _summary_table(s: BuildSummary, k: int) -> Any:
             ("batch QPS", latency.get("batch_qps", 0.0)),
             ("memory", format_bytes(s.memory_bytes)),
             ("seconds", s.build_seconds),
+            ("similarity", s.info.similarity or "cosine"),
+            ("scores", (describe_scores(s.info.score_percentiles) or "-").removeprefix("scores: ")),
         ],
     )

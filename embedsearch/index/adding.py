@@ -2,7 +2,8 @@
 
 :func:`add_rows` streams the embedding dirs once: rows are added to the faiss index under
 their keys and written to a new metadata file, and every row (added or already indexed)
-updates the exact neighbours of the query samples.
+updates the exact neighbours of the query samples (by centred cosine when the index centres:
+:mod:`~embedsearch.index.centring`).
 
 Example:
     >>> add_rows(parts, dirs, [0], staged, skip=None, progress=NullProgress())   # doctest: +SKIP
@@ -12,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from embedsearch.index import layout
+from embedsearch.index.centring import as_ranked, centre_of
 from embedsearch.index.layout import IndexInfo, MetadataFileEntry
 from embedsearch.index.metadata import MetadataStore, MetadataWriter
 from embedsearch.index.samples import Sample, iter_numbered_batches
@@ -39,6 +41,9 @@ class IndexParts:
     k: int
     added: int = 0
     truth: list[np.ndarray] = field(default_factory=list)
+    # the indexed rows again, in the order added (a fresh build): lets tuning escalate to an
+    # exact refine (embedsearch.index.exact_refine); None where rows cannot be replayed
+    replay: Callable[[], Iterable[np.ndarray]] | None = None
 
 
 def add_rows(
@@ -52,7 +57,11 @@ def add_rows(
 ) -> None:
     """Stream ``dirs``: add the rows of dirs in ``add_to`` (all by default) that ``skip`` does
     not hold; every row updates the ground truth of the query samples."""
-    truths = [ExactTopK(s.vectors, s.keys(), parts.k) for s in (parts.tuning, parts.held_out)]
+    mean = centre_of(parts.index)  # exact search ranks by what the index ranks by
+    truths = [
+        ExactTopK(as_ranked(s.vectors, mean), s.keys(), parts.k)
+        for s in (parts.tuning, parts.held_out)
+    ]
     writers: dict[int, MetadataWriter] = {}
     next_file = len(parts.info.metadata_files)
     progress.start("adding", sum(d.live_rows for d in dirs))
@@ -62,7 +71,7 @@ def add_rows(
                 writer.flush()
         keys = layout.make_keys(batch.column("id").to_numpy(zero_copy_only=False), number)
         for truth in truths:
-            truth.add(vectors, keys)
+            truth.add(as_ranked(vectors, mean), keys)
         new = np.ones(len(keys), bool) if skip is None else ~skip.contains(keys)
         if add_to is not None and number not in add_to:
             new[:] = False

@@ -18,7 +18,15 @@ import numpy as np
 from embedsearch.atomic import publish_dir
 from embedsearch.index import layout
 from embedsearch.index.adding import IndexParts
+from embedsearch.index.exact_refine import (
+    FLAT_REFINE,
+    SQ8_REFINE,
+    exact_refine_bytes,
+    swap_in_exact_refine,
+)
 from embedsearch.index.layout import IndexInfo, RecallInfo
+from embedsearch.index.limits import shortfall_note
+from embedsearch.index.scores import score_percentiles
 from embedsearch.index.tune import measure_latency, tune
 from embedsearch.progress import Progress
 
@@ -58,15 +66,18 @@ def finish_index(
     tuning = (parts.tuning.vectors, parts.tuning.keys(), parts.truth[0])
     held_out = (parts.held_out.vectors, parts.held_out.keys(), parts.truth[1])
     result = tune(parts.index, tuning, held_out, k, target)
+    if not result.met and _exact_refine(parts):
+        result = tune(parts.index, tuning, held_out, k, target)
     queries = np.concatenate([parts.tuning.vectors, parts.held_out.vectors])
     info.latency = measure_latency(parts.index, queries, k)
+    info.score_percentiles = score_percentiles(
+        parts.index, tuning[0], tuning[1], parts.held_out.vectors, k
+    )
     progress.stop()
     notes = list(notes)
     if not result.met:
-        notes.append(
-            f"recall@{k} target {target} not met: best reachable within the budget is "
-            f"{result.recall:.3f}"
-        )
+        rows = sum(entry.indexed_rows for entry in info.sources)
+        notes.append(shortfall_note(parts.index, result, info, tuning, rows))
     if info.estimated_bytes > info.max_memory:
         notes.append(
             f"no index kind fits --max-memory {info.max_memory:,} bytes; built the smallest"
@@ -84,6 +95,21 @@ def finish_index(
         for t in result.trials
     ]
     return write_and_publish(parts, staged, out, started, notes, appending)
+
+
+def _exact_refine(parts: IndexParts) -> bool:
+    """Escalate ``...,Refine(SQ8)`` to ``...,Refine(Flat)`` when full vectors fit the budget and
+    the rows can be replayed (:mod:`~embedsearch.index.exact_refine`); True when it did."""
+    info = parts.info
+    rows = sum(entry.indexed_rows for entry in info.sources)
+    size = exact_refine_bytes(rows, info.dim)
+    if parts.replay is None or SQ8_REFINE not in info.factory or size > info.max_memory:
+        return False
+    if not swap_in_exact_refine(parts.index, parts.replay()):
+        return False
+    info.factory = info.factory.replace(SQ8_REFINE, FLAT_REFINE)
+    info.estimated_bytes = size
+    return True
 
 
 def write_and_publish(

@@ -103,7 +103,15 @@ class RecallInfo:
 
 
 # Keys that today's writer only puts into index.json once they have a value.
-_OMITTED_WHEN_EMPTY = ("updated", "append_seconds", "removed_keys", "index_sha256")
+_OMITTED_WHEN_EMPTY = (
+    "updated",
+    "append_seconds",
+    "removed_keys",
+    "similarity",
+    "concentration",
+    "score_percentiles",
+    "index_sha256",
+)
 
 
 @dataclass(kw_only=True)
@@ -146,6 +154,14 @@ class IndexInfo(JsonDocument):
     append_seconds: float | None = None
     removed_keys: list[int] = field(default_factory=list)
     index_sha256: str | None = None  # absent in indexes written before it was recorded
+    # what a score is: "cosine", or "centred cosine" when the index removes the corpus mean
+    # (embedsearch.index.centring; None: written before either existed, i.e. cosine); the mean
+    # pairwise cosine of a sample that decided it
+    similarity: str | None = None
+    concentration: float | None = None
+    # what a high score is here: percentiles of the scores of sample rows' neighbours
+    # (embedsearch.index.scores)
+    score_percentiles: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # from_json hands nested entries over as dicts
@@ -158,7 +174,7 @@ class IndexInfo(JsonDocument):
         """The dict written to disk: as today's writer, keys without a value yet are left out."""
         data = super().to_json()
         for name in _OMITTED_WHEN_EMPTY:
-            if data.get(name) in (None, []):
+            if data.get(name) in (None, [], {}):
                 del data[name]
         return data
 

@@ -47,6 +47,11 @@ def quicker_opq(index: Any, sample: np.ndarray) -> Iterator[None]:
     """While training ``index``: cheaper settings (and a PCA start) for its OPQ rotation."""
     import faiss
 
+    from embedsearch.index.centring import centre_of, centred
+
+    mean = centre_of(index)
+    if mean is not None:  # the rotation sees centred vectors (centring.py)
+        sample = centred(sample, mean)
     index = faiss.downcast_index(index)
     rotations = []
     if isinstance(index, faiss.IndexPreTransform):
@@ -58,7 +63,8 @@ def quicker_opq(index: Any, sample: np.ndarray) -> Iterator[None]:
             transform.niter = OPQ_ROUNDS
             transform.niter_pq_0 = OPQ_FIRST_KMEANS_ITERATIONS
             transform.max_train_points = OPQ_TRAIN_POINTS
-            if transform.d_out < transform.d_in and position == 0:
+            first = position == (0 if mean is None else 2)  # after centring + normalisation
+            if transform.d_out < transform.d_in and first:
                 faiss.copy_array_to_vector(pca_start(sample, transform.d_out).ravel(), transform.A)
             # its own PQ, only so that faiss does not warn about 16 points a centroid
             pq = faiss.ProductQuantizer(transform.d_out, transform.M, 8)

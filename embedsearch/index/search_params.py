@@ -12,11 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
+# Refine candidates a result that tuning tries first, and those it escalates to when none of the
+# first meets the target (concentrated vectors: the fast-scan PQ candidates need many more).
+K_FACTORS = (1, 2, 4, 8, 16)
+ESCALATION_K_FACTORS = (32, 64, 128, 256)
 
-def search_param_grid(index: Any) -> list[list[dict[str, int]]]:
-    """Ladders of search parameters, each cheap -> expensive in its first parameter."""
+
+def search_param_grid(
+    index: Any, factors: tuple[int, ...] = K_FACTORS
+) -> list[list[dict[str, int]]]:
+    """Ladders of search parameters, each cheap -> expensive in its first parameter.
+
+    ``factors``: the refine ``k_factor`` of each ladder (refined indexes only).
+    """
     refine = refine_of(index)
-    factors = [1, 2, 4, 8, 16] if refine is not None else [None]
     ivf, hnsw = ivf_of(index), hnsw_of(index)
     if ivf is not None:
         primary = [("nprobe", p) for p in _powers(ivf.nlist)]
@@ -25,12 +34,18 @@ def search_param_grid(index: Any) -> list[list[dict[str, int]]]:
     else:
         return [[{}]]
     ladders = []
-    for factor in factors:
+    for factor in factors if refine is not None else (None,):
         ladder = [
             {name: value, **({"k_factor": factor} if factor else {})} for name, value in primary
         ]
         ladders.append(ladder)
     return ladders
+
+
+def escalation_grid(index: Any) -> list[list[dict[str, int]]]:
+    """The ladders tuning escalates to when the target is out of reach of
+    :func:`search_param_grid`'s: larger refine ``k_factor`` s (none for unrefined indexes)."""
+    return search_param_grid(index, ESCALATION_K_FACTORS) if refine_of(index) is not None else []
 
 
 def _powers(limit: int) -> list[int]:
@@ -55,13 +70,13 @@ def _unwrap(index: Any) -> Any:
     import faiss
 
     index = faiss.downcast_index(index)
-    while isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
-        index = faiss.downcast_index(index.index)
+    while isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2, faiss.IndexPreTransform)):
+        index = faiss.downcast_index(index.index)  # a centring or OPQ transform, or the keys
     return index
 
 
 def refine_of(index: Any) -> Any:
-    """The IndexRefine inside ``index`` (under IDMap wrappers), or None."""
+    """The IndexRefine inside ``index`` (under IDMap and transform wrappers), or None."""
     import faiss
 
     index = _unwrap(index)
@@ -82,7 +97,7 @@ def ivf_of(index: Any) -> Any:
 
 
 def hnsw_of(index: Any) -> Any:
-    """The HNSW index inside ``index`` (under IDMap wrappers), or None."""
+    """The HNSW index inside ``index`` (under IDMap and transform wrappers), or None."""
     import faiss
 
     index = _unwrap(index)

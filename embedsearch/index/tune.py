@@ -8,7 +8,9 @@ key is dropped from both lists (otherwise every query gets one free hit).
 Tuning walks the search parameters from cheap to expensive (``nprobe``, HNSW
 ``efSearch``, the refine ``k_factor``) and keeps the fastest setting that meets the
 recall target on the tuning queries; the reported recall is then re-measured on a
-separate held-out set.
+separate held-out set. When no setting meets the target, a refined index escalates to
+larger ``k_factor`` s (concentrated vectors: fast-scan PQ ranks the true neighbours far down its
+candidates) before settling for the best it reached.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from embedsearch.index.search_params import apply_search_params, search_param_grid
+from embedsearch.index.search_params import (
+    apply_search_params,
+    escalation_grid,
+    search_param_grid,
+)
 
 # A step up the ladder that gains less recall than this is on the plateau.
 PLATEAU = 0.002
@@ -134,18 +140,9 @@ def tune(
     ``tuning``/``held_out`` are (queries, their keys, exact neighbour keys). When nothing meets
     the target, the cheapest setting within 0.005 of the best recall is kept (``met=False``).
     """
-    trials: list[Trial] = []
-    for ladder in search_param_grid(index):
-        gains: list[float] = []
-        for position, params in enumerate(ladder):  # cheap -> expensive
-            apply_search_params(index, params)
-            recall, seconds = measure_recall(index, *tuning, k)
-            if position:
-                gains.append(recall - trials[-1].recall)
-            trials.append(Trial(params, recall, seconds))
-            # stop when met, or when two steps in a row gained almost nothing (more will not help)
-            if recall >= target or (len(gains) >= 2 and max(gains[-2:]) < PLATEAU):
-                break
+    trials = _walk(index, search_param_grid(index), tuning, k, target)
+    if all(t.recall < target for t in trials):
+        trials += _walk(index, escalation_grid(index), tuning, k, target, stop_when_met=True)
     meeting = [t for t in trials if t.recall >= target]
     if meeting:
         best = min(meeting, key=lambda t: t.seconds)
@@ -162,6 +159,33 @@ def tune(
     ):  # the tuning set flattered this setting: step up on held-out queries
         params, recall = _step_up(index, best.params, held_out, k, target, recall)
     return TuneResult(params, recall, recall >= target, trials)
+
+
+def _walk(
+    index: Any,
+    ladders: list[list[dict[str, int]]],
+    tuning: tuple[np.ndarray, np.ndarray, np.ndarray],
+    k: int,
+    target: float,
+    stop_when_met: bool = False,
+) -> list[Trial]:
+    """Walk each ladder cheap -> expensive until the target is met or recall stops rising;
+    ``stop_when_met``: no further ladders once one met it (they only cost more)."""
+    trials: list[Trial] = []
+    for ladder in ladders:
+        gains: list[float] = []
+        for position, params in enumerate(ladder):  # cheap -> expensive
+            apply_search_params(index, params)
+            recall, seconds = measure_recall(index, *tuning, k)
+            if position:
+                gains.append(recall - trials[-1].recall)
+            trials.append(Trial(params, recall, seconds))
+            # stop when met, or when two steps in a row gained almost nothing (more will not help)
+            if recall >= target or (len(gains) >= 2 and max(gains[-2:]) < PLATEAU):
+                break
+        if stop_when_met and trials and trials[-1].recall >= target:
+            break
+    return trials
 
 
 def _step_up(

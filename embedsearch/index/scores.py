@@ -1,0 +1,75 @@
+"""What a score means for one index: percentiles of its scores, recorded at build time.
+
+A cosine of 0.97 is a near copy in one corpus and an unrelated image in another (untrained
+SimCLR vectors score 0.99 against everything). The build already searches its tuning queries,
+so it records, cheaply, the percentiles of three kinds of scores in ``index.json``
+``score_percentiles``:
+
+- ``nearest``: each sample row's best neighbour (rank 1, itself excluded)
+- ``neighbours``: its top-k neighbours
+- ``unrelated``: pairs of two random sample rows (what "nothing in common" scores)
+
+Example:
+    >>> percentiles(np.array([0.1, 0.2, 0.3, 0.4, 0.5]))["p50"]
+    0.3
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from embedsearch.index.centring import as_ranked, centre_of
+
+PERCENTILES = (1, 10, 50, 90, 99)
+
+
+def percentiles(scores: np.ndarray) -> dict[str, float]:
+    """``{"p1": …, "p99": …}`` of the finite ``scores`` (empty when there are none)."""
+    finite = np.asarray(scores, np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return {}
+    values = np.percentile(finite, PERCENTILES)
+    return {f"p{p}": round(float(v), 4) for p, v in zip(PERCENTILES, values, strict=True)}
+
+
+def score_percentiles(
+    index: Any, queries: np.ndarray, query_keys: np.ndarray, others: np.ndarray, k: int
+) -> dict[str, dict[str, float]]:
+    """Percentiles of ``index``'s scores for sample rows ``queries`` (their own keys
+    ``query_keys`` left out) and of ``queries`` against other sample rows ``others``."""
+    if not len(queries):
+        return {}
+    scores, keys = index.search(np.ascontiguousarray(queries, np.float32), k + 1)
+    mine = (keys == np.asarray(query_keys)[:, None]) | (keys < 0)
+    neighbours = np.where(mine, np.nan, scores)
+    found = np.isfinite(neighbours)
+    firsts = neighbours[np.arange(len(neighbours)), found.argmax(1)][found.any(1)]
+    mean = centre_of(index)
+    unrelated = as_ranked(queries, mean) @ as_ranked(others, mean).T
+    return {
+        "nearest": percentiles(firsts),
+        "neighbours": percentiles(neighbours),
+        "unrelated": percentiles(unrelated.ravel()),
+    }
+
+
+def describe_scores(info_percentiles: dict[str, dict[str, float]]) -> str | None:
+    """One line for a reader: what a high score is in this index, or None without figures.
+
+    Example:
+        >>> line = describe_scores({"nearest": {"p50": 0.91}, "unrelated": {"p50": 0.02}})
+        >>> line
+        'scores: unrelated pairs 0.020 (median); nearest neighbours 0.910 (median)'
+    """
+    nearest = info_percentiles.get("nearest", {})
+    unrelated = info_percentiles.get("unrelated", {})
+    if "p50" not in nearest or "p50" not in unrelated:
+        return None
+    high = f", {unrelated['p99']:.3f} (1 in 100)" if "p99" in unrelated else ""
+    return (
+        f"scores: unrelated pairs {unrelated['p50']:.3f} (median){high}; "
+        f"nearest neighbours {nearest['p50']:.3f} (median)"
+    )
