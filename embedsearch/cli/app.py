@@ -8,6 +8,7 @@ prints the traceback too; the exit code stays 2). Nothing heavy is imported here
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 
 DEBUG_FLAG = "--debug"
+COMPLETION_VAR = "_EMBEDSEARCH_COMPLETE"  # click's name for it: _{PROG_NAME}_COMPLETE
 
 
 @app.callback()
@@ -78,6 +80,8 @@ def run_app(args: list[str], debug: bool = False) -> int:
     from embedsearch.cli.failures import user_message
 
     command = typer.main.get_command(app)
+    if COMPLETION_VAR in os.environ:  # the shell asks for completions: click answers and exits
+        command.main(args, prog_name="embedsearch")
     try:
         with command.make_context("embedsearch", args) as ctx:
             command.invoke(ctx)

@@ -138,9 +138,10 @@ def _innermost_path(error: BaseException) -> str | None:
 
 
 def _path_in(names: dict[str, object]) -> str | None:
-    """A path-like local (``path``, ``file``…), else the ``path`` attribute of ``self``."""
+    """A path-like local (``path``, ``file``, ``*_path``…), else the ``path`` of ``self``."""
     owner = names.get("self")
     candidates = [names.get(name) for name in _PATH_LOCALS]
+    candidates += [value for name, value in names.items() if name.endswith("_path")]
     candidates += [getattr(owner, name, None) for name in ("path", "_path")]
     for value in candidates:
         if isinstance(value, (str, Path)) and str(value):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from embedsearch.store.arrays import write_embedding_dir
+from embedsearch.store.embedding_dir import manifest_path
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +46,10 @@ BREAKS = {
     "truncated shard": lambda d: _truncate(d / "emb" / "part-00001.parquet"),
     "deleted shard": lambda d: (d / "emb" / "part-00001.parquet").unlink(),
     "empty shard": lambda d: (d / "emb" / "part-00001.parquet").write_bytes(b""),
-    "garbage manifest": lambda d: (d / "emb" / "manifest.json").write_text("garbage{"),
-    "manifest is a list": lambda d: (d / "emb" / "manifest.json").write_text("[]"),
-    "manifest shard entry odd": lambda d: _edit_json(d / "emb" / "manifest.json", shards=[{}]),
-    "manifest wrong dim": lambda d: _edit_json(d / "emb" / "manifest.json", dim=7),
+    "garbage manifest": lambda d: manifest_path(d / "emb").write_text("garbage{"),
+    "manifest is a list": lambda d: manifest_path(d / "emb").write_text("[]"),
+    "manifest shard entry odd": lambda d: _edit_json(manifest_path(d / "emb"), shards=[{}]),
+    "manifest wrong dim": lambda d: _edit_json(manifest_path(d / "emb"), dim=7),
 }
 COMMANDS = {
     "index": lambda d: ["index", d / "emb", "--out", d / "new-idx", "--kind", "flat"],
@@ -77,7 +78,10 @@ def test_broken_shard_is_named(dirs, run_cli, damage) -> None:
 def test_wrong_manifest_dim_says_so(dirs, run_cli) -> None:
     BREAKS["manifest wrong dim"](dirs)
     result = run_cli("dedup", dirs / "emb", "--out", dirs / "dd")
-    assert result.stderr.strip() == ("error: shards hold 16-d vectors but manifest.json says dim 7")
+    assert result.stderr.strip() == (
+        "error: stored vectors have 16 values each, but the manifest says dim 7: "
+        "the embedding dir is damaged; re-embed it"
+    )
 
 
 INDEX_BREAKS = {

