@@ -17,7 +17,6 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,6 @@ from embedsearch.index.search_params import apply_search_params
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
 from embedsearch.store.reader import require_same_model
-from embedsearch.store.runlock import writer_lock
 
 
 def append_index(
@@ -63,13 +61,8 @@ def append_index(
     paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
     check_recall_target(target_recall, k)
     out = Path(out).expanduser().resolve()
-    with index_writer_lock(out):
+    with layout.index_writer_lock(out):
         return _append_locked(paths, out, target_recall, k, seed, progress)
-
-
-def index_writer_lock(out: Path) -> AbstractContextManager[None]:
-    """The run lock of the index dir ``out``: a file beside it (the dir itself is swapped)."""
-    return writer_lock(out.parent / f".{out.name}.lock", out)
 
 
 def _append_locked(

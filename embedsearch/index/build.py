@@ -83,7 +83,25 @@ def build_index(
     check_recall_target(target_recall, k)
     out = Path(out).expanduser().resolve()
     progress = progress or NullProgress()
-    layout.check_out_dir(out, overwrite)
+    with layout.index_writer_lock(out):
+        layout.check_out_dir(out, overwrite)
+        return _build_locked(
+            paths, out, kind, max_memory, target_recall, k, device, seed, centre, progress
+        )
+
+
+def _build_locked(
+    paths: list[str | Path],
+    out: Path,
+    kind: Kind,
+    max_memory: str | int | None,
+    target_recall: float,
+    k: int,
+    device: Device,
+    seed: int,
+    centre: CentreMode,
+    progress: Progress,
+) -> BuildSummary:
     started = time.perf_counter()
     dirs = open_sources(paths)
     n = sum(d.live_rows for d in dirs)

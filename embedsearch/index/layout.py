@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from embedsearch.atomic import recover_dir
 from embedsearch.documents import JsonDocument
 from embedsearch.errors import FormatError, InputError
 from embedsearch.store.integrity import sha256_file
+from embedsearch.store.runlock import writer_lock
 
 FORMAT = "embedsearch-index"
 FORMAT_VERSION = 1
@@ -270,3 +272,12 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise InputError(
             f"--out {out} is already an index: use --append to add rows or --overwrite to rebuild"
         )
+
+
+def index_writer_lock(out: Path) -> AbstractContextManager[None]:
+    """The run lock of the index dir ``out``: a file beside it (the dir itself is swapped).
+
+    Held by a build and by an append for their whole run, so two writers of one index dir
+    never publish over each other's rows; the second is refused with the holder named.
+    """
+    return writer_lock(out.parent / f".{out.name}.lock", out)
