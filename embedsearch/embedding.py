@@ -178,6 +178,7 @@ def embed(
         modality=src.modality,
         dim=encoder.dim,
         source=src.description,
+        preprocess=encoder.config.preprocess_cfg,
     )
     summary = EmbedSummary(Path(out), rank=rank, world_size=world)
     with emb_dir.writing(job_key(num_shards, world, source, encoder.spec)):

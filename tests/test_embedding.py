@@ -213,3 +213,26 @@ def test_workers_give_the_same_rows_as_in_process_decoding(tmp_path, image_folde
     for source in a:
         assert a[source][0] == b[source][0]
         np.testing.assert_allclose(a[source][1], b[source][1], atol=1e-5)
+
+
+def test_an_open_clip_model_records_its_preprocessing_in_the_manifest(tmp_path, image_folder):
+    from embedsearch.encoders import load_encoder
+
+    _run(image_folder, tmp_path / "emb", model="tiny-clip", image_size=None)
+    recorded = EmbeddingDir.open(tmp_path / "emb").manifest.preprocess
+    assert recorded == load_encoder("tiny-clip").config.preprocess_cfg
+
+
+def test_the_recorded_preprocessing_names_the_interpolation(tmp_path, image_folder):
+    _run(image_folder, tmp_path / "emb", model="tiny-clip", image_size=None)
+    recorded = EmbeddingDir.open(tmp_path / "emb").manifest.preprocess or {}
+    assert recorded.get("interpolation") in ("bicubic", "bilinear", "nearest")
+
+
+def test_a_simclr_manifest_has_no_preprocess_key(tmp_path, image_folder):
+    import json
+
+    from embedsearch.store.embedding_dir import manifest_path
+
+    _run(image_folder, tmp_path / "emb")
+    assert "preprocess" not in json.loads(manifest_path(tmp_path / "emb").read_text())

@@ -123,8 +123,13 @@ class EmbeddingDir:
         modality: str,
         dim: int,
         source: str,
+        preprocess: dict[str, Any] | None = None,
     ) -> EmbeddingDir:
-        """Open ``path`` for writing (new: an empty manifest); refuse another model or modality."""
+        """Open ``path`` for writing (new: an empty manifest); refuse another model or modality.
+
+        ``preprocess``: the image preprocessing the model was fed (open_clip's
+        ``preprocess_cfg``), recorded so readers of the dir can see how pixels were made.
+        """
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise FormatError(f"--out {path} exists and is not a folder")
@@ -146,6 +151,7 @@ class EmbeddingDir:
                 modality=modality,
                 dim=dim,
                 source=source,
+                preprocess=preprocess,
             )
             manifest.write(path / MANIFEST)
             return cls(path, manifest)

@@ -66,6 +66,9 @@ class Manifest(JsonDocument):
     superseded_ids: list[int] = dataclasses.field(default_factory=list)
     next_id: int = 0
     updated: str | None = optional_field()  # absent until the first commit
+    # open_clip models: the preprocess_cfg their pixels were made with (size, mean, std,
+    # interpolation, resize_mode, fill_color); absent for other models and older dirs
+    preprocess: dict[str, Any] | None = optional_field()
 
     def __post_init__(self) -> None:
         # JSON gives nested objects as dicts; the types make a malformed entry a FormatError.
