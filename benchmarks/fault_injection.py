@@ -475,7 +475,11 @@ def inputs(work: Path) -> None:
     queries = work / "queries.txt"
     queries.write_text(str(work / "no-such-image.jpg") + "\n")
     code, err = run([*CLI, "query", str(idx), "--queries", str(queries)])
-    record("query with a missing image path", refusal(code, err) if code else "silent wrong", err)
+    # DESIGN's contract: a failed input is reported and the run goes on (exit 1 only with
+    # --strict); silent is only an exit 0 that does not name the failed line
+    reported = "failed: line 1" in err
+    outcome = refusal(code, err) if code else ("refused" if reported else "silent wrong")
+    record("query with a missing image path", outcome, err)
 
     run_dir = work / "bad-run"
     run_dir.mkdir()
