@@ -141,7 +141,8 @@ def exchange_dirs(a: Path, b: Path) -> bool:
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+$")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs here (a writer whose leftovers must not be touched)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -170,7 +171,7 @@ def recover_dir(out: str | Path) -> list[str]:
     dead = []
     for entry in entries:
         match = _LEFTOVER.match(entry.name)
-        if match and match["name"] == out.name and not _pid_alive(int(match["pid"])):
+        if match and match["name"] == out.name and not pid_alive(int(match["pid"])):
             dead.append((entry, match["kind"]))
     olds = sorted((e for e, kind in dead if kind == "old"), key=lambda e: e.stat().st_mtime)
     if olds and not out.exists():

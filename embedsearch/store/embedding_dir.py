@@ -37,6 +37,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from embedsearch.atomic import pid_alive
 from embedsearch.errors import FormatError, MismatchError
 from embedsearch.store.integrity import sha256_file, shard_problem
 from embedsearch.store.manifest import Manifest, ShardInfo, now
@@ -67,14 +68,6 @@ def manifest_path(path: str | Path) -> Path:
         else (path / LEGACY_MANIFEST)
     )
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -297,7 +290,7 @@ class EmbeddingDir:
                 shard = SHARD_PATTERN.match(entry.name)
                 tmp = TMP_PATTERN.match(entry.name)
                 if (shard and entry.name not in listed) or (
-                    tmp and not _pid_alive(int(tmp.group(1)))
+                    tmp and not pid_alive(int(tmp.group(1)))
                 ):
                     entry.unlink(missing_ok=True)
                     removed.append(entry.name)
