@@ -17,7 +17,8 @@ def embed_command(
         Path,
         typer.Argument(
             help="Image folder, text file (one document per line), "
-            "or .csv/.tsv/.jsonl/.parquet table."
+            ".csv/.tsv/.jsonl/.parquet table, or WebDataset tar shards "
+            "('data/{00000..00099}.tar', quoted).",
         ),
     ],
     model: Annotated[

@@ -24,7 +24,8 @@ def clip_command(
         Path,
         typer.Argument(
             help="CSV/TSV/JSONL/Parquet table of image paths + captions, "
-            "or an image folder with same-name .txt captions."
+            "an image folder with same-name .txt captions, "
+            "or WebDataset tar shards ('data/{00000..00099}.tar', quoted)."
         ),
     ],
     out: Annotated[

@@ -102,7 +102,10 @@ class ImageBatches(torch.utils.data.IterableDataset):
             batch.failures.append((item.source, item.error))
             return
         try:
-            data = read_image_bytes(item.path or item.source)  # bounded; never blocks on a FIFO
+            if item.member is not None:  # a WebDataset sample: read by offset from its shard
+                data = item.member.read()
+            else:
+                data = read_image_bytes(item.path or item.source)  # bounded; never blocks on a FIFO
         except DecodeError as e:
             batch.failures.append((item.source, str(e)))
             return

@@ -6,6 +6,8 @@ Accepted inputs:
   caption column. Defaults: the first of ``filepath|image|path`` and of ``caption|text|title``
   that exists; relative paths are resolved against the table's folder.
 - a folder of images where ``cat.jpg`` is captioned by ``cat.txt`` beside it.
+- WebDataset tar shards (``data/{00000..00099}.tar``): each sample's image and ``.txt``
+  caption, read by offset from the shard (:mod:`embedsearch.data.webdataset`).
 
 Bad rows never crash loading (open_clip's CSV loader raises ``KeyError: 'filepath'``):
 a missing column is an :class:`~embedsearch.errors.InputError` that lists the columns
@@ -22,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from embedsearch.data.webdataset import TarMember, is_webdataset
 from embedsearch.errors import InputError
 from embedsearch.progress import NullProgress, Progress
 
@@ -59,9 +62,9 @@ class PairsReport:
 
 @dataclass
 class Pairs:
-    """Loaded pairs: absolute image paths and captions (same length), and the report."""
+    """Loaded pairs: absolute image paths (or shard members) and captions, and the report."""
 
-    images: list[str]
+    images: list[str | TarMember]
     captions: list[str]
     report: PairsReport
     description: str
@@ -97,11 +100,15 @@ def load_pairs(
         >>> pairs.report.summary()                   # doctest: +SKIP
         '2,000 of 2,000 pairs used'
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise InputError(f"PAIRS {path} does not exist")
     progress = progress or NullProgress()
-    if path.is_dir():
+    path = Path(path).expanduser()
+    if is_webdataset(path):
+        if image_col or text_col:
+            raise InputError("--image-col/--text-col apply to tables, not to tar shards")
+        pairs = _load_webdataset(str(path), progress)
+    elif not path.exists():
+        raise InputError(f"PAIRS {path} does not exist")
+    elif path.is_dir():
         if image_col or text_col:
             raise InputError("--image-col/--text-col apply to tables, not to an image folder")
         pairs = _load_folder(path.resolve(), check_images, progress)
@@ -153,7 +160,7 @@ def _load_table(
     from embedsearch.data.tables import read_table_batches
 
     report = PairsReport()
-    images: list[str] = []
+    images: list[str | TarMember] = []
     captions: list[str] = []
     columns: tuple[str, str] | None = None
     progress.start(f"Reading pairs from {path.name}", None)
@@ -199,7 +206,7 @@ def _load_folder(root: Path, check_images: bool, progress: Progress) -> Pairs:
     from embedsearch.data.sources import display_path, walk_image_folder
 
     report = PairsReport()
-    images: list[str] = []
+    images: list[str | TarMember] = []
     captions: list[str] = []
     progress.start(f"Reading pairs from {root.name}/", None)
     for entry in walk_image_folder(root):
@@ -225,6 +232,47 @@ def _load_folder(root: Path, check_images: bool, progress: Progress) -> Pairs:
     progress.stop()
     report.kept = len(images)
     return Pairs(images, captions, report, str(root))
+
+
+def _load_webdataset(spec: str, progress: Progress) -> Pairs:
+    from embedsearch.data.webdataset import expand_shards, iter_samples, read_text
+
+    report = PairsReport()
+    images: list[str | TarMember] = []
+    captions: list[str] = []
+    shards = expand_shards(spec)
+    compressed = [s for s in shards if not s.name.lower().endswith(".tar")]
+    if compressed:
+        # Training reads images at random; a compressed shard has no offsets to read them by.
+        raise InputError(
+            f"shard {compressed[0]} is compressed: training reads samples at random, so "
+            "decompress the shards first (gunzip), as img2dataset writes them"
+        )
+    progress.start(f"Reading pairs from {len(shards):,} shards", len(shards))
+    for shard in shards:
+        for sample in iter_samples(shard):
+            report.rows += 1
+            image, caption = sample.image(), sample.members.get("txt")
+            if image is None:
+                report.skip("no image member", sample.source)
+                continue
+            if caption is None:
+                report.skip("no caption (.txt)", sample.source)
+                continue
+            try:
+                text = read_text(caption)
+            except InputError as e:
+                report.skip("unreadable caption", f"{sample.source} ({e})")
+                continue
+            if not text.strip():
+                report.skip("empty caption", sample.source)
+                continue
+            images.append(image)
+            captions.append(text.strip())
+        progress.advance()
+    progress.stop()
+    report.kept = len(images)
+    return Pairs(images, captions, report, os.path.abspath(spec))
 
 
 def _keep(

@@ -20,6 +20,15 @@ from typing import Any
 from embedsearch.choices import MODALITIES
 from embedsearch.data.decode import IMAGE_EXTENSIONS, file_kind, is_image_file
 from embedsearch.data.tables import is_table, read_table_batches, require_column
+from embedsearch.data.webdataset import (
+    Sample,
+    TarMember,
+    expand_shards,
+    is_webdataset,
+    iter_samples,
+    read_text,
+    sample_fields,
+)
 from embedsearch.errors import InputError
 
 # Shard columns a table's own columns must not overwrite (they are carried as input_<name>).
@@ -28,11 +37,13 @@ RESERVED_COLUMNS = frozenset({"id", "source", "content_hash", "embedding"})
 
 @dataclass
 class Item:
-    """One input: an image file (``path``) or a text, plus carried metadata."""
+    """One input: an image file (``path``), a shard member (``member``) or a text, plus
+    carried metadata."""
 
     index: int
     source: str
     path: str | None = None
+    member: TarMember | None = None
     text: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -266,6 +277,67 @@ class TableSource(Source):
         return Item(index, str(path), path=str(path), metadata=metadata)
 
 
+class WebDatasetSource(Source):
+    """The samples of WebDataset tar shards: the image (or, for text, the ``.txt``) of each.
+
+    ``source`` is ``shard.tar/key``. The ``.json`` sidecar's fields become metadata columns
+    (the first sample with a sidecar fixes which; the full JSON text is kept in ``json``, so
+    a field only later samples have is not lost) and the ``.txt`` caption is kept in ``txt``.
+    A sample without the member to embed, or with a sidecar that is not JSON, is an error
+    row (``errors.parquet``), never a crash.
+    """
+
+    def __init__(self, spec: str, modality: str = "image") -> None:
+        self.shards = expand_shards(spec)
+        self.modality = modality
+        self.description = os.path.abspath(os.path.expanduser(spec))
+        self.columns = self._columns()
+
+    def _columns(self) -> list[str]:
+        for shard in self.shards:
+            for sample in iter_samples(shard):
+                if "json" in sample.members:
+                    try:
+                        names = list(sample_fields(sample))
+                    except InputError:
+                        continue
+                    return ["txt", *names]
+        return ["txt"]
+
+    def count(self) -> int:
+        return sum(1 for shard in self.shards for _ in iter_samples(shard))
+
+    def __iter__(self) -> Iterator[Item]:
+        index = 0
+        for shard in self.shards:
+            for sample in iter_samples(shard):
+                yield self._item(index, sample)
+                index += 1
+
+    def _item(self, index: int, sample: Sample) -> Item:
+        try:
+            fields = sample_fields(sample)
+            caption = sample.members.get("txt")
+            fields["txt"] = read_text(caption) if caption is not None else None
+        except InputError as e:
+            return Item(index, sample.source, error=str(e))
+        metadata = {
+            (f"input_{k}" if k in RESERVED_COLUMNS else k): fields.get(k) for k in self.columns
+        }
+        if self.modality == "text":
+            text = fields["txt"]
+            if not text or not text.strip():
+                return Item(index, sample.source, metadata=metadata, error="no caption (.txt)")
+            return Item(index, sample.source, text=text, metadata=metadata)
+        image = sample.image()
+        if image is None:
+            found = ", ".join(sorted(sample.members)) or "nothing"
+            return Item(
+                index, sample.source, metadata=metadata, error=f"no image member (has {found})"
+            )
+        return Item(index, sample.source, member=image, metadata=metadata)
+
+
 @dataclass
 class RankSlice:
     """Every ``world``-th item of a source starting at ``rank``: one rank's disjoint share."""
@@ -293,12 +365,16 @@ def open_source(
         'image'
         >>> open_source("docs.txt").modality           # doctest: +SKIP
         'text'
+        >>> open_source("shards/{00000..00009}.tar").modality   # doctest: +SKIP
+        'image'
     """
+    if modality is not None and modality not in MODALITIES:
+        raise InputError(f"unknown --modality {modality!r}: use {' or '.join(MODALITIES)}")
+    if is_webdataset(path):
+        return WebDatasetSource(str(path), modality or "image")
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"{path} does not exist")
-    if modality is not None and modality not in MODALITIES:
-        raise InputError(f"unknown --modality {modality!r}: use {' or '.join(MODALITIES)}")
     if path.is_dir():
         source: Source = ImageFolderSource(path)
     elif is_table(path):

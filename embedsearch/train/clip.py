@@ -25,8 +25,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from embedsearch.choices import OptimizerName
-from embedsearch.data.decode import DecodeError, load_image
+from embedsearch.data.decode import DecodeError
 from embedsearch.data.pairs import Pairs, PairsReport, load_pairs, split_indices
+from embedsearch.data.webdataset import load_pair_image
 from embedsearch.encoders import clip_arch
 from embedsearch.encoders.base import ImagePreprocess
 from embedsearch.encoders.openclip import create_clip_model, openclip_config
@@ -59,7 +60,7 @@ class PairsDataset(Dataset):
         for failed in range(MAX_SUBSTITUTES):
             i = (index + failed) % len(self.pairs)
             try:
-                image = load_image(self.pairs.images[i])
+                image = load_pair_image(self.pairs.images[i])
             except DecodeError:
                 continue  # counted by the caller through ``failed``, never fatal
             return self.preprocess(image), self.tokenizer([self.pairs.captions[i]])[0], failed
