@@ -40,7 +40,11 @@ def write_shards(folder: Path, jpegs: Path) -> str:
                 key = f"{s:05d}{i:04d}"
                 image = files[(s * PER_SHARD + i) % len(files)].read_bytes()
                 meta = json.dumps({"key": key, "url": f"http://example.com/{key}.jpg"}).encode()
-                for ext, data in (("jpg", image), ("txt", f"a photo {key}".encode()), ("json", meta)):
+                for ext, data in (
+                    ("jpg", image),
+                    ("txt", f"a photo {key}".encode()),
+                    ("json", meta),
+                ):
                     info = tarfile.TarInfo(f"{key}.{ext}")
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
