@@ -70,7 +70,8 @@ class _OpenClipNotices(logging.Filter):
                 continue  # "no CLIP weights found in /tmp/...": the temporary folder, not news
             for folder, name in self.folder_names.items():
                 message = message.replace(f"local-dir:{folder}", name).replace(folder, name)
-            logging.getLogger("open_clip").log(record.levelno, "open_clip: %s", message)
+            # through the library's logger: shown wherever its own warnings are
+            logging.getLogger("embedsearch.open_clip").log(record.levelno, "open_clip: %s", message)
 
 
 @contextmanager
