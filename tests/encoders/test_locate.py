@@ -74,3 +74,13 @@ def test_moved_embedding_dir_still_calibrates_dedup(run_dir, tmp_path, make_imag
     shutil.rmtree(model)
     moved = EmbeddingDir.open(tmp_path / "moved")
     assert self_copies(moved, [str(p) for p in images], recipes=("mild",)) is not None
+
+
+def test_embedding_into_a_dir_of_another_model_says_reembed_and_reindex(tmp_path) -> None:
+    from embedsearch.errors import MismatchError
+    from embedsearch.store.embedding_dir import EmbeddingDir
+
+    made = {"model": "a", "model_options": {}, "modality": "image", "dim": 4, "source": "x"}
+    EmbeddingDir.create_or_open(tmp_path / "e", fingerprint="one", **made)
+    with pytest.raises(MismatchError, match="re-embed and re-index"):
+        EmbeddingDir.create_or_open(tmp_path / "e", fingerprint="two", **made)
