@@ -116,3 +116,22 @@ def test_pretrain_cli_default_size_is_embeds_default(run_cli) -> None:
     shown = run_cli("pretrain", "simclr", "--help").stdout
     default = int(re.search(r"--image-size.*?\[default: (\d+)\]", shown, re.S).group(1))
     assert load_encoder("simclr:resnet18").preprocess.image_size == default
+
+
+def test_pretrain_records_the_first_and_last_epoch_loss(tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from embedsearch.train.simclr import pretrain_simclr
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    tiny = {"image_size": 16, "batch_size": 8, "workers": 0, "threads": 1, "optimizer": "sgd"}
+    pretrain_simclr(images, out=tmp_path / "run", epochs=2, lr=0.05, **tiny)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    training = config["training"]
+    assert (training["loss_first"], training["loss_last"]) == (losses[0], losses[-1])
