@@ -28,14 +28,24 @@ from embedsearch.choices import Device, Modality, Precision
 from embedsearch.data.batches import Batch, ImageBatches, KnownRows, identity_collate, text_batches
 from embedsearch.data.sources import RankSlice, Source, open_source
 from embedsearch.data.workers import default_workers, worker_init
+from embedsearch.encoders.locate import (
+    carry_run_dir,
+    is_path_spec,
+    is_run_dir,
+    recorded_spec,
+    run_dir_digest,
+)
 from embedsearch.errors import InputError, ModelError
 from embedsearch.progress import NullProgress, Progress
-from embedsearch.store.embedding_dir import ERRORS, EmbeddingDir
+from embedsearch.store.embedding_dir import ERRORS, MANIFEST, META_DIR, EmbeddingDir
 from embedsearch.store.reader import iter_batches
 from embedsearch.store.writer import DEFAULT_COMMIT_SECONDS, DEFAULT_SHARD_ROWS, ShardWriter
 
 if TYPE_CHECKING:
     from embedsearch.encoders.base import Encoder
+
+# Where an embedding dir carries the run dir that made it (hidden: readers see only shards).
+MODEL_COPY = f"{META_DIR}/model"
 
 
 @dataclass
@@ -172,7 +182,7 @@ def embed(
     encoder.to(device, precision)
     emb_dir = EmbeddingDir.create_or_open(
         out,
-        model=encoder.spec,
+        model=recorded_spec(model),
         model_options=encoder.options,
         fingerprint=encoder.fingerprint,
         modality=src.modality,
@@ -182,6 +192,7 @@ def embed(
     )
     summary = EmbedSummary(Path(out), rank=rank, world_size=world)
     with emb_dir.writing(job_key(num_shards, world, source, encoder.spec)):
+        record_model(emb_dir, model, encoder.trained)
         summary.repaired_shards = emb_dir.drop_damaged_shards()
         emb_dir.remove_debris()
         total = src.count()
@@ -222,6 +233,33 @@ def embed(
             f"(all listed in {Path(out) / ERRORS})"
         )
     return summary
+
+
+def record_model(emb_dir: EmbeddingDir, spec: str, trained: bool) -> None:
+    """Record the model robustly in ``emb_dir``'s manifest; carry a run dir into the dir.
+
+    The manifest gets the resolved spec (an absolute run dir path, never the path as typed),
+    whether the weights are trained, and for a run dir its files' digest and a copy under
+    ``.embedsearch/model`` (hard links where possible): the dir's model is found again from any
+    working dir and after a move (:mod:`embedsearch.encoders.locate`). Run under the dir's run
+    lock; the manifest is rewritten under its commit lock. Example:
+
+        >>> record_model(EmbeddingDir.open("emb"), "runs/a", True)   # doctest: +SKIP
+    """
+    recorded = recorded_spec(spec)
+    copy = digest = None
+    if is_path_spec(recorded):
+        digest = run_dir_digest(recorded)
+        copy = MODEL_COPY
+        carried = emb_dir.path / MODEL_COPY
+        if not is_run_dir(carried) or run_dir_digest(carried) != digest:
+            carry_run_dir(recorded, carried, digest)
+    with emb_dir.locked():
+        m = emb_dir.manifest
+        record = (recorded, trained, copy, digest)
+        if (m.model, m.model_trained, m.model_copy, m.model_digest) != record:
+            m.model, m.model_trained, m.model_copy, m.model_digest = record
+            m.write(emb_dir.path / MANIFEST)
 
 
 def _batches(
@@ -288,4 +326,11 @@ def _nothing_message(src: Source) -> str:
     return f"no inputs found in {src.description}"
 
 
-__all__ = ["EmbedSummary", "distributed_slice", "embed", "job_key", "load_known_rows"]
+__all__ = [
+    "EmbedSummary",
+    "distributed_slice",
+    "embed",
+    "job_key",
+    "load_known_rows",
+    "record_model",
+]

@@ -78,7 +78,9 @@ def run_app(args: list[str], debug: bool = False) -> int:
     from typer._click.exceptions import NoArgsIsHelpError
 
     from embedsearch.cli.failures import user_message
+    from embedsearch.cli.library_log import show_library_warnings
 
+    show_library_warnings()  # the library logs its warnings; the CLI prints them on stderr
     command = typer.main.get_command(app)
     if COMPLETION_VAR in os.environ:  # the shell asks for completions: click answers and exits
         command.main(args, prog_name="embedsearch")

@@ -9,6 +9,7 @@ import typer
 
 from embedsearch.choices import Device, Modality, Precision
 from embedsearch.cli.app import app
+from embedsearch.encoders.defaults import DEFAULT_IMAGE_SIZES, UNTRAINED_SPECS
 
 
 @app.command("embed")
@@ -26,7 +27,8 @@ def embed_command(
         typer.Option(
             "--model",
             "-m",
-            help="Model spec: simclr:resnet18, openclip:ARCH[/PRETRAINED], tiny, or a run dir.",
+            help="Model spec: a run dir from `pretrain`, openclip:ARCH/PRETRAINED (tag or "
+            f"weights file); untrained (random weights, hits mean nothing): {UNTRAINED_SPECS}.",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Embedding dir to create or extend.")],
@@ -62,7 +64,8 @@ def embed_command(
         int | None,
         typer.Option(
             "--image-size",
-            help="Input size for backbones without a fixed one (SimCLR specs; default 64).",
+            help="Input size for backbones without a fixed one (simclr:ARCH; default "
+            f"{DEFAULT_IMAGE_SIZES['simclr']}, as `pretrain simclr`). A run dir uses its own.",
         ),
     ] = None,
     flip_average: Annotated[

@@ -45,6 +45,14 @@ def query_command(
         typer.Option("--grid", help="Write a contact-sheet PNG of the query and its image hits."),
     ] = None,
     device: Annotated[Device, typer.Option("--device")] = "auto",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="The model that embeds text/image queries, when the index cannot find its own "
+            "(a run dir moved away from an older index): checked by fingerprint.",
+        ),
+    ] = None,
 ) -> None:
     """Search an index by text, image, id, vector or a file of queries."""
     from embedsearch.cli.render import stderr, stdout
@@ -60,7 +68,7 @@ def query_command(
         queries=queries,
     )
     notes: list[str] = []
-    results = run_queries(index_dir, spec, k=k, device=device, notes=notes)
+    results = run_queries(index_dir, spec, k=k, device=device, notes=notes, model=model)
     for note in notes:
         stderr.print(f"note: {note}", markup=False, highlight=False)
     for result in results:

@@ -137,13 +137,11 @@ def self_copies(
     paths = [s for s in sources if s and os.path.isfile(s)]
     if len(paths) < MIN_CALIBRATION_IMAGES:
         return None
-    try:
-        from embedsearch.encoders import load_encoder
+    try:  # the dir's carried run dir or its recorded model, checked by fingerprint
+        from embedsearch.encoders.locate import ModelRecord, load_recorded
 
-        encoder = load_encoder(emb_dir.model, **emb_dir.model_options)
+        encoder = load_recorded(ModelRecord.of(emb_dir.manifest, emb_dir.path))
     except (EmbedsearchError, TypeError):
-        return None
-    if encoder.fingerprint != emb_dir.fingerprint:
         return None
     return _embed_copies(encoder.to("cpu"), paths, seed, recipes)
 

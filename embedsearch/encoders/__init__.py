@@ -2,13 +2,18 @@
 
 Spec strings (used by every command that names a model):
 
-- ``simclr:resnet18`` / ``simclr:resnet34`` / ``simclr:resnet50`` -- torchvision backbone, seeded
-  random init, small-image stem at image sizes <= 64
-- ``openclip:ARCH`` or ``openclip:ARCH/PRETRAINED`` -- any open_clip architecture; PRETRAINED is a
-  tag (downloaded by open_clip) or a local weights file; without it, seeded random init
-- ``tiny`` / ``tiny-clip`` -- the project's tiny CPU CLIP config (same as ``openclip:tiny-clip``;
-  ``pretrain clip --model`` takes the same names)
 - a path to a run dir written by ``pretrain`` (``config.json`` + ``model.safetensors``)
+- ``openclip:ARCH/PRETRAINED`` -- any open_clip architecture with PRETRAINED a tag (downloaded
+  once by open_clip, then read from its cache) or a local weights file
+- untrained (seeded random weights: for tests and baselines, their hits mean nothing; every use
+  logs a one-line warning, see :mod:`~embedsearch.encoders.defaults`):
+  ``simclr:resnet18`` / ``simclr:resnet34`` / ``simclr:resnet50`` (torchvision backbone,
+  small-image stem at image sizes <= 64), ``openclip:ARCH`` without PRETRAINED, and
+  ``tiny`` / ``tiny-clip`` (the project's tiny CPU CLIP config, same as ``openclip:tiny-clip``;
+  ``pretrain clip --model`` takes the same names)
+
+Warnings (untrained model, a run dir whose training loss barely moved) go to the
+``embedsearch`` logger: Python prints them on stderr when the host configured no logging.
 
 Example:
     >>> enc = load_encoder("simclr:resnet18", image_size=32)   # doctest: +SKIP
@@ -18,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +38,7 @@ Loader = Callable[[str, str, "int | None"], "Encoder"]
 _LOADERS: dict[str, Loader] = {}
 # Short names of the CPU configs this project ships -> their open_clip architecture.
 SHORT_NAMES = {"tiny": "tiny-clip", "tiny-clip": "tiny-clip"}
+logger = logging.getLogger("embedsearch")
 
 
 def register(prefix: str) -> Callable[[Loader], Loader]:
@@ -59,7 +66,9 @@ def clip_arch(name: str) -> str:
 def _load_simclr(target: str, spec: str, image_size: int | None) -> Encoder:
     from embedsearch.encoders.simclr import load_simclr
 
-    return load_simclr(target, spec, image_size)
+    encoder = load_simclr(target, spec, image_size)
+    encoder.trained = False  # simclr:ARCH has no weights option: always random init
+    return encoder
 
 
 @register("openclip")
@@ -68,14 +77,19 @@ def _load_openclip(target: str, spec: str, image_size: int | None) -> Encoder:
 
     if image_size is not None:
         raise ModelError("--image-size does not apply to CLIP models: their input size is fixed")
+    trained = True
     if target.startswith("local-dir:"):
         from embedsearch.encoders.weights import check_local_dir
 
-        check_local_dir(target.removeprefix("local-dir:"))  # no pickle reaches open_clip
+        # no pickle reaches open_clip; a folder without weights builds a random model
+        trained = check_local_dir(target.removeprefix("local-dir:"))
     arch, sep, pretrained = target.partition("/")
     if not arch.startswith(("hf-hub:", "local-dir:")):
         target = clip_arch(arch) + sep + pretrained
-    return load_openclip(target, spec)
+        trained = bool(pretrained)
+    encoder = load_openclip(target, spec)
+    encoder.trained = trained
+    return encoder
 
 
 def load_encoder(spec: str, image_size: int | None = None, flip_average: bool = False) -> Encoder:
@@ -102,7 +116,24 @@ def load_encoder(spec: str, image_size: int | None = None, flip_average: bool = 
                 f"openclip:ARCH[/PRETRAINED], {', '.join(SHORT_NAMES)} or a run dir path"
             )
         encoder = _LOADERS[prefix](target, spec, image_size)
+    if not encoder.trained:
+        encoder.warnings.insert(0, untrained_warning(spec))
+    for line in encoder.warnings:
+        logger.warning(line)
     return encoder.use_flip_average() if flip_average else encoder
+
+
+def untrained_warning(spec: str) -> str:
+    """The one line said wherever an untrained (random-weight) model is used.
+
+    Example:
+        >>> untrained_warning("tiny-clip")[:48]
+        'warning: tiny-clip is untrained (random weights)'
+    """
+    return (
+        f"warning: {spec} is untrained (random weights): its vectors and hits mean nothing; "
+        "use openclip:ARCH/PRETRAINED or a run dir from `embedsearch pretrain`"
+    )
 
 
 def _load_run_dir(path: Path, spec: str) -> Encoder:
@@ -117,6 +148,7 @@ def _load_run_dir(path: Path, spec: str) -> Encoder:
         )
     config = rundir.RunConfig.read(path / rundir.CONFIG_FILE)
     stored = load_weights_file(path / rundir.WEIGHTS_FILE)
+    progress = rundir.loss_progress(config, path)
     # A SimCLR run also stores its projection head, which is not part of the embedding model.
     weights = {k: v for k, v in stored.items() if not k.startswith(rundir.HEAD_PREFIX)}
     encoder: Encoder
@@ -129,6 +161,10 @@ def _load_run_dir(path: Path, spec: str) -> Encoder:
 
         encoder = load_openclip_run(config, weights, spec)
     _check_dim(encoder, config.dim, path)
+    # a run dir saved from an untrained spec records no training recipe
+    encoder.trained = config.training is not None
+    if encoder.trained and progress is not None and progress.barely_moved:
+        encoder.warnings.append(progress.warning(spec))
     return encoder
 
 

@@ -182,6 +182,9 @@ class Encoder:
         flip_average: embed each image and its mirror image and average the two (unit) vectors,
             so a mirrored copy gets the same vector; twice the model work
             (see :meth:`use_flip_average`).
+        trained: False for random weights (``simclr:ARCH``, ``openclip:ARCH`` without a tag,
+            ``tiny-clip``): manifests record it and every use warns.
+        warnings: one-line warnings logged when it was loaded (untrained, barely trained).
 
     Example:
         >>> enc = load_encoder("simclr:resnet18", image_size=32)   # doctest: +SKIP
@@ -199,6 +202,8 @@ class Encoder:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
     flip_average: bool = False
+    trained: bool = True
+    warnings: list[str] = field(default_factory=list)
     _fingerprint: str | None = None
 
     @property

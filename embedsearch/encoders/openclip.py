@@ -34,20 +34,60 @@ def shipped_config(arch: str) -> dict[str, Any] | None:
     return dict(json.loads(shipped.read_text())) if shipped.is_file() else None
 
 
-def _not_an_open_clip_notice(record: logging.LogRecord) -> bool:
-    # open_clip warns on every random init; its errors still pass.
-    return record.levelno >= logging.ERROR or f"{os.sep}open_clip{os.sep}" not in record.pathname
+class _OpenClipNotices(logging.Filter):
+    """Holds back open_clip's log records while it builds a model, to pass on the true ones.
+
+    open_clip logs through the root logger with ``logging.warning(...)``, which configures the
+    root logger of a host that has not (``basicConfig``: every later record of every library
+    printed as ``WARNING:name:...``); and when a run dir's or a file's weights are loaded after
+    the build, its "initialized randomly" is false. So while installed (only then) the filter
+    takes open_clip's records off the root logger, and a host without handlers gets a
+    ``NullHandler`` so nothing is configured behind its back; :meth:`pass_on` repeats the
+    records that hold, through the ``open_clip`` logger. The host's levels and handlers stay.
+    """
+
+    def __init__(self, folder_names: dict[str, str]) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.folder_names = folder_names  # temporary local-dir name -> the name the user gave
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}open_clip{os.sep}" not in record.pathname:
+            return True
+        self.records.append(record)
+        return False
+
+    def pass_on(self, weights_follow: bool) -> None:
+        """Repeat the warnings that hold: none when weights are loaded after the build."""
+        if weights_follow:
+            return
+        for record in self.records:
+            message = record.getMessage()
+            if record.levelno < logging.WARNING:
+                continue
+            named = any(folder in message for folder in self.folder_names)
+            if named and "initialized" not in message:
+                continue  # "no CLIP weights found in /tmp/...": the temporary folder, not news
+            for folder, name in self.folder_names.items():
+                message = message.replace(f"local-dir:{folder}", name).replace(folder, name)
+            # through the library's logger: shown wherever its own warnings are
+            logging.getLogger("embedsearch.open_clip").log(record.levelno, "open_clip: %s", message)
 
 
 @contextmanager
-def _quiet_open_clip() -> Iterator[None]:
-    # open_clip logs through the root logger; this filter drops only its notices, only while
-    # installed, and leaves the host's levels and handlers alone.
-    logging.getLogger().addFilter(_not_an_open_clip_notice)
+def _open_clip_notices(folder_names: dict[str, str]) -> Iterator[_OpenClipNotices]:
+    root = logging.getLogger()
+    notices = _OpenClipNotices(folder_names)
+    placeholder = None if root.handlers else logging.NullHandler()
+    if placeholder is not None:
+        root.addHandler(placeholder)
+    root.addFilter(notices)
     try:
-        yield
+        yield notices
     finally:
-        logging.getLogger().removeFilter(_not_an_open_clip_notice)
+        root.removeFilter(notices)
+        if placeholder is not None:
+            root.removeHandler(placeholder)
 
 
 @contextmanager
@@ -70,6 +110,7 @@ def create_clip_model(
     """
     import open_clip
 
+    model_cfg_given = model_cfg is not None  # a run dir: its weights are loaded next
     if model_cfg is None and not arch.startswith(("hf-hub:", "local-dir:")):
         model_cfg = shipped_config(arch)
         if model_cfg is None and open_clip.get_model_config(arch) is None:
@@ -85,22 +126,92 @@ def create_clip_model(
             f"{tag!r} is neither a file nor a pretrained tag of {arch}; "
             f"tags: {', '.join(tags) or 'none'}"
         )
-    with _open_clip_name(arch, model_cfg) as name, _quiet_open_clip():
-        with torch.random.fork_rng(devices=[]):
+    tag_options = _tag_weights(arch, tag) if tag else {}
+    with _open_clip_name(arch, model_cfg) as name:
+        folders = {name.removeprefix("local-dir:"): arch} if name != arch else {}
+        with _open_clip_notices(folders) as notices, torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # random init must be reproducible: same spec -> same fingerprint
             try:
-                model = open_clip.create_model(name, pretrained=tag)
+                model = open_clip.create_model(name, **tag_options)
             except RuntimeError as e:
-                raise ModelError(
-                    f"cannot create openclip:{arch}/{tag} (needs network for tags): {e}"
-                ) from e
-        tokenizer = open_clip.get_tokenizer(name)
+                raise ModelError(f"cannot create openclip:{arch}/{tag}: {e}") from e
+            tokenizer = open_clip.get_tokenizer(name)
+        notices.pass_on(weights_follow=is_file or model_cfg_given)
     if is_file and pretrained is not None:
         try:
             model.load_state_dict(load_weights_file(pretrained), strict=True)
         except RuntimeError as e:
             raise ModelError(f"weights in {pretrained} do not fit {arch}: {str(e)[:300]}") from e
     return model.eval(), tokenizer
+
+
+def _tag_weights(arch: str, tag: str) -> dict[str, Any]:
+    """``create_model`` options for a pretrained tag: its cached file when there is one.
+
+    Given the tag, open_clip asks the hub first even when the file is cached; without network that
+    is 5 retries a file (~56 s) before it fails, printing each retry twice. A cached file is
+    handed over by path, with the tag's preprocessing (what open_clip would merge in); a tag
+    not in the cache is refused at once when the hub cannot be reached.
+    """
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    cached = _cached_tag_file(cfg)
+    if cached is None:
+        _require_hub(arch, tag, cfg)
+        return {"pretrained": tag}
+    keys = ("mean", "std", "interpolation", "resize_mode", "fill_color")
+    return {
+        "pretrained": cached,
+        "force_preprocess_cfg": {key: cfg[key] for key in keys if key in cfg},
+    }
+
+
+def _cached_tag_file(cfg: dict[str, Any]) -> str | None:
+    """Where open_clip's download of a tag's weights is already cached, else None."""
+    if cfg.get("file"):
+        return str(cfg["file"])
+    hub = str(cfg.get("hf_hub") or "")
+    if not hub:
+        url = str(cfg.get("url") or "")
+        path = Path("~/.cache/clip").expanduser() / os.path.basename(url)  # open_clip's place
+        return str(path) if url and path.is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    model_id, filename = os.path.split(hub)
+    filename = filename or "open_clip_pytorch_model.bin"  # open_clip's HF_WEIGHTS_NAME
+    # open_clip prefers a .safetensors twin of the file (its _get_safe_alternatives)
+    names = [filename]
+    if filename == "open_clip_pytorch_model.bin":
+        names.insert(0, "open_clip_model.safetensors")
+    elif filename.endswith((".bin", ".pth")):
+        names.insert(0, filename[:-4] + ".safetensors")
+    for name in names:
+        found = try_to_load_from_cache(model_id, name)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _require_hub(arch: str, tag: str, cfg: dict[str, Any]) -> None:
+    """Refuse at once a tag to download when downloads are off or the hub is unreachable."""
+    import socket
+    from urllib.parse import urlparse
+
+    fix = f"download it once with network, or pass the weights file as openclip:{arch}/PATH"
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ModelError(
+            f"openclip:{arch}/{tag}: the weights are not in the local cache and HF_HUB_OFFLINE is "
+            f"set: {fix}"
+        )
+    host = "huggingface.co" if cfg.get("hf_hub") else urlparse(str(cfg.get("url"))).hostname
+    try:
+        socket.create_connection((host or "huggingface.co", 443), timeout=5).close()
+    except OSError as e:
+        raise ModelError(
+            f"openclip:{arch}/{tag}: the weights are not in the local cache and {host} cannot be "
+            f"reached ({e}): {fix}"
+        ) from e
 
 
 class OpenClipEncoder(Encoder):

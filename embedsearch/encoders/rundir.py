@@ -134,6 +134,75 @@ def _require_int(name: str, value: Any, low: int, high: int) -> None:
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
 
 
+# A run whose last epoch's loss is within this fraction of its first epoch's has barely trained:
+# the issue's 2-epoch run (loss down ~2 %) retrieved worse than the untrained model.
+BARELY_MOVED = 0.05
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class LossProgress:
+    """First and last epoch's mean training loss of a run, and its epochs.
+
+    Example:
+        >>> LossProgress(6.10, 6.02, 2).barely_moved, LossProgress(6.1, 4.9, 50).barely_moved
+        (True, False)
+    """
+
+    first: float
+    last: float
+    epochs: int
+
+    @property
+    def barely_moved(self) -> bool:
+        """One epoch tells nothing; otherwise a drop under :data:`BARELY_MOVED` of the first."""
+        if self.epochs < 2:
+            return True
+        return self.first - self.last < BARELY_MOVED * abs(self.first)
+
+    def warning(self, spec: str) -> str:
+        """The one line said when such a run dir is used."""
+        return (
+            f"warning: run dir {spec} has barely trained (loss {self.first:.3f} -> "
+            f"{self.last:.3f} over {self.epochs} epoch(s)): its vectors may be worse than an "
+            "untrained model's; train longer (`pretrain ... --resume --epochs N`)"
+        )
+
+
+def loss_progress(config: RunConfig, run_dir: str | Path | None = None) -> LossProgress | None:
+    """The run's loss progress: ``training.loss_first/loss_last`` (recorded by ``pretrain``), else
+    the first and last lines of the run dir's ``metrics.jsonl``; None when neither is there.
+
+    Example:
+        >>> c = RunConfig(family="simclr", arch="resnet18", image_size=32, mean=[0.5] * 3,
+        ...               std=[0.25] * 3, dim=512, modalities=["image"],
+        ...               training={"loss_first": 6.2, "loss_last": 5.1, "epochs_done": 9})
+        >>> loss_progress(c)
+        LossProgress(first=6.2, last=5.1, epochs=9)
+    """
+    training = config.training or {}
+    first, last = training.get("loss_first"), training.get("loss_last")
+    epochs = training.get("epochs_done")
+    if isinstance(first, (int, float)) and isinstance(last, (int, float)):
+        if isinstance(epochs, int):
+            return LossProgress(float(first), float(last), epochs)
+    if run_dir is None:
+        return None
+    return _progress_from_metrics(Path(run_dir) / METRICS_FILE)
+
+
+def _progress_from_metrics(path: Path) -> LossProgress | None:
+    import json
+
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        losses = [json.loads(line).get("loss") for line in lines]
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    losses = [v for v in losses if _is_number(v) and math.isfinite(v)]
+    return LossProgress(losses[0], losses[-1], len(losses)) if losses else None
+
+
 def is_run_dir(path: str | Path) -> bool:
     """True when ``path`` looks like a run dir (has config.json and model.safetensors)."""
     path = Path(path)

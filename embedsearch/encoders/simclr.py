@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from embedsearch.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Encoder, ImagePreprocess
+from embedsearch.encoders.defaults import DEFAULT_IMAGE_SIZES
 from embedsearch.encoders.rundir import RunConfig
 from embedsearch.errors import ModelError
 
 # Feature width of each supported backbone (the output of global average pooling).
 RESNET_WIDTHS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
 SMALL_STEM_MAX_SIZE = 64
-DEFAULT_IMAGE_SIZE = 64
 
 
 def build_backbone(arch: str, small_stem: bool, seed: int = 0) -> nn.Module:
@@ -95,6 +95,7 @@ def encoder_from_config(
 
 
 def load_simclr(arch: str, spec: str, image_size: int | None = None) -> SimCLREncoder:
-    """``simclr:ARCH`` -> a random-init backbone at ``image_size`` (default 64)."""
-    size = image_size or DEFAULT_IMAGE_SIZE
+    """``simclr:ARCH`` -> a random-init backbone at ``image_size`` (default: the family's size in
+    :mod:`~embedsearch.encoders.defaults`, the one ``pretrain simclr`` trains at)."""
+    size = image_size or DEFAULT_IMAGE_SIZES["simclr"]
     return encoder_from_config(simclr_config(arch, size), spec, {"image_size": size})

@@ -55,8 +55,9 @@ def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
 _LOCAL_DIR_WEIGHTS = ("*.safetensors", "*.bin", "*.pth")
 
 
-def check_local_dir(folder: str | Path) -> None:
-    """Check an ``openclip:local-dir:FOLDER`` before open_clip reads it.
+def check_local_dir(folder: str | Path) -> bool:
+    """Check an ``openclip:local-dir:FOLDER`` before open_clip reads it; True when it has weights
+    (without any, open_clip builds a randomly initialised model).
 
     open_clip raises bare ``FileNotFoundError``/``ValueError``/``UnpicklingError`` (a
     traceback) for a missing folder or config and for a pickle it will not load. Here each
@@ -81,6 +82,9 @@ def check_local_dir(folder: str | Path) -> None:
         raise ModelError(f"local-dir: cannot read {config}: {e}") from e
     if not isinstance(data, dict) or not isinstance(data.get("model_cfg"), dict):
         raise ModelError(f"local-dir: {config} has no 'model_cfg' object")
+    found = False
     for pattern in _LOCAL_DIR_WEIGHTS:
         for path in sorted(folder.glob(pattern)):
             load_weights_file(path)  # raises ModelError for anything but plain tensors
+            found = True
+    return found

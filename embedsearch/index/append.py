@@ -28,6 +28,7 @@ from embedsearch.index.adding import IndexParts, add_rows
 from embedsearch.index.build import (
     DEFAULT_K,
     DEFAULT_TARGET,
+    carry_model,
     check_recall_target,
     open_sources,
     source_entry,
@@ -92,6 +93,7 @@ def _append_locked(
     with staged_dir(out) as staged:
         for name in info.metadata_file_names():
             _link(out / name, staged / name)
+        carry_model(info, named[0], staged, previous=out)
         add_rows(parts, available, avail_numbers, staged, store, progress, add_to=set(numbers))
         notes = [f"appended {parts.added:,} rows from {', '.join(str(d.path) for d in named)}"]
         notes += _remove_superseded(parts, store, named, numbers)

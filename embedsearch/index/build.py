@@ -125,8 +125,55 @@ def _build_locked(
     numbers = list(range(len(dirs)))
     parts.replay = lambda: (v for _, _, v in iter_numbered_batches(dirs, numbers, ["id"]))
     with staged_dir(out) as staged:
+        carry_model(info, dirs[0], staged)
         add_rows(parts, dirs, numbers, staged, skip=None, progress=progress)
         return finish_index(parts, staged, out, started, [plan.reason], progress)
+
+
+def carry_model(
+    info: IndexInfo, first: EmbeddingDir, staged: Path, previous: Path | None = None
+) -> None:
+    """Record the model in ``info`` and carry a run dir into the index dir (``model/``).
+
+    The run dir comes from the index dir being appended to (``previous``), else from the embedding
+    dir's own carried copy or its recorded path, checked by the files' digest (older embedding
+    dirs have none: their model is loaded and checked by fingerprint). Without a run dir found,
+    the index records the path only, as before. Warns (``embedsearch`` logger) for an untrained
+    model. See :mod:`embedsearch.encoders.locate`.
+    """
+    from embedsearch.encoders import logger, untrained_warning
+    from embedsearch.encoders.locate import (
+        ModelRecord,
+        carry_run_dir,
+        find_run_dir,
+        is_path_spec,
+        load_recorded,
+    )
+    from embedsearch.errors import EmbedsearchError
+
+    manifest = first.manifest
+    if info.model_trained is None:
+        info.model_trained = manifest.model_trained
+    if info.model_trained is False:
+        logger.warning(untrained_warning(info.model))
+    if not is_path_spec(info.model):
+        return
+    if previous is not None and info.model_copy is not None:
+        record = ModelRecord.of(info, previous)
+    else:
+        record = ModelRecord.of(manifest, first.path)
+    source = find_run_dir(record)
+    if source is None and record.digest is None:
+        try:  # an older dir: only loading the model can tell which candidate holds it
+            source = Path(load_recorded(record).spec)
+        except EmbedsearchError:
+            return
+    if source is None:
+        return
+    if source != record.carried():
+        info.model = str(source.resolve())
+    info.model_digest = carry_run_dir(source, staged / layout.MODEL_COPY, record.digest)
+    info.model_copy = layout.MODEL_COPY
 
 
 def open_sources(paths: Sequence[str | Path]) -> list[EmbeddingDir]:

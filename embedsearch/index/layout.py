@@ -9,6 +9,8 @@ Layout (a contract: ``query``, ``dedup`` and Python read it; see ``indexes/READM
   checksum of ``index.faiss``, verified by :func:`read_index` before faiss sees a byte)
 - ``meta-NNNNN.arrow``: key -> ``id``, ``dir``, ``source``, ``content_hash`` + metadata
   columns, one file per indexed embedding dir and build/append step
+- ``model/``: when the model is a run dir, its ``config.json`` + ``model.safetensors`` (hard
+  links where possible), so text and image queries work with the run dir moved or gone
 
 A key is ``(dir << 40) | id``: the embedding id of a row of ``sources[dir]``. Rows of the
 first dir have key == embedding id; rows of later dirs stay distinct even when their ids
@@ -43,6 +45,7 @@ FORMAT = "embedsearch-index"
 FORMAT_VERSION = 1
 INDEX_FILE = "index.faiss"
 INFO_FILE = "index.json"
+MODEL_COPY = "model"  # the carried run dir (config.json + model.safetensors), when the model is one
 META_TEMPLATE = "meta-{:05d}.arrow"
 KEY_BITS = 40
 ID_LIMIT = 1 << KEY_BITS
@@ -113,6 +116,9 @@ _OMITTED_WHEN_EMPTY = (
     "concentration",
     "score_percentiles",
     "index_sha256",
+    "model_trained",
+    "model_copy",
+    "model_digest",
 )
 
 
@@ -164,6 +170,11 @@ class IndexInfo(JsonDocument):
     # what a high score is here: percentiles of the scores of sample rows' neighbours
     # (embedsearch.index.scores)
     score_percentiles: dict[str, dict[str, float]] = field(default_factory=dict)
+    # as in the manifest: trained weights or not; the run dir carried inside the index dir
+    # (MODEL_COPY) and its files' digest, so queries are embedded from anywhere, after a move
+    model_trained: bool | None = None
+    model_copy: str | None = None
+    model_digest: str | None = None
 
     def __post_init__(self) -> None:
         # from_json hands nested entries over as dicts

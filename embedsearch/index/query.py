@@ -64,11 +64,13 @@ def run_queries(
     k: int = 10,
     device: Device = "auto",
     notes: list[str] | None = None,
+    model: str | None = None,
 ) -> list[QueryResult]:
     """Search ``index_dir`` with the query in ``spec``; one :class:`QueryResult` per query.
 
     ``notes`` (when given) receives one-line remarks for the user, e.g. that ``k`` was
-    capped at the number of indexed rows.
+    capped at the number of indexed rows. ``model``: the run dir that embeds text/image queries
+    when the index's own cannot be found (``query --model``; checked by fingerprint).
     """
     given = [
         name
@@ -77,7 +79,7 @@ def run_queries(
     ]
     if len(given) != 1:
         raise InputError("give exactly one of --text, --image, --id, --vector, --queries")
-    searcher = Searcher.open(index_dir, device=device)
+    searcher = Searcher.open(index_dir, device=device, model=model)
     if k > searcher.ntotal and notes is not None:
         notes.append(
             f"-k {k:,} is more than the {searcher.ntotal:,} indexed rows; using {searcher.ntotal:,}"

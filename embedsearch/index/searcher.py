@@ -3,7 +3,8 @@
 The index dir is self-contained: the faiss index, its search parameters and the
 key -> source + metadata store are all inside it, so a copied dir answers queries with
 the embedding dirs gone. Text and image queries are embedded with the index's own model
-(``index.json`` ``model`` + ``model_options``), loaded on first use.
+(``index.json`` ``model`` + ``model_options``; a run dir is carried in ``model/``), loaded on
+first use and checked by fingerprint (:mod:`embedsearch.encoders.locate`).
 
 Example:
     >>> s = Searcher.open("indexes/photos")                                   # doctest: +SKIP
@@ -23,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from embedsearch.choices import Device
-from embedsearch.errors import InputError, MismatchError
+from embedsearch.errors import InputError
 from embedsearch.index import layout
 from embedsearch.index.layout import IndexInfo, SourceEntry
 from embedsearch.index.metadata import KEY_COLUMNS, MetadataStore
@@ -88,9 +89,14 @@ class Searcher:
             for number, names in store.columns_of_dirs([m.dir for m in info.metadata_files]).items()
         }
 
+    model_override: str | None = None  # ``query --model``: a run dir, checked by fingerprint
+
     @classmethod
-    def open(cls, path: str | Path, *, device: Device = "auto") -> Searcher:
-        """Open an index dir (``FormatError`` when it is not one); ``device`` auto|cpu|cuda."""
+    def open(
+        cls, path: str | Path, *, device: Device = "auto", model: str | None = None
+    ) -> Searcher:
+        """Open an index dir (``FormatError`` when it is not one); ``device`` auto|cpu|cuda;
+        ``model``: where the index's model is when it cannot be found (checked by fingerprint)."""
 
         from embedsearch.index.gpu import to_search_device, use_gpu
 
@@ -101,7 +107,9 @@ class Searcher:
         on_gpu = use_gpu(device) and info.kind in ("flat", "ivf", "ivfsq")
         index = to_search_device(index, on_gpu)
         store = MetadataStore(path, info.metadata_file_names())
-        return cls(path, info, index, store, device)
+        searcher = cls(path, info, index, store, device)
+        searcher.model_override = model
+        return searcher
 
     @property
     def dim(self) -> int:
@@ -115,16 +123,11 @@ class Searcher:
     def encoder(self) -> Encoder:
         """The index's model, loaded on first text/image query."""
         if self._encoder is None:
-            from embedsearch.encoders import load_encoder
+            # the carried copy, the recorded path, or the override; checked by fingerprint
+            from embedsearch.encoders.locate import ModelRecord, load_recorded
 
-            info = self.index_info
-            encoder: Encoder = load_encoder(info.model, **info.model_options)
-            if encoder.fingerprint != info.fingerprint:
-                raise MismatchError(
-                    f"model {info.model} now has fingerprint {encoder.fingerprint[:12]}, but the "
-                    f"index was built from vectors of {info.fingerprint[:12]}: its weights changed"
-                )
-            self._encoder = encoder.to(self.device)
+            record = ModelRecord.of(self.index_info, self.path)
+            self._encoder = load_recorded(record, self.model_override).to(self.device)
         return self._encoder
 
     # -- raw ------------------------------------------------------------------------------------

@@ -170,7 +170,8 @@ class EmbeddingDir:
             raise MismatchError(
                 f"{self.path} holds embeddings of model {self.model} "
                 f"(fingerprint {self.fingerprint[:12]}); "
-                f"refusing to mix in {model} ({fingerprint[:12]}): use another --out"
+                f"refusing to mix in {model} ({fingerprint[:12]}): use another --out "
+                "(to move to the new model: re-embed and re-index)"
             )
         if self.modality != modality or self.dim != dim:
             raise MismatchError(

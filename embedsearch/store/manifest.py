@@ -69,6 +69,13 @@ class Manifest(JsonDocument):
     # open_clip models: the preprocess_cfg their pixels were made with (size, mean, std,
     # interpolation, resize_mode, fill_color); absent for other models and older dirs
     preprocess: dict[str, Any] | None = optional_field()
+    # whether the model had trained weights (False: random init, announced on every use); the
+    # run dir carried inside the dir (relative path) and its files' digest, so the model is found
+    # again from any working dir and after a move (embedsearch.encoders.locate); absent in older
+    # dirs and for models that are not run dirs
+    model_trained: bool | None = optional_field()
+    model_copy: str | None = optional_field()
+    model_digest: str | None = optional_field()
 
     def __post_init__(self) -> None:
         # JSON gives nested objects as dicts; the types make a malformed entry a FormatError.

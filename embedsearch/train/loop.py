@@ -336,10 +336,14 @@ class _Runner:
     def _save_run_dir(self) -> None:
         export = self.task.export(self.model)
         training = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.cfg).items()}
+        losses = [r["loss"] for r in read_metrics(self.out)]  # written just before
         training.update(
             lr=self.lr,
             epochs_done=self.state.epoch,
             world_size=dist_utils.world_size(),
+            # what `embed`/`query` read to say that a run has barely trained
+            loss_first=losses[0] if losses else None,
+            loss_last=losses[-1] if losses else None,
             **self.task.recipe(),
         )
         config = replace(export.config, training=training)
