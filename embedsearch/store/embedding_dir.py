@@ -6,7 +6,8 @@ Layout (the contract other tools read):
   ``embedding`` fixed_size_list<float32>[dim] (L2-normalised), then carried metadata columns
 - ``.embedsearch/manifest.json``: format + version, model spec/options/fingerprint, modality,
   dim, metric, normalised flag, shards (file, rows, sha256, min/max id), totals,
-  ``superseded_ids`` (rows replaced by a changed file; not live), ``next_id``
+  ``superseded_ids`` (rows replaced by a changed file; not live), ``deleted_ids`` (rows whose
+  input is gone; not live; :mod:`embedsearch.store.deletions`), ``next_id``
 - ``.embedsearch/errors.parquet``: ``source``, ``reason`` for every input that failed
 - ``.embedsearch/lock``, ``.embedsearch/writer.lock``: the commit lock and the run lock
 
@@ -208,6 +209,15 @@ class EmbeddingDir:
         return set(self.manifest.superseded_ids)
 
     @property
+    def deleted_ids(self) -> set[int]:
+        return set(self.manifest.deleted_ids or ())
+
+    @property
+    def dead_ids(self) -> set[int]:
+        """Ids no reader may see: superseded (their file changed) or deleted (their input gone)."""
+        return set(self.manifest.superseded_ids).union(self.manifest.deleted_ids or ())
+
+    @property
     def rows(self) -> int:
         return self.manifest.totals.rows
 
@@ -269,6 +279,23 @@ class EmbeddingDir:
         return sorted(damaged)
 
     # -- writing ------------------------------------------------------------------------------
+    def record_deleted(self, ids: set[int] | list[int]) -> int:
+        """Mark rows as deleted (their input is gone); returns how many were live until now.
+
+        Ids that are already superseded or deleted are left as they are; the rows stay in their
+        shards (readers skip them) and their ids are never given out again.
+        """
+        with self.locked():
+            m = self.manifest
+            new = set(ids) - self.dead_ids
+            if not new:
+                return 0
+            m.deleted_ids = sorted(set(m.deleted_ids or ()) | new)
+            m.count(m.totals.failures)
+            m.updated = now()
+            m.write(self.path / MANIFEST)
+        return len(new)
+
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the dir's exclusive commit lock and see the latest manifest (new layout)."""
