@@ -9,6 +9,8 @@ Layout (a contract: ``query``, ``dedup`` and Python read it; see ``indexes/READM
   checksum of ``index.faiss``, verified by :func:`read_index` before faiss sees a byte)
 - ``meta-NNNNN.arrow``: key -> ``id``, ``dir``, ``source``, ``content_hash`` + metadata
   columns, one file per indexed embedding dir and build/append step
+- ``excluded-keys.npy`` (only when ``excluded_rows``): deleted rows an HNSW or refined index
+  cannot remove, skipped by every search (:mod:`embedsearch.index.exclusions`)
 
 A key is ``(dir << 40) | id``: the embedding id of a row of ``sources[dir]``. Rows of the
 first dir have key == embedding id; rows of later dirs stay distinct even when their ids
@@ -113,6 +115,8 @@ _OMITTED_WHEN_EMPTY = (
     "concentration",
     "score_percentiles",
     "index_sha256",
+    "excluded_rows",
+    "excluded_sha256",
 )
 
 
@@ -164,6 +168,10 @@ class IndexInfo(JsonDocument):
     # what a high score is here: percentiles of the scores of sample rows' neighbours
     # (embedsearch.index.scores)
     score_percentiles: dict[str, dict[str, float]] = field(default_factory=dict)
+    # rows the index holds but skips at search time (kinds that cannot remove rows): their keys
+    # are in excluded-keys.npy, checked against this checksum (embedsearch.index.exclusions)
+    excluded_rows: int | None = None
+    excluded_sha256: str | None = None
 
     def __post_init__(self) -> None:
         # from_json hands nested entries over as dicts
