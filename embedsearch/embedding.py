@@ -125,9 +125,7 @@ def load_known_rows(emb_dir: EmbeddingDir) -> KnownRows:
     return known
 
 
-def record_gone(
-    src: Source, known: KnownRows, emb_dir: EmbeddingDir, prune: bool | None
-) -> Gone:
+def record_gone(src: Source, known: KnownRows, emb_dir: EmbeddingDir, prune: bool | None) -> Gone:
     """Find the stored rows whose input ``src`` no longer lists; record them as deleted when the
     ``prune`` policy allows (and forget them in ``known``, so nothing supersedes them)."""
     if not known.ids_by_source:

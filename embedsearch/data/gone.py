@@ -51,7 +51,9 @@ def find_gone(
     only (see the module docstring).
     """
     folder = isinstance(source, ImageFolderSource)
-    scope = display_path(os.path.join(source.root, "")) if folder else ""
+    scope = (
+        display_path(os.path.join(source.root, "")) if isinstance(source, ImageFolderSource) else ""
+    )
     listed: set[str] = set()
     protected: list[str] = []  # sub-folders that could not be listed: their rows stay
     unknown = 0  # table/text rows whose source cannot be read this time

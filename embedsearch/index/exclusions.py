@@ -69,7 +69,7 @@ def selector_of(keys: np.ndarray) -> Any:
     if not len(keys):
         return None
     batch = faiss.IDSelectorBatch(np.ascontiguousarray(keys, np.int64))
-    selector = faiss.IDSelectorNot(batch)
+    selector: Any = faiss.IDSelectorNot(batch)
     selector.referenced = batch  # IDSelectorNot keeps a raw pointer: keep its target alive
     selector.excluded_rows = len(keys)  # what search_with_selector raises efSearch by
     return selector
@@ -117,7 +117,7 @@ def _params(index: Any, selector: Any, share: float) -> tuple[Any, list[Any]]:
     import faiss
 
     view = faiss.downcast_index(index)
-    id_map = None
+    id_map: Any = None
     if isinstance(view, (faiss.IndexIDMap, faiss.IndexIDMap2)):
         id_map = view.id_map  # IDMap translates the outer selector itself; a refine's base not
         view = faiss.downcast_index(view.index)
@@ -139,11 +139,12 @@ def _leaf_params(view: Any, selector: Any, share: float) -> Any:
     from embedsearch.index.search_params import ivf_of
 
     ivf = ivf_of(view)
+    params: Any
     if ivf is not None:
         params = faiss.SearchParametersIVF()
         params.nprobe = ivf.nprobe
     elif isinstance(view, faiss.IndexHNSW):
-        params = faiss.SearchParametersHNSW()
+        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in the stubs
         raised = view.hnsw.efSearch / max(1.0 - share, 0.05)
         params.efSearch = int(math.ceil(raised))
     else:

@@ -118,11 +118,14 @@ class EmbeddingDir:
         dim: int,
         source: str,
         preprocess: dict[str, Any] | None = None,
+        normalized: bool = True,
     ) -> EmbeddingDir:
         """Open ``path`` for writing (new: an empty manifest); refuse another model or modality.
 
         ``preprocess``: the image preprocessing the model was fed (open_clip's
         ``preprocess_cfg``), recorded so readers of the dir can see how pixels were made.
+        ``normalized``: whether the rows are L2-normalised (imported vectors may not be); a dir
+        of one kind refuses rows of the other.
         """
         path = Path(path)
         if path.exists() and not path.is_dir():
@@ -132,6 +135,12 @@ class EmbeddingDir:
             if manifest_path(path).exists():
                 existing = cls(path, cls._read_manifest(path))
                 existing._check_compatible(fingerprint, model, modality, dim)
+                if existing.manifest.normalized != normalized:
+                    kind = "unit-length" if existing.manifest.normalized else "unnormalised"
+                    raise MismatchError(
+                        f"{path} holds {kind} vectors; these are not: use another --out"
+                        + (" or --normalize" if existing.manifest.normalized else "")
+                    )
                 existing._migrate()
                 return existing
             if any(entry.name not in (META_DIR, LEGACY_LOCK) for entry in path.iterdir()):
@@ -146,6 +155,7 @@ class EmbeddingDir:
                 dim=dim,
                 source=source,
                 preprocess=preprocess,
+                normalized=normalized,
             )
             manifest.write(path / MANIFEST)
             return cls(path, manifest)

@@ -1,5 +1,6 @@
 """A living corpus through the real CLI: a file deleted from the folder -> `embed` -> `index
---append` -> `query` no longer returns it, for every index kind; `delete` takes dedup's remove.txt."""
+--append` -> `query` no longer returns it, for every index kind; `delete` takes dedup's
+remove.txt."""
 
 from __future__ import annotations
 
