@@ -121,3 +121,21 @@ def test_rows_under_an_unlistable_subfolder_are_kept_by_find_gone(tmp_path) -> N
     root = (tmp_path / "photos").resolve()
     stored = {f"{root}/a.jpg": [0], f"{root}/sub/b.jpg": [1], f"{root}/c.jpg": [2]}
     assert find_gone(Listing(root), stored).ids == [2]
+
+
+def test_a_table_with_unreadable_rows_is_not_pruned(tmp_path) -> None:
+    from embedsearch.data.gone import find_gone
+    from embedsearch.data.sources import open_source
+
+    (tmp_path / "t.csv").write_bytes(b"text\na cat\nbad \xff byte\n")
+    gone = find_gone(open_source(tmp_path / "t.csv", text_col="text"), {"a dog": [0]}, prune=True)
+    assert (gone.ids, gone.recorded) == ([0], False)
+
+
+def test_a_table_row_gone_is_deleted_with_prune(tmp_path) -> None:
+    from embedsearch.data.gone import find_gone
+    from embedsearch.data.sources import open_source
+
+    (tmp_path / "t.csv").write_text("text\na cat\n")
+    gone = find_gone(open_source(tmp_path / "t.csv", text_col="text"), {"a dog": [0]}, prune=True)
+    assert (gone.ids, gone.recorded) == ([0], True)

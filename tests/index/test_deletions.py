@@ -86,7 +86,7 @@ def test_recall_is_measured_as_searches_see_the_index(tmp_path, corpus) -> None:
     assert read_info(out).recall.recall_at_k >= 0.9
 
 
-@pytest.mark.parametrize("kind", sorted(CANNOT_REMOVE))
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_centred_index_excludes_deleted_rows(tmp_path, corpus, kind) -> None:
     out, x = _appended(tmp_path, corpus, kind, centre="yes")
     assert 7 not in [h.id for h in Searcher.open(out).search_vector(x[7], k=5)]
@@ -114,3 +114,10 @@ def test_deletions_of_another_indexed_dir_are_applied_too(tmp_path, vectors, wri
     EmbeddingDir.open(tmp_path / "a").record_deleted([9])
     append_index([tmp_path / "b"], out)
     assert (9, 0) not in [(h.id, h.dir) for h in Searcher.open(out).search_vector(a[9], k=5)]
+
+
+def test_a_build_leaves_out_deleted_rows(tmp_path, corpus) -> None:
+    path, x = corpus
+    EmbeddingDir.open(path).record_deleted([7])
+    build_index([path], tmp_path / "idx", kind="flat")
+    assert 7 not in [h.id for h in Searcher.open(tmp_path / "idx").search_vector(x[7], k=5)]
