@@ -58,7 +58,9 @@ def build(kind: str, x: np.ndarray, keys: np.ndarray) -> faiss.Index:
 
 def run_side(index, queries, truth, selector) -> tuple[float, float]:
     _, found = search_with_selector(index, queries, 10, selector)
-    recall = float(np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(found, truth)]))
+    recall = float(
+        np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(found, truth, strict=True)])
+    )
     times = []
     for row in queries[:200]:
         start = time.perf_counter()
