@@ -4,7 +4,8 @@ another embedding dir's shards, as checked blocks of rows (``embedsearch import`
 Everything streams: a ``.npy`` file is memory-mapped and read a block at a time, tables come in
 Arrow record batches, an embedding dir shard by shard. Every block is checked before anything is
 written (:func:`check_block`): NaN/inf values, rows of another length (ragged), and a dim other
-than ``--dim`` are refused with the row number.
+than ``--dim`` are refused with the row number (``.npy`` rows counted from 0, as numpy indexes
+them; table rows from 1, as ``embed`` counts them).
 
 Example:
     >>> for block in iter_vector_blocks("vectors.npy", sources_file="names.txt"):  # doctest: +SKIP

@@ -89,6 +89,7 @@ def _append_locked(
     numbers = _source_numbers(info, named)
     available, avail_numbers, missing = _available_sources(info, named, numbers)
     index = layout.read_index(out, info)  # damage is refused, never carried on
+    excluded = read_excluded_keys(out, info)
     apply_search_params(index, info.search_params)
     store = MetadataStore(out, info.metadata_file_names())
     queries = query_sample_size(sum(d.live_rows for d in available))
@@ -102,7 +103,6 @@ def _append_locked(
             _link(out / name, staged / name)
         add_rows(parts, available, avail_numbers, staged, store, progress, add_to=set(numbers))
         notes = [f"appended {parts.added:,} rows from {', '.join(str(d.path) for d in named)}"]
-        excluded = read_excluded_keys(out, info)
         removed_notes, excluded = _remove_dead(parts, store, available, avail_numbers, excluded)
         notes += removed_notes
         write_excluded_keys(staged, info, excluded)
