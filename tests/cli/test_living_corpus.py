@@ -114,8 +114,10 @@ def test_dedup_remove_txt_flows_back_into_the_index(tmp_path, run_cli) -> None:
     removed = (tmp_path / "dups/remove.txt").read_text().splitlines()
     _ok(run_cli("delete", tmp_path / "emb", "--sources-from", tmp_path / "dups/remove.txt"))
     _ok(run_cli("index", tmp_path / "emb", "--out", tmp_path / "idx", "--append"))
-    found = {s for i in (1, 2) for s in _query(tmp_path / "idx", tmp_path / f"photos/copy_{i}.png")}
-    assert len(removed) == 2 and not found & set(removed)
+    queries = [tmp_path / "photos" / name for name in ("img_01.png", "img_02.png")]
+    found = {source for query in queries for source in _query(tmp_path / "idx", query, k=12)}
+    assert removed  # the copies at least
+    assert not found & set(removed)
 
 
 def test_delete_by_id_then_append_drops_the_row(tmp_path, run_cli) -> None:
