@@ -27,3 +27,5 @@ MODALITIES: tuple[str, ...] = get_args(Modality)
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 RESNET_ARCHS: tuple[str, ...] = get_args(ResnetArch)
 CENTRE_MODES: tuple[str, ...] = get_args(CentreMode)
+# Model labels of vectors made by another tool (``embedsearch import``): never loadable
+EXTERNAL_MODEL_PREFIX = "external:"

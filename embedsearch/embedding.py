@@ -3,7 +3,8 @@
 Streaming end to end: items are enumerated lazily, decoded in DataLoader workers,
 embedded in batches and written as shards fill, so memory is bounded by batch and
 shard size, not by the corpus. Reruns embed only what is missing (matched by source
-and content hash); a changed file gets a new id and its old row is superseded.
+and content hash); a changed file gets a new id and its old row is superseded, and the rows of
+inputs that are gone are recorded as deleted (the ``prune`` policy: :mod:`embedsearch.data.gone`).
 
 Ids are ``base + item index`` where ``base`` is the dir's ``next_id`` when the run
 starts: reproducible, unique across ranks (each rank takes every N-th item), and
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from embedsearch.choices import Device, Modality, Precision
 from embedsearch.data.batches import Batch, ImageBatches, KnownRows, identity_collate, text_batches
+from embedsearch.data.gone import Gone, find_gone
 from embedsearch.data.sources import RankSlice, Source, open_source
 from embedsearch.data.workers import default_workers, worker_init
 from embedsearch.encoders.locate import (
@@ -61,6 +63,7 @@ class EmbedSummary:
     shards_written: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     repaired_shards: list[str] = field(default_factory=list)
+    gone: Gone = field(default_factory=Gone)  # rows whose input is gone (deleted when recorded)
     rank: int = 0
     world_size: int = 1
 
@@ -132,6 +135,19 @@ def load_known_rows(emb_dir: EmbeddingDir) -> KnownRows:
     return known
 
 
+def record_gone(src: Source, known: KnownRows, emb_dir: EmbeddingDir, prune: bool | None) -> Gone:
+    """Find the stored rows whose input ``src`` no longer lists; record them as deleted when the
+    ``prune`` policy allows (and forget them in ``known``, so nothing supersedes them)."""
+    if not known.ids_by_source:
+        return Gone()
+    gone = find_gone(src, known.ids_by_source, prune)
+    if gone.recorded:
+        emb_dir.record_deleted(gone.ids)
+        for name in gone.sources:
+            known.ids_by_source.pop(name, None)
+    return gone
+
+
 def embed(
     source: str | Path,
     *,
@@ -150,6 +166,7 @@ def embed(
     commit_seconds: float | None = DEFAULT_COMMIT_SECONDS,
     num_shards: int | None = None,
     shard_index: int | None = None,
+    prune: bool | None = None,
     progress: Progress | None = None,
 ) -> EmbedSummary:
     """Embed ``source`` (image folder, text file or table) with ``model`` into ``out``.
@@ -157,6 +174,8 @@ def embed(
     ``flip_average`` embeds each image and its mirror image and averages them: mirror-invariant
     vectors for copy detection (``dedup``), at twice the model work. ``commit_seconds``: commit
     at least this often (a crash loses at most that much work); None: only full shards.
+    ``prune``: record the rows of inputs that are gone as deleted -- None: for image folders only
+    (:mod:`embedsearch.data.gone`).
 
     Example:
         >>> s = embed("photos/", model="simclr:resnet18", out="emb/")  # doctest: +SKIP
@@ -200,6 +219,8 @@ def embed(
             raise InputError(_nothing_message(src))
         base = emb_dir.next_id
         known = load_known_rows(emb_dir)
+        if rank == 0:  # one process lists the source again; the others embed
+            summary.gone = record_gone(src, known, emb_dir, prune)
         joined = _all_ranks_have_read(world) if num_shards is None else False
         writer = ShardWriter(
             emb_dir, base + total, shard_rows=shard_rows, commit_seconds=commit_seconds

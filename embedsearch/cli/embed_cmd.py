@@ -98,6 +98,14 @@ def embed_command(
         int | None, typer.Option("--shard-index", help="Which slice this process embeds (0-based).")
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any input failed.")] = False,
+    prune: Annotated[
+        bool | None,
+        typer.Option(
+            "--prune/--no-prune",
+            help="Record the rows of inputs that are gone as deleted (default: for image folders "
+            "only; a table or text file needs --prune). An unreadable file is never pruned.",
+        ),
+    ] = None,
 ) -> None:
     """Embed an image or text corpus into Parquet shards (reruns add only what is missing)."""
     from embedsearch.cli.render import progress_bar, stderr, summary_table
@@ -123,6 +131,7 @@ def embed_command(
                 commit_seconds=commit_seconds,
                 num_shards=num_shards,
                 shard_index=shard_index,
+                prune=prune,
                 progress=bar,
             )
     except KeyboardInterrupt:
@@ -146,12 +155,18 @@ def embed_command(
                 ("already present", summary.already_present),
                 ("failed", summary.failed),
                 ("superseded (changed files)", summary.superseded),
+                ("deleted (inputs gone)", len(summary.gone.ids) if summary.gone.recorded else 0),
                 ("shards written", len(summary.shards_written)),
                 ("seconds", summary.seconds),
                 ("items/s", summary.items_per_second),
             ],
         )
     )
+    if summary.gone.held_back:
+        stderr.print(
+            f"{len(summary.gone.ids)} rows' inputs are gone but were kept: "
+            f"{summary.gone.held_back}; rerun with --prune to delete them"
+        )
     for source_name, reason in summary.failures[:10]:
         stderr.print(
             f"[yellow]failed[/yellow] {source_name}: {reason}", markup=True, highlight=False

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from embedsearch.choices import EXTERNAL_MODEL_PREFIX
 from embedsearch.errors import ModelError
 
 if TYPE_CHECKING:
@@ -110,6 +111,11 @@ def load_encoder(spec: str, image_size: int | None = None, flip_average: bool = 
     else:
         full = f"openclip:{spec}" if spec in SHORT_NAMES else spec
         prefix, sep, target = full.partition(":")
+        if full.startswith(EXTERNAL_MODEL_PREFIX):
+            raise ModelError(
+                f"{spec} labels vectors made by another tool: there is no model to embed a text "
+                "or image with; query with --id or --vector"
+            )
         if not sep or prefix not in _LOADERS:
             raise ModelError(
                 f"unknown model {spec!r}: use simclr:resnet18|resnet34|resnet50, "

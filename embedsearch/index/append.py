@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,13 @@ from embedsearch.index.build import (
     check_recall_target,
     open_sources,
     source_entry,
+)
+from embedsearch.index.exclusions import (
+    REBUILD_SHARE,
+    read_excluded_keys,
+    searching_with,
+    selector_of,
+    write_excluded_keys,
 )
 from embedsearch.index.finish import BuildSummary, finish_index, write_and_publish
 from embedsearch.index.layout import IndexInfo
@@ -82,6 +90,7 @@ def _append_locked(
     numbers = _source_numbers(info, named)
     available, avail_numbers, missing = _available_sources(info, named, numbers)
     index = layout.read_index(out, info)  # damage is refused, never carried on
+    excluded = read_excluded_keys(out, info)
     apply_search_params(index, info.search_params)
     store = MetadataStore(out, info.metadata_file_names())
     queries = query_sample_size(sum(d.live_rows for d in available))
@@ -96,12 +105,16 @@ def _append_locked(
         carry_model(info, named[0], staged, previous=out)
         add_rows(parts, available, avail_numbers, staged, store, progress, add_to=set(numbers))
         notes = [f"appended {parts.added:,} rows from {', '.join(str(d.path) for d in named)}"]
-        notes += _remove_superseded(parts, store, named, numbers)
+        removed_notes, excluded = _remove_dead(parts, store, available, avail_numbers, excluded)
+        notes += removed_notes
+        write_excluded_keys(staged, info, excluded)
         if missing:
             # Exact neighbours over a subset of the rows would misstate recall: keep the old figures
             gone = f"recall and latency not re-measured: source dirs gone: {', '.join(missing)}"
             return write_and_publish(parts, staged, out, started, [*notes, gone], appending=True)
-        return finish_index(parts, staged, out, started, notes, progress, appending=True)
+        share = len(excluded) / max(int(index.ntotal), 1)
+        with searching_with(index, selector_of(excluded), share):  # tuned as queries will search
+            return finish_index(parts, staged, out, started, notes, progress, appending=True)
 
 
 def _source_numbers(info: IndexInfo, named: Sequence[EmbeddingDir]) -> list[int]:
@@ -143,35 +156,59 @@ def _available_sources(
     return available, avail_numbers, missing
 
 
-def _remove_superseded(
-    parts: IndexParts, store: MetadataStore, named: Sequence[EmbeddingDir], numbers: Sequence[int]
-) -> list[str]:
-    """Drop indexed rows that their embedding dir has since superseded (the file changed and was
-    embedded again under a new id, which this append adds): stale rows must not be found."""
+def _remove_dead(
+    parts: IndexParts,
+    store: MetadataStore,
+    dirs: Sequence[EmbeddingDir],
+    numbers: Sequence[int],
+    excluded: np.ndarray,
+) -> tuple[list[str], np.ndarray]:
+    """Take out the indexed rows that their embedding dir has since superseded (the file changed
+    and was embedded again under a new id) or deleted (the input is gone): dead rows must not be
+    found. Removed with faiss ``remove_ids``; kinds that cannot remove rows (HNSW, refined) add
+    them to the ``excluded`` keys that searches skip. Returns the notes and the excluded keys."""
     import faiss
 
-    stale = [
-        layout.make_keys(np.array(sorted(d.superseded_ids), np.int64), number)
-        for d, number in zip(named, numbers, strict=True)
-        if d.superseded_ids
-    ]
-    stale_keys = np.concatenate(stale) if stale else np.zeros(0, np.int64)
-    stale_keys = stale_keys[store.contains(stale_keys)]
-    if not len(stale_keys):
-        return []
     info = parts.info
+    dead = [
+        layout.make_keys(np.array(sorted(d.dead_ids), np.int64), number)
+        for d, number in zip(dirs, numbers, strict=True)
+        if d.dead_ids
+    ]
+    keys = np.concatenate(dead) if dead else np.zeros(0, np.int64)
+    keys = keys[store.contains(keys)]
+    keys = np.setdiff1d(keys, np.union1d(np.array(info.removed_keys, np.int64), excluded))
+    if not len(keys):
+        return _exclusion_notes(info, excluded, parts.index), excluded
     try:
-        removed = int(parts.index.remove_ids(faiss.IDSelectorArray(stale_keys)))
-    except RuntimeError:  # HNSW and refined indexes cannot remove rows
-        return [
-            f"{len(stale_keys):,} superseded rows stay in this {info.kind} index "
-            "(it cannot remove rows): rebuild it"
-        ]
-    removed_per_dir = np.bincount(layout.split_keys(stale_keys)[1], minlength=len(info.sources))
-    for number, count in enumerate(removed_per_dir):
+        removed = int(parts.index.remove_ids(faiss.IDSelectorArray(keys)))
+    except RuntimeError:  # HNSW and refined indexes cannot remove rows: skip them at search time
+        removed = 0
+    gone_per_dir = np.bincount(layout.split_keys(keys)[1], minlength=len(info.sources))
+    for number, count in enumerate(gone_per_dir):
         info.sources[number].indexed_rows -= int(count)
-    info.removed_keys = sorted(set(info.removed_keys) | set(stale_keys.tolist()))
-    return [f"removed {removed:,} superseded rows"]
+    if removed:
+        info.removed_keys = sorted(set(info.removed_keys) | set(keys.tolist()))
+        return [f"removed {removed:,} deleted or superseded rows"], excluded
+    excluded = np.union1d(excluded, keys)
+    return _exclusion_notes(info, excluded, parts.index), excluded
+
+
+def _exclusion_notes(info: IndexInfo, excluded: np.ndarray, index: Any) -> list[str]:
+    """What the excluded rows cost, and the advice to rebuild once they are many."""
+    if not len(excluded):
+        return []
+    share = len(excluded) / max(int(index.ntotal), 1)
+    note = (
+        f"{len(excluded):,} deleted or superseded rows ({share:.1%}) stay in this {info.kind} "
+        "index, which cannot remove rows: every search skips them"
+    )
+    if share > REBUILD_SHARE:
+        note += (
+            f"; past {REBUILD_SHARE:.0%} they cost recall and speed: rebuild it with "
+            "`embedsearch index ... --overwrite`"
+        )
+    return [note]
 
 
 def _link(src: Path, dst: Path) -> None:

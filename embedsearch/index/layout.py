@@ -11,6 +11,8 @@ Layout (a contract: ``query``, ``dedup`` and Python read it; see ``indexes/READM
   columns, one file per indexed embedding dir and build/append step
 - ``model/``: when the model is a run dir, its ``config.json`` + ``model.safetensors`` (hard
   links where possible), so text and image queries work with the run dir moved or gone
+- ``excluded-keys.npy`` (only when ``excluded_rows``): deleted rows an HNSW or refined index
+  cannot remove, skipped by every search (:mod:`embedsearch.index.exclusions`)
 
 A key is ``(dir << 40) | id``: the embedding id of a row of ``sources[dir]``. Rows of the
 first dir have key == embedding id; rows of later dirs stay distinct even when their ids
@@ -119,6 +121,8 @@ _OMITTED_WHEN_EMPTY = (
     "model_trained",
     "model_copy",
     "model_digest",
+    "excluded_rows",
+    "excluded_sha256",
 )
 
 
@@ -175,6 +179,11 @@ class IndexInfo(JsonDocument):
     model_trained: bool | None = None
     model_copy: str | None = None
     model_digest: str | None = None
+
+    # rows the index holds but skips at search time (kinds that cannot remove rows): their keys
+    # are in excluded-keys.npy, checked against this checksum (embedsearch.index.exclusions)
+    excluded_rows: int | None = None
+    excluded_sha256: str | None = None
 
     def __post_init__(self) -> None:
         # from_json hands nested entries over as dicts

@@ -26,6 +26,7 @@ import pyarrow as pa
 from embedsearch.choices import Device
 from embedsearch.errors import InputError
 from embedsearch.index import layout
+from embedsearch.index.exclusions import excluded_selector, search_with_selector
 from embedsearch.index.layout import IndexInfo, SourceEntry
 from embedsearch.index.metadata import KEY_COLUMNS, MetadataStore
 from embedsearch.index.search_params import apply_search_params
@@ -83,6 +84,7 @@ class Searcher:
         self.device = device
         self.info: dict[str, Any] = info.to_json()  # as on disk (``index_info``: typed)
         self._encoder: Encoder | None = None
+        self._excluded = excluded_selector(path)  # deleted rows the index cannot remove
         # which metadata columns a hit of each source dir shows (their files may differ)
         self._columns = {
             number: frozenset(names)
@@ -144,8 +146,9 @@ class Searcher:
             raise InputError(f"-k must be at least 1, got {k}")
         # faiss allocates n * k results up front: a huge k aborts the process (std::bad_alloc),
         # and more hits than rows cannot be found anyway.
-        scores, keys = self.index.search(vectors, min(int(k), max(self.ntotal, 1)))
-        return scores, keys
+        return search_with_selector(
+            self.index, vectors, min(int(k), max(self.ntotal, 1)), self._excluded
+        )
 
     # -- vectors --------------------------------------------------------------------------------
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:

@@ -6,7 +6,8 @@ Layout (the contract other tools read):
   ``embedding`` fixed_size_list<float32>[dim] (L2-normalised), then carried metadata columns
 - ``.embedsearch/manifest.json``: format + version, model spec/options/fingerprint, modality,
   dim, metric, normalised flag, shards (file, rows, sha256, min/max id), totals,
-  ``superseded_ids`` (rows replaced by a changed file; not live), ``next_id``
+  ``superseded_ids`` (rows replaced by a changed file; not live), ``deleted_ids`` (rows whose
+  input is gone; not live; :mod:`embedsearch.store.deletions`), ``next_id``
 - ``.embedsearch/errors.parquet``: ``source``, ``reason`` for every input that failed
 - ``.embedsearch/lock``, ``.embedsearch/writer.lock``: the commit lock and the run lock
 
@@ -117,11 +118,14 @@ class EmbeddingDir:
         dim: int,
         source: str,
         preprocess: dict[str, Any] | None = None,
+        normalized: bool = True,
     ) -> EmbeddingDir:
         """Open ``path`` for writing (new: an empty manifest); refuse another model or modality.
 
         ``preprocess``: the image preprocessing the model was fed (open_clip's
         ``preprocess_cfg``), recorded so readers of the dir can see how pixels were made.
+        ``normalized``: whether the rows are L2-normalised (imported vectors may not be); a dir
+        of one kind refuses rows of the other.
         """
         path = Path(path)
         if path.exists() and not path.is_dir():
@@ -131,6 +135,12 @@ class EmbeddingDir:
             if manifest_path(path).exists():
                 existing = cls(path, cls._read_manifest(path))
                 existing._check_compatible(fingerprint, model, modality, dim)
+                if existing.manifest.normalized != normalized:
+                    kind = "unit-length" if existing.manifest.normalized else "unnormalised"
+                    raise MismatchError(
+                        f"{path} holds {kind} vectors; these are not: use another --out"
+                        + (" or --normalize" if existing.manifest.normalized else "")
+                    )
                 existing._migrate()
                 return existing
             if any(entry.name not in (META_DIR, LEGACY_LOCK) for entry in path.iterdir()):
@@ -145,6 +155,7 @@ class EmbeddingDir:
                 dim=dim,
                 source=source,
                 preprocess=preprocess,
+                normalized=normalized,
             )
             manifest.write(path / MANIFEST)
             return cls(path, manifest)
@@ -209,6 +220,15 @@ class EmbeddingDir:
         return set(self.manifest.superseded_ids)
 
     @property
+    def deleted_ids(self) -> set[int]:
+        return set(self.manifest.deleted_ids or ())
+
+    @property
+    def dead_ids(self) -> set[int]:
+        """Ids no reader may see: superseded (their file changed) or deleted (their input gone)."""
+        return set(self.manifest.superseded_ids).union(self.manifest.deleted_ids or ())
+
+    @property
     def rows(self) -> int:
         return self.manifest.totals.rows
 
@@ -270,6 +290,23 @@ class EmbeddingDir:
         return sorted(damaged)
 
     # -- writing ------------------------------------------------------------------------------
+    def record_deleted(self, ids: set[int] | list[int]) -> int:
+        """Mark rows as deleted (their input is gone); returns how many were live until now.
+
+        Ids that are already superseded or deleted are left as they are; the rows stay in their
+        shards (readers skip them) and their ids are never given out again.
+        """
+        with self.locked():
+            m = self.manifest
+            new = set(ids) - self.dead_ids
+            if not new:
+                return 0
+            m.deleted_ids = sorted(set(m.deleted_ids or ()) | new)
+            m.count(m.totals.failures)
+            m.updated = now()
+            m.write(self.path / MANIFEST)
+        return len(new)
+
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the dir's exclusive commit lock and see the latest manifest (new layout)."""

@@ -38,7 +38,7 @@ class ShardInfo:
 
 @dataclasses.dataclass
 class Totals:
-    """Row counts over all shards; ``live_rows`` leaves out superseded rows."""
+    """Row counts over all shards; ``live_rows`` leaves out superseded and deleted rows."""
 
     rows: int = 0
     live_rows: int = 0
@@ -76,6 +76,9 @@ class Manifest(JsonDocument):
     model_trained: bool | None = optional_field()
     model_copy: str | None = optional_field()
     model_digest: str | None = optional_field()
+    # rows whose input is gone (deleted from the folder, or by ``embedsearch delete``): not live,
+    # their ids never reused, like superseded rows; absent until the first deletion
+    deleted_ids: list[int] | None = optional_field()
 
     def __post_init__(self) -> None:
         # JSON gives nested objects as dicts; the types make a malformed entry a FormatError.
@@ -85,6 +88,8 @@ class Manifest(JsonDocument):
         self.model_options = dict(self.model_options or {})
 
     def count(self, failures: int) -> None:
-        """Recompute :attr:`totals` from the shards, the superseded ids and ``failures``."""
+        """Recompute :attr:`totals` from the shards, the dead (superseded or deleted) ids and
+        ``failures``."""
         rows = sum(s.rows for s in self.shards)
-        self.totals = Totals(rows, rows - len(self.superseded_ids), failures)
+        dead = set(self.superseded_ids).union(self.deleted_ids or ())
+        self.totals = Totals(rows, rows - len(dead), failures)

@@ -1,7 +1,8 @@
 """Streaming reads of embedding dirs: blocks of ``(ids, vectors)`` or whole record batches.
 
-Memory is bounded by ``batch_rows``, never by the corpus. Superseded rows (a file
-that changed and was embedded again) are skipped unless ``live_only=False``.
+Memory is bounded by ``batch_rows``, never by the corpus. Dead rows -- superseded (a file
+that changed and was embedded again) or deleted (an input that is gone) -- are skipped unless
+``live_only=False``.
 """
 
 from __future__ import annotations
@@ -78,13 +79,11 @@ def iter_batches(
         ...     print(batch.num_rows)
     """
     d = emb_dir if isinstance(emb_dir, EmbeddingDir) else EmbeddingDir.open(emb_dir)
-    # pa.array() imports pandas (~50 MiB of RSS) on first use: only pay for it when rows were
-    # superseded.
-    superseded = (
-        pa.array(sorted(d.superseded_ids), pa.int64()) if live_only and d.superseded_ids else None
-    )
+    # pa.array() imports pandas (~50 MiB of RSS) on first use: only pay for it when rows are dead
+    dead_ids = d.dead_ids if live_only else set()
+    dead = pa.array(sorted(dead_ids), pa.int64()) if dead_ids else None
     wanted = list(columns) if columns is not None else None
-    if wanted is not None and superseded is not None and "id" not in wanted:
+    if wanted is not None and dead is not None and "id" not in wanted:
         wanted = ["id", *wanted]
     pool = pa.default_memory_pool()
     for info in d.shards:
@@ -94,8 +93,8 @@ def iter_batches(
         for batch in shard.iter_batches(
             batch_size=batch_rows, columns=wanted, use_threads=not frugal
         ):
-            if superseded is not None:
-                batch = batch.filter(pc.invert(pc.is_in(batch.column("id"), value_set=superseded)))
+            if dead is not None:
+                batch = batch.filter(pc.invert(pc.is_in(batch.column("id"), value_set=dead)))
             if columns is not None and wanted != list(columns):
                 batch = batch.select(list(columns))
             if batch.num_rows:
