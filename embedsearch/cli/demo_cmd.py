@@ -15,7 +15,9 @@ def demo_command(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Folder for everything the demo makes (new, empty, or an earlier demo)."
+            "--out",
+            "-o",
+            help="Folder for everything the demo makes (new, empty, or an earlier demo).",
         ),
     ] = Path("embedsearch-demo"),
     n: Annotated[
@@ -46,13 +48,13 @@ def demo_command(
     table.add_column("score", justify="right")
     table.add_column("match", justify="center")
     for query in result.queries:
-        for rank, (_, caption, score, match) in enumerate(query.hits, start=1):
+        for rank, hit in enumerate(query.hits, start=1):
             table.add_row(
                 query.text if rank == 1 else "",
                 str(rank),
-                caption,
-                f"{score:.3f}",
-                "[green]yes[/green]" if match else "[red]no[/red]",
+                hit.caption,
+                f"{hit.score:.3f}",
+                "[green]yes[/green]" if hit.match else "[red]no[/red]",
                 end_section=rank == len(query.hits),
             )
     stdout.print(table)
@@ -77,7 +79,11 @@ def demo_command(
             ],
         )
     )
-    stdout.print(f"result grid: {result.grid}", highlight=False)
+    stdout.print(
+        f"result grid: {result.grid}   (frames: green = every attribute matches, red = some "
+        "differ; the legend is under the grid)",
+        highlight=False,
+    )
     stdout.print(
         f"index:       {result.out / 'index'}   "
         f"(search it: embedsearch query {result.out / 'index'} --text 'a red star')",

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,3 +74,68 @@ def describe_scores(info_percentiles: dict[str, dict[str, float]]) -> str | None
         f"scores: unrelated pairs {unrelated['p50']:.3f} (median){high}; "
         f"nearest neighbours {nearest['p50']:.3f} (median)"
     )
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """What a score means in one index, for query output: where a score falls among the scores
+    of unrelated pairs (random pairs of its rows), from ``index.json`` ``score_percentiles``.
+
+    ``percentile(score)``: the share (in %) of unrelated pairs scoring lower, interpolated between
+    the recorded percentiles and clipped to their range 1…99 (None for an index built before they
+    were recorded). A hit at 99 is as close as the closest 1 % of random pairs or closer.
+
+    Example:
+        >>> scale = ScoreScale("cosine", {"p1": 0.1, "p10": 0.2, "p50": 0.3, "p90": 0.5,
+        ...                               "p99": 0.6}, {"p50": 0.8})
+        >>> scale.percentile(0.55), scale.percentile(0.95), scale.percentile(0.0)
+        (94.5, 99.0, 1.0)
+        >>> scale.footer().split(" (")[0]
+        'scores above 0.600 are in the top 1% of pairs in this index'
+    """
+
+    similarity: str = "cosine"
+    unrelated: dict[str, float] = field(default_factory=dict)
+    nearest: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, percentiles: dict[str, dict[str, float]], similarity: str | None) -> ScoreScale:
+        """From ``index.json``'s ``score_percentiles`` and ``similarity`` (None: cosine)."""
+        return cls(
+            similarity or "cosine",
+            dict(percentiles.get("unrelated", {})),
+            dict(percentiles.get("nearest", {})),
+        )
+
+    @property
+    def known(self) -> bool:
+        """Whether the index recorded the percentiles of its unrelated pairs."""
+        return all(f"p{p}" in self.unrelated for p in PERCENTILES)
+
+    def percentile(self, score: float) -> float | None:
+        """Share in % (1…99, one decimal) of unrelated pairs that score below ``score``."""
+        if not self.known:
+            return None
+        levels = [self.unrelated[f"p{p}"] for p in PERCENTILES]
+        return round(float(np.interp(score, levels, PERCENTILES)), 1)
+
+    def footer(self) -> str | None:
+        """One line saying what a high score is in this index (None without the figures)."""
+        if not self.known:
+            return None
+        u = self.unrelated
+        line = (
+            f"scores above {u['p99']:.3f} are in the top 1% of pairs in this index "
+            f"(median pair {u['p50']:.3f}"
+        )
+        if "p50" in self.nearest:
+            line += f"; a row and its nearest neighbour: {self.nearest['p50']:.3f}, median"
+        return line + ")"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as query JSON carries them (``score_scale``)."""
+        return {
+            "similarity": self.similarity,
+            "unrelated_percentiles": dict(self.unrelated),
+            "nearest_percentiles": dict(self.nearest),
+        }
