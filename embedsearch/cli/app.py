@@ -13,6 +13,7 @@ import sys
 import traceback
 
 import typer
+from typer import _click  # the click Typer vendors
 from typer.core import TyperGroup
 
 
@@ -23,9 +24,7 @@ class HelpGroup(TyperGroup):
     duplicates (or train/test leaks with...") at 80 columns; wrapping keeps them readable.
     """
 
-    def format_commands(
-        self, ctx: typer.Context, formatter: typer.core.click.HelpFormatter
-    ) -> None:
+    def format_commands(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
             command = self.get_command(ctx, name)
@@ -105,7 +104,8 @@ def finish_commands(group: typer.Typer, path: str = "") -> None:
             command.epilog = EXAMPLES[name]
     for sub in group.registered_groups:
         sub.cls = HelpGroup
-        finish_commands(sub.typer_instance, f"{path}{sub.name} ")
+        if sub.typer_instance is not None:
+            finish_commands(sub.typer_instance, f"{path}{sub.name} ")
 
 
 def main(argv: list[str] | None = None) -> None:

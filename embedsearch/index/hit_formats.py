@@ -234,7 +234,7 @@ def write_grid(
     for row, result in enumerate(rows):
         own = result.source if result.kind == "id" else result.query
         query_image = Path(own) if own is not None and result.kind in ("image", "id") else None
-        name = _tile_name(own, thumb) if query_image is not None else ""
+        name = _tile_name(str(query_image), thumb) if query_image is not None else ""
         cells = [(query_image, result.query, f"query ({result.kind})", name, "#1f4e99")]
         colours = frames[row] if frames is not None else ["#444444"] * len(result.hits)
         for hit, colour in zip(result.hits, colours, strict=True):

@@ -193,9 +193,7 @@ def test_the_grid_names_each_tile_under_it(tmp_path) -> None:
 def test_the_grid_legend_draws_each_colour_with_its_meaning(tmp_path) -> None:
     hits = [Hit(1, 7, 0.9, "x.png")]
     legend = (("green", "green: a match"), ("red", "red: not a match"))
-    path = write_grid(
-        [QueryResult("text", "q", hits)], tmp_path / "g.png", thumb=96, legend=legend
-    )
+    path = write_grid([QueryResult("text", "q", hits)], tmp_path / "g.png", thumb=96, legend=legend)
     with Image.open(path) as sheet:
         rgb = sheet.convert("RGB")
         top = PAD + 96 + LABEL + PAD
