@@ -43,10 +43,11 @@ def demo_command(
         title_justify="left",
     )
     table.add_column("query", no_wrap=True)
-    table.add_column("#", justify="right")
+    # numbers never cut at 80 columns: captions wrap instead
+    table.add_column("#", justify="right", no_wrap=True, min_width=1)
     table.add_column("hit caption", justify="left")
-    table.add_column("score", justify="right")
-    table.add_column("match", justify="center")
+    table.add_column("score", justify="right", no_wrap=True, min_width=5)
+    table.add_column("match", justify="center", no_wrap=True, min_width=5)
     for query in result.queries:
         for rank, hit in enumerate(query.hits, start=1):
             table.add_row(
