@@ -122,7 +122,7 @@ def hits_table(result: QueryResult, width: int = 120, scale: ScoreScale | None =
     }
     if any(p is not None for p in percentiles):
         numbers["pct"] = [_percentile_text(p) for p in percentiles]
-    widths = {name: max(len(name), *map(len, cells)) for name, cells in numbers.items()}
+    widths = {name: max([len(name), *map(len, cells)]) for name, cells in numbers.items()}
     longest = max((len(h.source) for h in result.hits), default=6)
     # each column: its text, a space either side and a rule; one more rule closes the row
     room = width - 1 - sum(w + 3 for w in widths.values()) - 3

@@ -205,3 +205,13 @@ def test_query_on_an_embedding_dir_suggests_building_an_index(photo_index, run_c
     result = run_cli("query", photo_index / "emb", "--id", "1000000")
     assert result.exit_code == 2
     assert f"embedsearch index {photo_index / 'emb'} --out INDEX_DIR" in result.stderr
+
+
+def test_a_query_without_hits_renders_an_empty_table() -> None:
+    from rich.console import Console
+
+    from embedsearch.index.hit_formats import hits_table
+
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(hits_table(QueryResult("text", "nothing here", []), width=80))
+    assert "text: nothing here" in console.export_text()
