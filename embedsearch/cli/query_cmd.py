@@ -79,7 +79,7 @@ def query_command(
     if output_format == "table":
         for result in answered:
             stdout.print(hits_table(result, width=stdout.width, scale=scale))
-        if answered and scale.known:
+        if scale.known and any(scale.applies_to(r.kind) for r in answered):
             stdout.print(
                 f"pct: % of random pairs of this index that score lower; {scale.footer()}",
                 soft_wrap=False,
@@ -95,7 +95,7 @@ def score_scale(index_dir: Path) -> ScoreScale:
     from embedsearch.index.scores import ScoreScale
 
     info = read_info(index_dir)
-    return ScoreScale.of(info.score_percentiles, info.similarity)
+    return ScoreScale.of(info.score_percentiles, info.similarity, info.modality)
 
 
 def check_index_dir(path: Path) -> None:

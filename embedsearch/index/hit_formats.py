@@ -54,8 +54,14 @@ def hit_dict(hit: Hit, scale: ScoreScale | None = None) -> dict[str, Any]:
     }
 
 
+def _scale_of(result: QueryResult, scale: ScoreScale | None) -> ScoreScale | None:
+    """``scale`` when it describes ``result``'s scores (not a text query of an image index)."""
+    return scale if scale is not None and scale.applies_to(result.kind) else None
+
+
 def result_dict(result: QueryResult, scale: ScoreScale | None = None) -> dict[str, Any]:
     """One query of the ``json`` format: its fields, ``score_scale``, hits with percentiles."""
+    scale = _scale_of(result, scale)
     data = result.to_dict()
     data["hits"] = [hit_dict(hit, scale) for hit in result.hits]
     if scale is not None and scale.known:
@@ -74,7 +80,7 @@ def hit_rows(
             "query_index": number,
             "query_type": result.kind,
             "query": result.query,
-            **hit_dict(hit, scale),
+            **hit_dict(hit, _scale_of(result, scale)),
         }
         for number, result in enumerate(results)
         for hit in result.hits
@@ -114,6 +120,7 @@ def hits_table(result: QueryResult, width: int = 120, scale: ScoreScale | None =
     """
     from rich.table import Table
 
+    scale = _scale_of(result, scale)
     percentiles = [scale.percentile(h.score) if scale is not None else None for h in result.hits]
     numbers: dict[str, list[str]] = {
         "rank": [str(h.rank) for h in result.hits],
@@ -125,9 +132,9 @@ def hits_table(result: QueryResult, width: int = 120, scale: ScoreScale | None =
     widths = {name: max([len(name), *map(len, cells)]) for name, cells in numbers.items()}
     longest = max((len(h.source) for h in result.hits), default=6)
     # each column: its text, a space either side and a rule; one more rule closes the row
-    room = width - 1 - sum(w + 3 for w in widths.values()) - 3
-    source_width = max(MIN_SOURCE, min(MAX_SOURCE, longest, room))
-    room -= source_width
+    free = width - 1 - sum(w + 3 for w in widths.values()) - 3
+    wanted = min(MAX_SOURCE, longest)
+    room = free - min(wanted, SOURCE_KEPT)  # metadata may take what the source can spare
     shown = []
     # narrow terminals: leave out metadata columns that do not fit rather than wrap every cell
     for name in _metadata_names(result):
@@ -135,6 +142,8 @@ def hits_table(result: QueryResult, width: int = 120, scale: ScoreScale | None =
         if column_width <= room:
             shown.append(name)
             room -= column_width
+    used = sum(min(24, _longest(result, name)) + 3 for name in shown)
+    source_width = max(MIN_SOURCE, min(wanted, free - used))
     table = Table(title=_title(result, width), title_justify="left")
     for name in numbers:
         table.add_column(name, justify="right", no_wrap=True, min_width=widths[name])
@@ -152,6 +161,7 @@ def hits_table(result: QueryResult, width: int = 120, scale: ScoreScale | None =
 
 MIN_SOURCE = 12  # a source column narrower than this says nothing
 MAX_SOURCE = 60
+SOURCE_KEPT = 28  # what a source keeps before metadata columns get room: …/folder/file.png
 
 
 def _percentile_text(percentile: float | None) -> str:

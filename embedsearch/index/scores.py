@@ -84,6 +84,9 @@ class ScoreScale:
     ``percentile(score)``: the share (in %) of unrelated pairs scoring lower, interpolated between
     the recorded percentiles and clipped to their range 1…99 (None for an index built before they
     were recorded). A hit at 99 is as close as the closest 1 % of random pairs or closer.
+    The pairs are of the index's own ``modality``: a text query's scores against an image index
+    live on another scale (CLIP puts a caption and its image far below two similar images), so
+    :meth:`applies_to` says which queries the percentiles describe.
 
     Example:
         >>> scale = ScoreScale("cosine", {"p1": 0.1, "p10": 0.2, "p50": 0.3, "p90": 0.5,
@@ -97,15 +100,34 @@ class ScoreScale:
     similarity: str = "cosine"
     unrelated: dict[str, float] = field(default_factory=dict)
     nearest: dict[str, float] = field(default_factory=dict)
+    modality: str = "image"
 
     @classmethod
-    def of(cls, percentiles: dict[str, dict[str, float]], similarity: str | None) -> ScoreScale:
-        """From ``index.json``'s ``score_percentiles`` and ``similarity`` (None: cosine)."""
+    def of(
+        cls,
+        percentiles: dict[str, dict[str, float]],
+        similarity: str | None,
+        modality: str = "image",
+    ) -> ScoreScale:
+        """From ``index.json``'s ``score_percentiles``, ``similarity`` (None: cosine) and
+        ``modality``."""
         return cls(
             similarity or "cosine",
             dict(percentiles.get("unrelated", {})),
             dict(percentiles.get("nearest", {})),
+            modality or "image",  # indexes that predate the field hold images
         )
+
+    def applies_to(self, kind: str) -> bool:
+        """Whether a query of ``kind`` (text, image, id, vector) scores on this scale: ids and
+        vectors always (rows of the index, vectors of its model), text and image queries when
+        they are of the index's modality.
+
+        Example:
+            >>> ScoreScale(modality="image").applies_to("text")
+            False
+        """
+        return kind not in ("text", "image") or kind == self.modality
 
     @property
     def known(self) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from embedsearch.index.hit_formats import LABEL, PAD, shorten_path, write_grid
+from embedsearch.index.hit_formats import LABEL, PAD, shorten_path, write_grid, write_hits
 from embedsearch.index.query import QueryResult
 from embedsearch.index.scores import ScoreScale
 from embedsearch.index.searcher import Hit
@@ -124,7 +124,7 @@ def _scale(photo_index: Path) -> ScoreScale:
     from embedsearch.index.layout import read_info
 
     info = read_info(photo_index / "idx")
-    return ScoreScale.of(info.score_percentiles, info.similarity)
+    return ScoreScale.of(info.score_percentiles, info.similarity, info.modality)
 
 
 def test_json_hits_carry_the_percentile_of_their_score(photo_index, run_cli) -> None:
@@ -215,3 +215,32 @@ def test_a_query_without_hits_renders_an_empty_table() -> None:
     console = Console(width=80, record=True, file=io.StringIO())
     console.print(hits_table(QueryResult("text", "nothing here", []), width=80))
     assert "text: nothing here" in console.export_text()
+
+
+SCALE = ScoreScale("cosine", {"p1": 0.1, "p10": 0.2, "p50": 0.3, "p90": 0.4, "p99": 0.5})
+
+
+def test_a_text_query_of_an_image_index_gets_no_percentile() -> None:
+    # a caption and its image score on another scale than two images: no pct that misleads
+    buffer = io.StringIO()
+    write_hits([QueryResult("text", "a cat", [Hit(1, 7, 0.3, "cat.png")])], "jsonl", buffer, SCALE)
+    assert "percentile" not in json.loads(buffer.getvalue())
+
+
+def test_an_image_query_of_an_image_index_gets_its_percentile() -> None:
+    buffer = io.StringIO()
+    write_hits([QueryResult("image", "q.png", [Hit(1, 7, 0.3, "cat.png")])], "jsonl", buffer, SCALE)
+    assert json.loads(buffer.getvalue())["percentile"] == 50.0
+
+
+def test_a_long_source_gives_up_room_for_a_short_metadata_column() -> None:
+    from rich.console import Console
+
+    from embedsearch.index.hit_formats import hits_table
+
+    source = "/data/" + "deep-folder/" * 6 + "cat.png"
+    hits = [Hit(1, 7, 0.9, source, {"label": "cat"})]
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(hits_table(QueryResult("image", "q.png", hits), width=80))
+    header = next(line for line in console.export_text().splitlines() if "rank" in line)
+    assert "label" in header
