@@ -57,17 +57,39 @@ MARKER = "demo.json"
 _PARTS = ("corpus", "model", "embeddings", "index", "grid.png", MARKER)
 
 
+# What the grid's frames mean (its legend): a hit matching every attribute the query names.
+MATCH, MISMATCH, QUERY = "green", "red", "#1f4e99"
+GRID_LEGEND = (
+    (MATCH, "green: the hit has every attribute the query names"),
+    (MISMATCH, "red: some attribute differs"),
+    (QUERY, "blue: the query"),
+)
+
+
+@dataclass
+class DemoHit:
+    """One hit of a demo query; ``match``: it has every attribute the query asks for.
+
+    In ``demo.json`` an object: ``{"source", "caption", "score", "match"}``.
+    """
+
+    source: str
+    caption: str
+    score: float
+    match: bool
+
+
 @dataclass
 class DemoQuery:
-    """One demo query: its hits as ``(source, caption, score, matches)`` rows."""
+    """One demo query and its hits."""
 
     text: str
-    hits: list[tuple[str, str, float, bool]]
+    hits: list[DemoHit]
 
     @property
     def precision(self) -> float:
         """Share of the hits whose attributes match everything the query asks for."""
-        return sum(h[3] for h in self.hits) / len(self.hits) if self.hits else 0.0
+        return sum(h.match for h in self.hits) / len(self.hits) if self.hits else 0.0
 
 
 @dataclass
@@ -113,7 +135,7 @@ def run_demo(
 
     Example:
         >>> r = run_demo("demo-out", n=400, epochs=2)   # doctest: +SKIP
-        >>> r.queries[0].hits[0][1]                      # doctest: +SKIP
+        >>> r.queries[0].hits[0].caption                 # doctest: +SKIP
         'A big red circle in the middle'
     """
     from embedsearch.data.shapes import make_shapes_corpus
@@ -161,8 +183,8 @@ def run_demo(
     lap("index")
     searcher = Searcher.open(out / "index", device="cpu")
     queries, results = search_demo_queries(searcher, k)
-    frames = [["green" if hit[3] else "red" for hit in query.hits] for query in queries]
-    write_grid(results, out / "grid.png", thumb=96, frames=frames)
+    frames = [[MATCH if hit.match else MISMATCH for hit in query.hits] for query in queries]
+    write_grid(results, out / "grid.png", thumb=96, frames=frames, legend=GRID_LEGEND)
     r1, r5, held_out = heldout_recall(searcher, corpus.pairs, val_fraction=val_fraction, seed=seed)
     lap("search")
     result = DemoResult(out, queries, r1, r5, held_out, n, trained.train.epochs, seconds)
@@ -211,7 +233,7 @@ def search_demo_queries(
     queries, results = [], []
     for (text, wanted), hits in zip(DEMO_QUERIES, searcher.search_texts(texts, k=k), strict=True):
         rows = [
-            (
+            DemoHit(
                 h.source,
                 str(h.metadata.get("caption", "")),
                 h.score,

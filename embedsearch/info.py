@@ -1,4 +1,5 @@
-"""``info``: describe a run dir, an embedding dir or an index dir as label -> value rows."""
+"""``info``: describe a run dir, an embedding dir, an index dir or a dedup result dir as
+label -> value rows (for people) or a typed JSON document (for scripts)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ if TYPE_CHECKING:
     from embedsearch.store.embedding_dir import EmbeddingDir
 
 
+DEDUP_SUMMARY = "dedup.json"  # what marks a dedup result dir (``dedup --out``)
+
+
 def describe(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """-> (kind, facts) for a run dir, embedding dir or index dir.
+    """-> (kind, facts) for a run dir, embedding dir, index dir or dedup dir.
 
     Example:
         >>> describe("emb/")[0]   # doctest: +SKIP
@@ -26,6 +30,8 @@ def describe(path: str | Path) -> tuple[str, dict[str, Any]]:
         from embedsearch.index import describe_index_dir
 
         return "index dir", describe_index_dir(path)
+    if (path / DEDUP_SUMMARY).is_file():
+        return "dedup dir", describe_dedup_dir(path)
     from embedsearch.encoders.rundir import is_run_dir
     from embedsearch.store.embedding_dir import EmbeddingDir
 
@@ -33,7 +39,33 @@ def describe(path: str | Path) -> tuple[str, dict[str, Any]]:
         return "embedding dir", describe_embedding_dir(EmbeddingDir.open(path))
     if is_run_dir(path):
         return "run dir", describe_run_dir(path)
-    raise FormatError(f"{path} is not a run dir, embedding dir or index dir")
+    raise FormatError(f"{path} is not a run dir, embedding dir, index dir or dedup dir")
+
+
+def _dedup_summary(path: Path) -> dict[str, Any]:
+    try:
+        summary = json.loads((path / DEDUP_SUMMARY).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"{path / DEDUP_SUMMARY} is not a readable dedup summary: {e}") from e
+    if not isinstance(summary, dict):
+        raise FormatError(f"{path / DEDUP_SUMMARY} is not a dedup summary (not a JSON object)")
+    return summary
+
+
+def describe_dedup_dir(path: Path) -> dict[str, Any]:
+    """Facts about a dedup result dir: its ``dedup.json`` summary, then the files it holds."""
+    summary = _dedup_summary(path)
+    facts: dict[str, Any] = {"path": str(path.resolve())}
+    for key, value in summary.items():
+        if isinstance(value, float) and key != "seconds":
+            value = str(value)  # a threshold's every decimal counts (tables round floats)
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value) or "-"
+        elif isinstance(value, dict):
+            value = json.dumps(value)
+        facts[key.replace("_", " ")] = value
+    facts["files"] = ", ".join(sorted(p.name for p in path.iterdir() if p.is_file()))
+    return facts
 
 
 def describe_embedding_dir(d: EmbeddingDir) -> dict[str, Any]:
@@ -92,8 +124,9 @@ def info_document(path: str | Path) -> dict[str, Any]:
     """The machine-readable description ``info --format json`` prints: stable snake_case keys,
     typed values (numbers, booleans, lists, objects, null), keyed by ``kind``.
 
-    ``kind`` is ``run_dir``, ``embedding_dir`` or ``index_dir``; the keys of each are listed in
-    the README ("info --format json"). Unlike :func:`describe` (labels for people), values are
+    ``kind`` is ``run_dir``, ``embedding_dir``, ``index_dir`` or ``dedup_dir``; the keys of each
+    are listed in the README ("info --format json"); a dedup dir's are those of its ``dedup.json``
+    plus ``files``. Unlike :func:`describe` (labels for people), values are
     never pre-formatted: ``search_params`` is an object, ``recall.met`` a boolean or null.
 
     Example:
@@ -101,7 +134,11 @@ def info_document(path: str | Path) -> dict[str, Any]:
         1200
     """
     kind, _ = _kind_of(Path(path))
-    build = {"run_dir": _run_dir_json, "embedding_dir": _embedding_dir_json}
+    build = {
+        "run_dir": _run_dir_json,
+        "embedding_dir": _embedding_dir_json,
+        "dedup_dir": _dedup_dir_json,
+    }
     body = build.get(kind, _index_dir_json)(Path(path))
     return {
         "info_version": INFO_JSON_VERSION,
@@ -116,6 +153,8 @@ def _kind_of(path: Path) -> tuple[str, None]:
         raise FormatError(f"{path} does not exist")
     if (path / "index.json").is_file():
         return "index_dir", None
+    if (path / DEDUP_SUMMARY).is_file():
+        return "dedup_dir", None
     from embedsearch.encoders.rundir import is_run_dir
     from embedsearch.store.embedding_dir import EmbeddingDir
 
@@ -123,7 +162,12 @@ def _kind_of(path: Path) -> tuple[str, None]:
         return "embedding_dir", None
     if is_run_dir(path):
         return "run_dir", None
-    raise FormatError(f"{path} is not a run dir, embedding dir or index dir")
+    raise FormatError(f"{path} is not a run dir, embedding dir, index dir or dedup dir")
+
+
+def _dedup_dir_json(path: Path) -> dict[str, Any]:
+    files = sorted(p.name for p in path.iterdir() if p.is_file())
+    return {**_dedup_summary(path), "files": files}
 
 
 def _embedding_dir_json(path: Path) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from embedsearch.demo import DEMO_QUERIES, MARKER, _prepare_out, run_demo
+from embedsearch.demo import DEMO_QUERIES, GRID_LEGEND, MARKER, _prepare_out, run_demo
 from embedsearch.errors import InputError
-from embedsearch.index.hit_formats import LABEL, PAD
+from embedsearch.index.hit_formats import LABEL, LEGEND, PAD
 from embedsearch.train.metrics import read_metrics
 
 
@@ -62,12 +62,12 @@ def test_hits_and_match_flags_agree_with_the_corpus_table(demo: tuple[Path, str]
     assert [q["text"] for q in summary["queries"]] == [t for t, _ in DEMO_QUERIES]
     for query, (_, wanted) in zip(summary["queries"], DEMO_QUERIES, strict=False):
         assert len(query["hits"]) == 5
-        scores = [hit[2] for hit in query["hits"]]
+        scores = [hit["score"] for hit in query["hits"]]
         assert scores == sorted(scores, reverse=True)
-        for source, caption, _, match in query["hits"]:
-            row = rows[str(Path(source).resolve())]
-            assert caption == row["caption"]
-            assert match == all(row[a] == v for a, v in wanted.items())
+        for hit in query["hits"]:
+            row = rows[str(Path(hit["source"]).resolve())]
+            assert hit["caption"] == row["caption"]
+            assert hit["match"] == all(row[a] == v for a, v in wanted.items())
 
 
 def test_grid_has_one_row_per_query_and_frames_the_matches(demo: tuple[Path, str]) -> None:
@@ -75,13 +75,14 @@ def test_grid_has_one_row_per_query_and_frames_the_matches(demo: tuple[Path, str
     summary = json.loads((out / MARKER).read_text())
     cell_w, cell_h = 96 + PAD, 96 + LABEL + PAD  # the query grid's cells at 96 px
     with Image.open(out / "grid.png") as grid:
-        assert grid.height == PAD + len(DEMO_QUERIES) * cell_h
+        legend = PAD + LEGEND * len(GRID_LEGEND)
+        assert grid.height == PAD + len(DEMO_QUERIES) * cell_h + legend
         assert grid.width == PAD + (1 + 5) * cell_w  # the query, then its five hits
         rgb = grid.convert("RGB")
         for row, query in enumerate(summary["queries"]):
-            for col, (_, _, _, match) in enumerate(query["hits"], start=1):
+            for col, hit in enumerate(query["hits"], start=1):
                 frame = rgb.getpixel((PAD + col * cell_w - 1, PAD + row * cell_h + 96 // 2))
-                assert frame == ((0, 128, 0) if match else (255, 0, 0))
+                assert frame == ((0, 128, 0) if hit["match"] else (255, 0, 0))
 
 
 def test_out_folder_rules(tmp_path: Path) -> None:

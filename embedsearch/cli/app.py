@@ -13,10 +13,32 @@ import sys
 import traceback
 
 import typer
+from typer import _click  # the click Typer vendors
+from typer.core import TyperGroup
+
+
+class HelpGroup(TyperGroup):
+    """A command group whose ``--help`` lists each command's whole first sentence, wrapped.
+
+    Click cuts the descriptions to what fits one line of the terminal ("Find exact and near
+    duplicates (or train/test leaks with...") at 80 columns; wrapping keeps them readable.
+    """
+
+    def format_commands(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 app = typer.Typer(
     name="embedsearch",
     help="Make unlabeled image and text collections searchable.",
+    cls=HelpGroup,
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -27,9 +49,24 @@ DEBUG_FLAG = "--debug"
 COMPLETION_VAR = "_EMBEDSEARCH_COMPLETE"  # click's name for it: _{PROG_NAME}_COMPLETE
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from embedsearch import __version__
+
+        print(f"embedsearch {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, DEBUG_FLAG, help="Show full tracebacks on errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
 ) -> None:
     """Make unlabeled image and text collections searchable."""
     # main() takes --debug out of the arguments wherever it stands; declared here for --help.
@@ -52,6 +89,23 @@ def _register_commands() -> None:
     for module in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda m: m.name):
         if module.name.endswith("_cmd"):
             importlib.import_module(f"embedsearch.cli.{module.name}")
+    finish_commands(app)
+
+
+def finish_commands(group: typer.Typer, path: str = "") -> None:
+    """Give every command of ``group`` (and of its sub-groups) its examples as the epilog of its
+    ``--help`` (:data:`embedsearch.cli.examples.EXAMPLES`), and every sub-group the wrapping
+    command list of :class:`HelpGroup`; commands keep an epilog of their own."""
+    from embedsearch.cli.examples import EXAMPLES
+
+    for command in group.registered_commands:
+        name = f"{path}{command.name}"
+        if not command.epilog and name in EXAMPLES:
+            command.epilog = EXAMPLES[name]
+    for sub in group.registered_groups:
+        sub.cls = HelpGroup
+        if sub.typer_instance is not None:
+            finish_commands(sub.typer_instance, f"{path}{sub.name} ")
 
 
 def main(argv: list[str] | None = None) -> None:

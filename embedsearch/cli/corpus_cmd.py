@@ -21,7 +21,7 @@ app.add_typer(corpus_app, name="make-corpus")
 @corpus_app.command("shapes")
 def shapes_command(
     out: Annotated[
-        Path, typer.Option("--out", help="Folder to create (must not exist or be empty).")
+        Path, typer.Option("--out", "-o", help="Folder to create (must not exist or be empty).")
     ],
     n: Annotated[int, typer.Option("-n", help="Number of captioned images.")] = 2000,
     seed: Annotated[

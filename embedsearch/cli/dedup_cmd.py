@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -113,7 +114,7 @@ def dedup_command(
             f"dedup → {result.out}",
             [
                 ("rows", result.rows),
-                ("threshold", f"{result.threshold:.4f} ({result.threshold_rule})"),
+                ("threshold", f"{result.threshold:.4f}"),
                 ("search", result.search),
                 (
                     "scores",
@@ -127,3 +128,10 @@ def dedup_command(
             ],
         )
     )
+    say = functools.partial(stderr.print, markup=False, highlight=False)
+    say(f"threshold {result.threshold_words}")
+    for number, line in enumerate(result.advice):
+        if line.startswith("$ "):  # a command: one line, never wrapped, so it can be copied
+            say(f"    {line}", soft_wrap=True)
+        else:
+            say(f"advice: {line}" if number == 0 else f"  - {line}")

@@ -15,7 +15,9 @@ def demo_command(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Folder for everything the demo makes (new, empty, or an earlier demo)."
+            "--out",
+            "-o",
+            help="Folder for everything the demo makes (new, empty, or an earlier demo).",
         ),
     ] = Path("embedsearch-demo"),
     n: Annotated[
@@ -41,18 +43,19 @@ def demo_command(
         title_justify="left",
     )
     table.add_column("query", no_wrap=True)
-    table.add_column("#", justify="right")
+    # numbers never cut at 80 columns: captions wrap instead
+    table.add_column("#", justify="right", no_wrap=True, min_width=1)
     table.add_column("hit caption", justify="left")
-    table.add_column("score", justify="right")
-    table.add_column("match", justify="center")
+    table.add_column("score", justify="right", no_wrap=True, min_width=5)
+    table.add_column("match", justify="center", no_wrap=True, min_width=5)
     for query in result.queries:
-        for rank, (_, caption, score, match) in enumerate(query.hits, start=1):
+        for rank, hit in enumerate(query.hits, start=1):
             table.add_row(
                 query.text if rank == 1 else "",
                 str(rank),
-                caption,
-                f"{score:.3f}",
-                "[green]yes[/green]" if match else "[red]no[/red]",
+                hit.caption,
+                f"{hit.score:.3f}",
+                "[green]yes[/green]" if hit.match else "[red]no[/red]",
                 end_section=rank == len(query.hits),
             )
     stdout.print(table)
@@ -77,7 +80,11 @@ def demo_command(
             ],
         )
     )
-    stdout.print(f"result grid: {result.grid}", highlight=False)
+    stdout.print(
+        f"result grid: {result.grid}   (frames: green = every attribute matches, red = some "
+        "differ; the legend is under the grid)",
+        highlight=False,
+    )
     stdout.print(
         f"index:       {result.out / 'index'}   "
         f"(search it: embedsearch query {result.out / 'index'} --text 'a red star')",

@@ -1,4 +1,4 @@
-"""``embedsearch info PATH``: describe a run dir, embedding dir or index dir."""
+"""``embedsearch info PATH``: describe a run dir, embedding dir, index dir or dedup dir."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ InfoFormat = Literal["table", "json"]
 
 @app.command("info")
 def info_command(
-    path: Annotated[Path, typer.Argument(help="A run dir, embedding dir or index dir.")],
+    path: Annotated[Path, typer.Argument(help="A run dir, embedding dir, index dir or dedup dir.")],
     output_format: Annotated[
         InfoFormat,
         typer.Option(
@@ -28,7 +28,11 @@ def info_command(
         bool, typer.Option("--json", hidden=True, help="Same as --format json (kept for scripts).")
     ] = False,
 ) -> None:
-    """Describe a run dir, embedding dir or index dir: model, fingerprint, dim, rows, failures."""
+    """Describe a run dir, embedding dir, index dir or dedup result dir.
+
+    Model, fingerprint, dim, rows and failures; for an index its recall and score scale, for a
+    dedup dir its threshold and counts.
+    """
     if as_json or output_format == "json":
         from embedsearch.info import info_document
 

@@ -32,6 +32,7 @@ def clip_command(
         Path,
         typer.Option(
             "--out",
+            "-o",
             help="Run dir to write (config.json, model.safetensors, metrics.jsonl, loss.png).",
         ),
     ],

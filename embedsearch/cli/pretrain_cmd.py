@@ -53,7 +53,8 @@ def simclr_command(
         Path, typer.Argument(help="Folder of training images (searched recursively).")
     ],
     out: Annotated[
-        Path, typer.Option("--out", help="Run dir to write (config.json, model.safetensors, ...).")
+        Path,
+        typer.Option("--out", "-o", help="Run dir to write (config.json, model.safetensors, ...)."),
     ],
     arch: Annotated[ResnetArch, typer.Option(help="Backbone.")] = "resnet18",
     image_size: Annotated[

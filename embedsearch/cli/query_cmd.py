@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from embedsearch.choices import Device
 from embedsearch.cli.app import app
+
+if TYPE_CHECKING:
+    from embedsearch.index.scores import ScoreScale
 
 
 @app.command("query")
@@ -59,6 +62,8 @@ def query_command(
     from embedsearch.index.hit_formats import hits_table, write_grid, write_hits
     from embedsearch.index.query import QuerySpec, run_queries
 
+    check_index_dir(index_dir)
+
     spec = QuerySpec(
         text=text,
         image=image,
@@ -78,8 +83,44 @@ def query_command(
     if grid is not None:
         write_grid(answered, grid)
         stderr.print(f"grid → {grid}")
+    scale = score_scale(index_dir)
     if output_format == "table":
         for result in answered:
-            stdout.print(hits_table(result, width=stdout.width))
+            stdout.print(hits_table(result, width=stdout.width, scale=scale))
+        if scale.known and any(scale.applies_to(r.kind) for r in answered):
+            stdout.print(
+                f"pct: % of random pairs of this index that score lower; {scale.footer()}",
+                soft_wrap=False,
+                highlight=False,
+            )
     else:
-        write_hits(results, output_format, stdout.file)
+        write_hits(results, output_format, stdout.file, scale)
+
+
+def score_scale(index_dir: Path) -> ScoreScale:
+    """What a score means in ``index_dir`` (its ``index.json``, read again: a small file)."""
+    from embedsearch.index.layout import read_info
+    from embedsearch.index.scores import ScoreScale
+
+    info = read_info(index_dir)
+    return ScoreScale.of(info.score_percentiles, info.similarity, info.modality)
+
+
+def check_index_dir(path: Path) -> None:
+    """Refuse an embedding dir or a model run dir given as the index, saying what to run."""
+    from embedsearch.encoders.rundir import is_run_dir
+    from embedsearch.errors import InputError
+    from embedsearch.store.embedding_dir import EmbeddingDir
+
+    if (path / "index.json").exists():
+        return
+    if EmbeddingDir.is_embedding_dir(path):
+        raise InputError(
+            f"{path} is an embedding dir, not an index dir: build an index of it with "
+            f"`embedsearch index {path} --out INDEX_DIR` and query that"
+        )
+    if is_run_dir(path):
+        raise InputError(
+            f"{path} is a model run dir, not an index dir: `embedsearch embed IMAGES --model "
+            f"{path} --out EMB_DIR`, then `embedsearch index EMB_DIR --out INDEX_DIR`"
+        )

@@ -3,12 +3,16 @@
 One value, decided once before the search, from the data at hand: the whitening rule of
 :mod:`embedsearch.dedup.whitening` and the threshold rule of :mod:`embedsearch.dedup.threshold`
 share one sample of rows and one set of self-made copies of the corpus's images.
+
+When few of those copies reach the threshold, the calibration says what to do (:func:`advice`):
+pretrain on the folder, embed with ``--flip-average``, or a ``--threshold`` read off the same
+figures, with its value and the unrelated pairs it would let through.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +22,12 @@ from embedsearch.dedup.options import DedupOptions
 from embedsearch.dedup.whitening import MIN_ROWS as WHITEN_MIN_ROWS
 from embedsearch.dedup.whitening import Whitening, choose_whitening
 from embedsearch.errors import InputError
+from embedsearch.progress import NullProgress, Progress
+
+# Advice is given when fewer than this share of the mild self-copies reach the threshold.
+ADVISE_BELOW = 0.5
+# The --threshold the advice proposes lets this share of the mild self-copies through.
+ADVISED_COPY_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,14 @@ class Calibration:
     rule: str  # how the threshold was chosen, with its figures (dedup.json "threshold_rule")
     whitening: Whitening | None = None  # applied to every vector before comparing, when set
     decision: str = ""  # why whitened or not (dedup.json "whitening")
+    words: str = ""  # the threshold and its reason in plain words, for people
+    advice: list[str] = field(default_factory=list)  # what to do when few copies pass
+
+    def explained(self) -> str:
+        """``0.9000 (as given with --threshold)`` / the value and why, in plain words."""
+        if self.rule == "given":
+            return f"{self.threshold:.4f}, as given (--threshold)"
+        return f"{self.threshold:.4f}: {self.words or self.rule}"
 
     @property
     def space(self) -> str:
@@ -40,19 +58,35 @@ class Calibration:
         return self.whitening.describe() if self.whitening is not None else "raw cosine"
 
 
-def calibrate(inputs: DedupInputs, options: DedupOptions) -> Calibration:
+def calibrate(
+    inputs: DedupInputs, options: DedupOptions, progress: Progress | None = None
+) -> Calibration:
     """The calibration ``options.method`` compares by: knn's space and threshold, or SemDeDup's
-    raw cosines pruned at ``1 - eps`` (by default at knn's raw-cosine default threshold)."""
+    raw cosines pruned at ``1 - eps`` (by default at knn's raw-cosine default threshold).
+    ``progress`` hears of each step (sampling rows, loading the model, copying images)."""
+    progress = progress or NullProgress()
     if options.method == "knn":
-        return space_and_threshold(inputs, options.threshold, options.whiten, options.block_rows)
+        return space_and_threshold(
+            inputs, options.threshold, options.whiten, options.block_rows, progress
+        )
     if options.eps is not None:
-        return Calibration(1.0 - options.eps, f"1 - eps (eps {options.eps:g})")
-    raw = space_and_threshold(inputs, None, False, options.block_rows)
-    return Calibration(raw.threshold, f"eps = 1 - default threshold; {raw.rule}")
+        rule = f"1 - eps (eps {options.eps:g})"
+        return Calibration(1.0 - options.eps, rule, words=f"1 - --eps {options.eps:g}")
+    raw = space_and_threshold(inputs, None, False, options.block_rows, progress)
+    return Calibration(
+        raw.threshold,
+        f"eps = 1 - default threshold; {raw.rule}",
+        words=f"eps = 1 - the default threshold, {raw.words}",
+        advice=raw.advice,
+    )
 
 
 def space_and_threshold(
-    inputs: DedupInputs, threshold: float | None, whiten: bool | None, block_rows: int
+    inputs: DedupInputs,
+    threshold: float | None,
+    whiten: bool | None,
+    block_rows: int,
+    progress: Progress | None = None,
 ) -> Calibration:
     """Decide whether to whiten and, unless ``threshold`` is given, the threshold.
 
@@ -60,15 +94,23 @@ def space_and_threshold(
     needs them (a given threshold and nothing to test whitening on reads nothing).
     """
     n_total = len(inputs.catalog)
+    progress = progress or NullProgress()
 
     @functools.cache
     def raw_sample() -> np.ndarray:  # read once, and only when needed
-        return inputs.sample("all", thresholds.null_sample_size(n_total), block_rows)
+        size = thresholds.null_sample_size(n_total)
+        progress.start("calibrating: reading random rows", size)
+        try:
+            sample = inputs.sample("all", size, block_rows)
+            progress.advance(len(sample))
+            return sample
+        finally:
+            progress.stop()
 
     deciding = whiten is None and n_total >= WHITEN_MIN_ROWS
     copies = None
     if deciding or threshold is None:
-        copies = _self_copies(inputs, ("mild", "strong") if deciding else ("mild",))
+        copies = _self_copies(inputs, ("mild", "strong") if deciding else ("mild",), progress)
     whitening, decision = choose_whitening(raw_sample, n_total, copies, whiten)
     if whiten and whitening is None:
         raise InputError(
@@ -79,17 +121,59 @@ def space_and_threshold(
     raw = raw_sample()
     sample = whitening(raw) if whitening is not None else raw
     mild = copies.scores("mild", whitening) if copies is not None else None
-    value, rule = thresholds.default_threshold(
-        sample, n_total, mild, whitened=whitening is not None
-    )
-    return Calibration(value, rule, whitening, decision)
+    choice = thresholds.choose_threshold(sample, n_total, mild, whitened=whitening is not None)
+    tips = advice(inputs, choice, mild, sample, n_total) if mild is not None else []
+    return Calibration(choice.value, choice.rule, whitening, decision, choice.words, tips)
 
 
-def _self_copies(inputs: DedupInputs, recipes: tuple[str, ...]) -> thresholds.SelfCopies | None:
+def _self_copies(
+    inputs: DedupInputs, recipes: tuple[str, ...], progress: Progress
+) -> thresholds.SelfCopies | None:
     """Copies of up to ``CALIBRATION_IMAGES`` random images of the main set, embedded with its
     model (None when that cannot be done); seeded, so a rerun calibrates alike."""
     rng = np.random.default_rng(0)
     count = min(thresholds.CALIBRATION_IMAGES, inputs.main_rows)
     rows = rng.choice(inputs.main_rows, count, replace=False)
     sources = inputs.catalog.source_of(np.sort(rows)).to_pylist()
-    return thresholds.self_copies(inputs.main_dirs[0], sources, seed=0, recipes=recipes)
+    return thresholds.self_copies(
+        inputs.main_dirs[0], sources, seed=0, recipes=recipes, progress=progress
+    )
+
+
+def advice(
+    inputs: DedupInputs,
+    choice: thresholds.ThresholdChoice,
+    mild: np.ndarray,
+    sample: np.ndarray,
+    n_total: int,
+) -> list[str]:
+    """What to do when fewer than ``ADVISE_BELOW`` of the mild self-copies reach the threshold
+    (else nothing): pretrain on the folder, ``--flip-average`` (unless used), or the
+    ``--threshold`` that lets ``ADVISED_COPY_SHARE`` of the copies through, with the unrelated
+    pairs it would let through too (read off the same sample as the default). Lines that start
+    with ``$ `` are commands to run as written."""
+    if choice.passing is None or choice.passing >= ADVISE_BELOW:
+        return []
+    emb = inputs.main_dirs[0]
+    folder = emb.manifest.source or "IMAGES"
+    level = float(np.floor(np.quantile(mild, 1 - ADVISED_COPY_SHARE) * 1e4) / 1e4)
+    unrelated = thresholds.unrelated_pairs_above(sample, level, n_total)
+    tips = [
+        f"only {choice.passing:.0%} of {choice.copies} lightly edited copies of your own images "
+        "reach the threshold: near duplicates that are not exact copies will mostly be missed. "
+        "To find more:",
+        "pretrain a model on this folder, then embed with it (and --flip-average):",
+        f"$ embedsearch pretrain simclr {folder} -o runs/mine",
+        f"$ embedsearch embed {folder} --model runs/mine --flip-average -o EMB_DIR",
+    ]
+    if not emb.model_options.get("flip_average"):
+        tips += [
+            "or embed again with --flip-average (an image and its mirror get one vector):",
+            f"$ embedsearch embed {folder} --model {emb.model} --flip-average -o EMB_DIR",
+        ]
+    tips.append(
+        f"or set --threshold {level:.4f}: {ADVISED_COPY_SHARE:.0%} of the copies reach it, and "
+        f"so would about {unrelated:,.0f} unrelated pairs ({unrelated / max(n_total, 1) * 100:.1f}"
+        " per 100 items); histogram.txt shows how many items each threshold flags"
+    )
+    return tips

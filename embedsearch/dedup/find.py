@@ -84,9 +84,10 @@ def find_duplicates(
     inputs = open_inputs(path, against)
     out = Path(out)
     check_out(out)
+    progress = progress or NullProgress()
     with staged_dir(out) as staged:
-        calibration = calibrate(inputs, options)
-        found = METHODS[method](inputs, options, calibration, progress or NullProgress())
+        calibration = calibrate(inputs, options, progress)
+        found = METHODS[method](inputs, options, calibration, progress)
         result = write_result(staged, out, inputs, options, calibration, found, started)
         publish_dir(staged, out)
     result.against = Path(against) if against is not None else None

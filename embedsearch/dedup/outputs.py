@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,8 @@ class DedupResult:
     space: str = "raw cosine"
     whitening: str = ""
     against: Path | None = None
+    threshold_words: str = ""  # the threshold and why, in plain words (Calibration.explained)
+    advice: list[str] = field(default_factory=list)  # what to do when few self-copies pass
 
 
 def check_out(out: Path) -> None:
@@ -97,12 +99,16 @@ def write_result(
         search=found.search,
         space=space,
         whitening=calibration.decision,
+        threshold_words=calibration.explained(),
+        advice=list(calibration.advice),
     )
     summary = {
         "method": result.method,
         "keep": options.keep,
         "threshold": result.threshold,
         "threshold_rule": result.threshold_rule,
+        "threshold_words": result.threshold_words,
+        "advice": result.advice,
         "search": result.search,
         "scores": result.space,
         "whitening": result.whitening,

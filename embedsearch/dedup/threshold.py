@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedsearch.errors import EmbedsearchError
+from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
 
 SAMPLE_ROWS = 2_000
@@ -125,9 +126,10 @@ def self_copies(
     sources: Sequence[str],
     seed: int = 0,
     recipes: Sequence[str] = ("mild", "strong"),
+    progress: Progress | None = None,
 ) -> SelfCopies | None:
     """Embed images of ``sources`` and copies of them (:mod:`embedsearch.data.copies` recipes)
-    with ``emb_dir``'s model.
+    with ``emb_dir``'s model; ``progress`` hears of loading the model and of each image.
 
     None when this cannot be measured: not an image dir, model not loadable or changed
     (another fingerprint), or fewer than ``MIN_CALIBRATION_IMAGES`` readable files.
@@ -137,17 +139,25 @@ def self_copies(
     paths = [s for s in sources if s and os.path.isfile(s)]
     if len(paths) < MIN_CALIBRATION_IMAGES:
         return None
+    progress = progress or NullProgress()
+    progress.start(f"calibrating: loading {emb_dir.model}", 1)
     try:  # the dir's carried run dir or its recorded model, checked by fingerprint
         from embedsearch.encoders.locate import ModelRecord, load_recorded
 
         encoder = load_recorded(ModelRecord.of(emb_dir.manifest, emb_dir.path))
+        progress.advance(1)
     except (EmbedsearchError, TypeError):
         return None
-    return _embed_copies(encoder.to("cpu"), paths, seed, recipes)
+    finally:
+        progress.stop()
+    return _embed_copies(encoder.to("cpu"), paths, seed, recipes, progress)
+
+
+COPY_BATCH = 16  # images embedded at a time while calibrating: progress moves, memory stays small
 
 
 def _embed_copies(
-    encoder, paths: Sequence[str], seed: int, recipes: Sequence[str]
+    encoder, paths: Sequence[str], seed: int, recipes: Sequence[str], progress: Progress
 ) -> SelfCopies | None:
     import torch
 
@@ -159,26 +169,102 @@ def _embed_copies(
     rngs = {
         recipe: np.random.default_rng([seed, sorted(STRENGTHS).index(recipe)]) for recipe in recipes
     }
-    originals: list = []
-    copies: dict[str, list] = {recipe: [] for recipe in recipes}
+    originals: list[np.ndarray] = []
+    copies: dict[str, list[np.ndarray]] = {recipe: [] for recipe in recipes}
+    pending: dict[str, list] = {"": [], **{recipe: [] for recipe in recipes}}
+
+    def embed_pending() -> None:
+        if pending[""]:
+            originals.append(encoder.embed_images(torch.stack(pending[""])))
+            for recipe in recipes:
+                copies[recipe].append(encoder.embed_images(torch.stack(pending[recipe])))
+            for views in pending.values():
+                views.clear()
+
+    progress.start(f"calibrating: copies of {len(paths)} of your images", len(paths))
     for path in paths:
         try:
             image = load_image(source_path(path))  # sources of non-UTF-8 names are escaped
         except DecodeError:
+            progress.advance(1)
             continue
-        originals.append(encoder.preprocess(image))
+        pending[""].append(encoder.preprocess(image))
         for recipe in recipes:
-            copies[recipe].append(
+            pending[recipe].append(
                 encoder.preprocess(
                     make_copy(np.asarray(image), min(image.size), recipe, rngs[recipe])
                 )
             )
-    if len(originals) < MIN_CALIBRATION_IMAGES:
+        if len(pending[""]) == COPY_BATCH:
+            embed_pending()
+        progress.advance(1)
+    embed_pending()
+    progress.stop()
+    if sum(len(block) for block in originals) < MIN_CALIBRATION_IMAGES:
         return None
     return SelfCopies(
-        encoder.embed_images(torch.stack(originals)),
-        {recipe: encoder.embed_images(torch.stack(views)) for recipe, views in copies.items()},
+        np.concatenate(originals),
+        {recipe: np.concatenate(blocks) for recipe, blocks in copies.items()},
     )
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The default threshold, how it was chosen (``rule``, with its figures, for ``dedup.json``)
+    and the same in plain words for people (``words``); ``copies`` mild self-copies were made,
+    a share ``passing`` of them reach it (None when none could be made)."""
+
+    value: float
+    rule: str
+    words: str
+    copies: int = 0
+    passing: float | None = None
+
+
+# "~0.05 x N unrelated pairs above" as a reader would say it
+_RARE = f"about {FALSE_PAIRS_PER_ROW * 100:g} unrelated pairs per 100 items"
+
+
+def choose_threshold(
+    sample: np.ndarray, n_total: int, copies: np.ndarray | None, whitened: bool = False
+) -> ThresholdChoice:
+    """The default threshold (the module's rule) from a random ``sample`` of vectors, the corpus
+    size and (optionally) mild self-copy scores; see :func:`default_threshold`.
+
+    Example:
+        >>> choice = choose_threshold(np.eye(8, dtype=np.float32), 8, None)
+        >>> choice.value, choice.words.split(" (")[0]
+        (0.95, '0.95, the floor used when no copies of your images can check the data')
+    """
+    null = null_bound(sample, n_total)
+    null_text = (
+        f"null {null:.4f} (~{FALSE_PAIRS_PER_ROW:g} x N unrelated pairs above, "
+        f"from {len(sample)} rows)"
+    )
+    from_data = f"chosen from this data so that only {_RARE} score this high ({len(sample):,} "
+    from_data += "random items compared)"
+    if copies is None and not whitened:
+        value = round(max(FALLBACK_FLOOR, null), 4)
+        words = (
+            f"{FALLBACK_FLOOR:g}, the floor used when no copies of your images can check the "
+            f"data (its own figure, {null:.4f}, is where {_RARE} score)"
+            if FALLBACK_FLOOR > null
+            else f"{from_data}; no copies of your images could be made to check it"
+        )
+        return ThresholdChoice(
+            value, f"no copy calibration; max({FALLBACK_FLOOR}, {null_text})", words
+        )
+    threshold = round(null, 4)
+    if copies is None:
+        words = f"{from_data}; no copies of your images could be made to check it"
+        return ThresholdChoice(threshold, f"{null_text}; no copy check", words)
+    passing = float(np.mean(copies >= threshold))
+    rule = f"{null_text}; {passing:.0%} of {len(copies)} mild self-copies pass"
+    words = (
+        f"{from_data}; {passing:.0%} of {len(copies)} lightly edited copies of your own images "
+        "(re-cropped, re-lit, re-saved as JPEG) reach it"
+    )
+    return ThresholdChoice(threshold, rule, words, len(copies), passing)
 
 
 def default_threshold(
@@ -198,17 +284,30 @@ def default_threshold(
         >>> default_threshold(x, 8, None)[0]
         0.95
     """
-    null = null_bound(sample, n_total)
-    null_text = (
-        f"null {null:.4f} (~{FALSE_PAIRS_PER_ROW:g} x N unrelated pairs above, "
-        f"from {len(sample)} rows)"
-    )
-    if copies is None and not whitened:
-        return round(
-            max(FALLBACK_FLOOR, null), 4
-        ), f"no copy calibration; max({FALLBACK_FLOOR}, {null_text})"
-    threshold = round(null, 4)
-    if copies is None:
-        return threshold, f"{null_text}; no copy check"
-    passing = float(np.mean(copies >= threshold))
-    return threshold, f"{null_text}; {passing:.0%} of {len(copies)} mild self-copies pass"
+    choice = choose_threshold(sample, n_total, copies, whitened)
+    return choice.value, choice.rule
+
+
+def unrelated_pairs_above(
+    sample: np.ndarray, threshold: float, n_total: int, block: int = 256
+) -> float:
+    """About how many unrelated pairs of the whole corpus score at least ``threshold``: the share
+    of ``sample``'s pairs that do (each row's best match left out, as for :func:`null_bound`)
+    times the corpus's ``N (N - 1) / 2`` pairs.
+
+    Example:
+        >>> x = np.eye(4, dtype=np.float32)
+        >>> unrelated_pairs_above(x, 0.5, 100), unrelated_pairs_above(x, -0.5, 100) > 0
+        (0.0, True)
+    """
+    n = len(sample)
+    if n < 3:
+        return 0.0
+    above = pairs = 0
+    for i in range(0, n, block):
+        scores = _masked_scores(sample, i, block)
+        rows = np.arange(len(scores))
+        scores[rows, scores.argmax(axis=1)] = -np.inf  # each row's best match: maybe a copy
+        above += int((scores >= threshold).sum())
+        pairs += len(scores) * (n - 2)
+    return above / max(pairs, 1) * n_total * (n_total - 1) / 2

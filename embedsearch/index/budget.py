@@ -53,3 +53,27 @@ def format_bytes(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+def require_room(n: int, dim: int, budget: int) -> None:
+    """Refuse a budget below the smallest index of ``n`` vectors of ``dim``, naming that minimum.
+
+    A build under such a budget could only ignore it (the smallest PQ index still needs its
+    codes and centroids) or answer badly; ``--max-memory 10`` (10 bytes, not 10 GiB) is a typo.
+
+    Example:
+        >>> require_room(60, 512, 2**30)
+        >>> require_room(60, 512, 10)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        embedsearch.errors.InputError: --max-memory 10 B is below the smallest index of ...
+    """
+    from embedsearch.index.plan import choose_index
+
+    smallest = choose_index(n, dim, budget, "auto")
+    if not smallest.fits:
+        need = format_bytes(smallest.estimated_bytes)
+        raise InputError(
+            f"--max-memory {format_bytes(budget)} is below the smallest index of {n:,} vectors "
+            f"of dim {dim} ({smallest.factory}, about {need}): give at least {need} "
+            "(e.g. 500M, 4G; a plain number is bytes)"
+        )

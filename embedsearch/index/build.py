@@ -22,7 +22,7 @@ from embedsearch.choices import Device
 from embedsearch.errors import InputError
 from embedsearch.index import layout
 from embedsearch.index.adding import IndexParts, add_rows
-from embedsearch.index.budget import default_max_memory, parse_memory
+from embedsearch.index.budget import default_max_memory, parse_memory, require_room
 from embedsearch.index.centring import (
     CENTRE_SAMPLE,
     CENTRED,
@@ -107,6 +107,7 @@ def _build_locked(
     n = sum(d.live_rows for d in dirs)
     budget = parse_memory(max_memory) if max_memory is not None else default_max_memory()
     dim = dirs[0].dim
+    require_room(n, dim, budget)
     plan = choose_index(n, dim, budget, kind)
     queries = query_sample_size(n)
     train, tuning, held_out, centring = draw_samples(

@@ -21,6 +21,7 @@ import numpy as np
 from embedsearch.choices import Device
 from embedsearch.data.decode import DecodeError, is_image_file, load_image
 from embedsearch.errors import InputError
+from embedsearch.index.layout import make_keys
 from embedsearch.index.searcher import Hit, Searcher
 
 _PATH_PREFIXES = ("/", "./", "../", "~/")
@@ -50,9 +51,13 @@ class QueryResult:
     query: str
     hits: list[Hit] = field(default_factory=list)
     error: str | None = None
+    source: str | None = None  # an id query: the source of that row (its image, for a grid)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"type": self.kind, "query": self.query, "hits": [h.to_dict() for h in self.hits]}
+        data: dict[str, Any] = {"type": self.kind, "query": self.query}
+        if self.source is not None:
+            data["source"] = self.source
+        data["hits"] = [h.to_dict() for h in self.hits]
         if self.error is not None:
             data["error"] = self.error
         return data
@@ -89,11 +94,9 @@ def run_queries(
     if spec.image is not None:
         return [QueryResult("image", str(spec.image), searcher.search_image(spec.image, k))]
     if spec.embedding_id is not None:
-        return [
-            QueryResult(
-                "id", str(spec.embedding_id), searcher.search_id(spec.embedding_id, k, spec.dir)
-            )
-        ]
+        hits = searcher.search_id(spec.embedding_id, k, spec.dir)
+        source = _source_of(searcher, spec.embedding_id, spec.dir)
+        return [QueryResult("id", str(spec.embedding_id), hits, source=source)]
     if spec.vector is not None:
         vectors = _load_vectors(spec.vector)
         return [
@@ -102,6 +105,12 @@ def run_queries(
         ]
     assert spec.queries is not None  # exactly one field is set (checked above)
     return _run_file(searcher, spec.queries, k)
+
+
+def _source_of(searcher: Searcher, embedding_id: int, dir: int) -> str | None:
+    """The ``source`` an indexed row was embedded from (search_id has checked it is there)."""
+    rows = searcher.store.take(make_keys(np.array([embedding_id]), dir))
+    return rows.column("source")[0].as_py()
 
 
 def _load_vectors(path: Path) -> np.ndarray:

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,3 +74,90 @@ def describe_scores(info_percentiles: dict[str, dict[str, float]]) -> str | None
         f"scores: unrelated pairs {unrelated['p50']:.3f} (median){high}; "
         f"nearest neighbours {nearest['p50']:.3f} (median)"
     )
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """What a score means in one index, for query output: where a score falls among the scores
+    of unrelated pairs (random pairs of its rows), from ``index.json`` ``score_percentiles``.
+
+    ``percentile(score)``: the share (in %) of unrelated pairs scoring lower, interpolated between
+    the recorded percentiles and clipped to their range 1…99 (None for an index built before they
+    were recorded). A hit at 99 is as close as the closest 1 % of random pairs or closer.
+    The pairs are of the index's own ``modality``: a text query's scores against an image index
+    live on another scale (CLIP puts a caption and its image far below two similar images), so
+    :meth:`applies_to` says which queries the percentiles describe.
+
+    Example:
+        >>> scale = ScoreScale("cosine", {"p1": 0.1, "p10": 0.2, "p50": 0.3, "p90": 0.5,
+        ...                               "p99": 0.6}, {"p50": 0.8})
+        >>> scale.percentile(0.55), scale.percentile(0.95), scale.percentile(0.0)
+        (94.5, 99.0, 1.0)
+        >>> scale.footer().split(" (")[0]
+        'scores above 0.600 are in the top 1% of pairs in this index'
+    """
+
+    similarity: str = "cosine"
+    unrelated: dict[str, float] = field(default_factory=dict)
+    nearest: dict[str, float] = field(default_factory=dict)
+    modality: str = "image"
+
+    @classmethod
+    def of(
+        cls,
+        percentiles: dict[str, dict[str, float]],
+        similarity: str | None,
+        modality: str = "image",
+    ) -> ScoreScale:
+        """From ``index.json``'s ``score_percentiles``, ``similarity`` (None: cosine) and
+        ``modality``."""
+        return cls(
+            similarity or "cosine",
+            dict(percentiles.get("unrelated", {})),
+            dict(percentiles.get("nearest", {})),
+            modality or "image",  # indexes that predate the field hold images
+        )
+
+    def applies_to(self, kind: str) -> bool:
+        """Whether a query of ``kind`` (text, image, id, vector) scores on this scale: ids and
+        vectors always (rows of the index, vectors of its model), text and image queries when
+        they are of the index's modality.
+
+        Example:
+            >>> ScoreScale(modality="image").applies_to("text")
+            False
+        """
+        return kind not in ("text", "image") or kind == self.modality
+
+    @property
+    def known(self) -> bool:
+        """Whether the index recorded the percentiles of its unrelated pairs."""
+        return all(f"p{p}" in self.unrelated for p in PERCENTILES)
+
+    def percentile(self, score: float) -> float | None:
+        """Share in % (1…99, one decimal) of unrelated pairs that score below ``score``."""
+        if not self.known:
+            return None
+        levels = [self.unrelated[f"p{p}"] for p in PERCENTILES]
+        return round(float(np.interp(score, levels, PERCENTILES)), 1)
+
+    def footer(self) -> str | None:
+        """One line saying what a high score is in this index (None without the figures)."""
+        if not self.known:
+            return None
+        u = self.unrelated
+        line = (
+            f"scores above {u['p99']:.3f} are in the top 1% of pairs in this index "
+            f"(median pair {u['p50']:.3f}"
+        )
+        if "p50" in self.nearest:
+            line += f"; a row and its nearest neighbour: {self.nearest['p50']:.3f}, median"
+        return line + ")"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as query JSON carries them (``score_scale``)."""
+        return {
+            "similarity": self.similarity,
+            "unrelated_percentiles": dict(self.unrelated),
+            "nearest_percentiles": dict(self.nearest),
+        }

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 _NOT_METADATA = (*KEY_COLUMNS, "source")  # stored columns a hit shows as fields
 # what a hit row holds besides its metadata (``query*``: the CLI's jsonl/csv rows and search_table)
 HIT_FIELDS = frozenset(
-    {"query", "query_index", "query_type", "rank", "id", "score", "source", "dir"}
+    {"query", "query_index", "query_type", "rank", "id", "score", "percentile", "source", "dir"}
 )
 
 

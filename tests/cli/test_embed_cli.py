@@ -45,7 +45,7 @@ def test_embed_prints_summary_and_info_describes_the_dir(run_cli, image_folder, 
             ["embed", "{images}", "--model", "nope:thing", "--out", "{out}"],
             "unknown model 'nope:thing'",
         ),
-        (["info", "{images}"], "not a run dir, embedding dir or index dir"),
+        (["info", "{images}"], "not a run dir, embedding dir, index dir or dedup dir"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_without_traceback(
