@@ -19,6 +19,7 @@ import csv
 import json
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -110,27 +111,60 @@ def write_grid(
         >>> results = run_queries("indexes/photos", QuerySpec(text="a cat"))   # doctest: +SKIP
         >>> write_grid(results, "grid.png")                                   # doctest: +SKIP
     """
-    from PIL import Image, ImageDraw
-
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise InputError(f"--grid {path} must be a .png file")
-    rows = list(results)[:MAX_ROWS]
-    columns = 1 + max((len(r.hits) for r in rows), default=0)
-    cell_w, cell_h = thumb + PAD, thumb + LABEL + PAD
-    sheet = Image.new("RGB", (columns * cell_w + PAD, max(1, len(rows)) * cell_h + PAD), "white")
-    draw = ImageDraw.Draw(sheet)
-    for row, result in enumerate(rows):
+    rows = []
+    for row, result in enumerate(list(results)[:MAX_ROWS]):
         query_image = Path(result.query) if result.kind == "image" else None
-        cells = [(query_image, result.query, f"query ({result.kind})", "#1f4e99")]
+        cells = [Tile(query_image, result.query, f"query ({result.kind})", "#1f4e99")]
         colours = frames[row] if frames is not None else ["#444444"] * len(result.hits)
         for hit, colour in zip(result.hits, colours, strict=True):
-            cells.append((Path(hit.source), hit.source, f"#{hit.rank}  {hit.score:.3f}", colour))
+            cells.append(
+                Tile(Path(hit.source), hit.source, f"#{hit.rank}  {hit.score:.3f}", colour)
+            )
+        rows.append(cells)
+    return write_sheet(rows, path, thumb)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One cell of a sheet: the image at ``image`` as a thumbnail (else ``text`` in words),
+    ``label`` under it, ``colour`` its frame and label."""
+
+    image: Path | None
+    text: str
+    label: str
+    colour: str = "#444444"
+
+
+def write_sheet(
+    rows: Sequence[Sequence[Tile]], path: str | Path, thumb: int = THUMB, title: str = ""
+) -> Path:
+    """Rows of tiles as one PNG/JPEG at ``path`` (written atomically), ``title`` above them.
+
+    Each image is decoded at thumbnail size (JPEG draft mode), so the cost is the tiles', not the
+    files'.
+    """
+    from PIL import Image, ImageDraw
+
+    path = Path(path)
+    columns = max((len(r) for r in rows), default=1)
+    cell_w, cell_h = thumb + PAD, thumb + LABEL + PAD
+    width = columns * cell_w + PAD
+    lines = textwrap.wrap(title, width=max(20, (width - 2 * PAD) // 6))  # ~6 px a character
+    top = max(LABEL, 12 * len(lines) + PAD) if lines else 0
+    sheet = Image.new("RGB", (width, max(1, len(rows)) * cell_h + PAD + top), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.multiline_text((PAD, PAD), "\n".join(lines), fill="black", spacing=2)
+    for row, cells in enumerate(rows):
         for col, cell in enumerate(cells):
-            _cell(sheet, draw, PAD + col * cell_w, PAD + row * cell_h, thumb, *cell)
+            x, y = PAD + col * cell_w, PAD + top + row * cell_h
+            _cell(sheet, draw, x, y, thumb, cell.image, cell.text, cell.label, cell.colour)
     path.parent.mkdir(parents=True, exist_ok=True)
+    image_format = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     with replacing(path) as tmp:
-        sheet.save(tmp, format="PNG")
+        sheet.save(tmp, format=image_format)
     return path
 
 
