@@ -48,10 +48,10 @@ def corpus(tmp_path_factory):
         model="synthetic",
     )
     indexes = {}
-    for kind, centre in KINDS:
+    for kind, centre in [*KINDS, ("hnsw", "yes")]:
         out = root / f"{kind}-{centre}"
         build_index([root / "emb"], out, kind=kind, centre=centre, max_memory="1G")  # type: ignore[arg-type]
-        indexes[kind] = out
+        indexes[kind if centre == "no" or kind == "ivfpq" else f"{kind}-centred"] = out
     return data, indexes
 
 
@@ -111,6 +111,18 @@ def test_hnsw_exact_scan_ranks_like_brute_force(corpus) -> None:
     searcher = Searcher.open(indexes["hnsw"], device="cpu")
     queries = vectors(10, DIM, 3)
     truth = exact_filtered(data, queries, allowed_ids(2), 5)
+    hits = searcher.search_vectors(queries, 5, where="bucket < 2")
+    assert [[h.id for h in row] for row in hits] == truth.tolist()
+
+
+def test_exact_scan_ranks_by_what_a_centred_index_ranks_by(corpus) -> None:
+    from embedsearch.index.centring import centre_of, centred
+
+    data, indexes = corpus
+    searcher = Searcher.open(indexes["hnsw-centred"], device="cpu")
+    mean = centre_of(searcher.index)
+    queries = vectors(10, DIM, 3)
+    truth = exact_filtered(centred(data, mean), centred(queries, mean), allowed_ids(2), 5)
     hits = searcher.search_vectors(queries, 5, where="bucket < 2")
     assert [[h.id for h in row] for row in hits] == truth.tolist()
 
