@@ -11,13 +11,17 @@ keeps are far from the query). Here faiss itself only ever returns allowed rows:
   centring/OPQ, ``IndexRefine``), composed with any other selector (e.g. excluded rows) by
   ``IDSelectorAnd``;
 - IVF: ``nprobe`` is raised to ``nprobe / s`` (s = share of rows allowed), capped at ``nlist``:
-  the lists scanned then hold as many allowed rows as the tuned search scanned in all; at the
-  cap the scan is exhaustive over the allowed rows;
+  the lists scanned then hold as many allowed rows as the tuned search scanned in all; when the
+  allowed rows are fewer than 1/8 of the ids that search would check (a 0.1 % filter makes it
+  check nearly every id), they are scanned exactly instead, their codes decoded;
 - HNSW: ``efSearch`` is raised to ``efSearch / s`` while the graph walk costs less than an exact
   scan of the allowed rows; below that (few allowed rows, e.g. a 0.1 % filter, where the walk
   would need a candidate list longer than the rows it looks for) the allowed rows' stored
   vectors are scanned exactly (brute force), which is both faster and exact;
 - flat: the selector alone (the scan is exact).
+
+An exact scan streams the allowed rows in blocks (memory bounded by the block) and scores them
+as the index does (queries through its centring / OPQ transforms).
 
 The figures behind these rules: benchmarks/RESULTS.md, "Issue 13 -- filtered search".
 
@@ -41,11 +45,17 @@ import numpy as np
 from embedsearch.index.search_params import hnsw_of, ivf_of
 
 Method = Literal["selector", "exact"]
-# a bitmap over keys costs max_key/8 bytes; use it while that is at most this many bytes a key
-# (a hash set costs ~30 bytes a key and a lookup per candidate)
+# a bitmap over keys costs max_key/8 bytes; use it while that is at most this many bytes a key, or
+# at most BITMAP_BYTES in all (a hash set costs ~30 bytes a key and a slower lookup a candidate)
 BITMAP_BYTES_PER_KEY = 32
+BITMAP_BYTES = 1 << 20
 EF_SEARCH_CAP = 4096
-QUERY_BLOCK_FLOATS = 1 << 24  # exact scan: (queries x allowed rows) scores per block
+# exact scan of the allowed rows: rows decoded at a time, and (queries x rows) scores at a time
+ROW_BLOCK = 16_384
+QUERY_BLOCK_FLOATS = 1 << 22
+# IVF: scan the allowed rows exactly when they are at most 1/8 of the ids the widened search
+# would check (a row scanned costs a dot product, an id checked a selector lookup)
+EXACT_PER_CHECK = 8
 
 
 @dataclass
@@ -76,6 +86,9 @@ def plan_filtered(index: Any, allowed: int) -> FilteredPlan:
     ivf, hnsw = ivf_of(index), hnsw_of(index)
     if ivf is not None:
         nprobe = min(int(ivf.nlist), math.ceil(int(ivf.nprobe) / share))
+        scanned = nprobe * total // max(int(ivf.nlist), 1)  # ids the widened search checks
+        if allowed * EXACT_PER_CHECK <= scanned:
+            return FilteredPlan("exact", allowed, total, "ivf")
         return FilteredPlan("selector", allowed, total, "ivf", {"nprobe": nprobe},
                             {"nprobe": int(ivf.nprobe)})  # fmt: skip
     if hnsw is not None:
@@ -149,7 +162,7 @@ class Selection:
         if not len(values):
             return self._keep(faiss.IDSelectorBatch(np.array([-1], np.int64)))
         top = int(values[-1]) + 1
-        if top // 8 <= BITMAP_BYTES_PER_KEY * len(values):
+        if top // 8 <= max(BITMAP_BYTES_PER_KEY * len(values), BITMAP_BYTES):
             bits = np.zeros(top, bool)
             bits[values] = True
             bitmap = self._keep(np.packbits(bits, bitorder="little"))
@@ -194,6 +207,8 @@ class CompiledFilters:
             if keys is None:  # only the exclusion: no rarer rows to reach, nothing raised
                 plan = FilteredPlan("selector", allowed, allowed, plan.kind)
             selection = Selection(self._lookup, keys, exclusion)
+            if plan.method == "exact":
+                prepare_exact(self.index)
             compiled = Compiled(
                 selection, plan, search_parameters(self.index, selection, plan.params)
             )
@@ -264,30 +279,70 @@ def search_parameters(index: Any, selection: Selection, params: dict[str, int]) 
 def exact_search(
     index: Any, selection: Selection, queries: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Brute force over the stored vectors of the allowed rows of an HNSW-over-flat index: the
-    scores the index computes, exactly ranked; (scores, keys) shaped (n, k), -1 keys past the
-    allowed rows."""
+    """Brute force over the stored vectors of the allowed rows (an HNSW graph's flat storage, or
+    the codes of an IVF / refine stage decoded), scored as the index scores them, streamed in
+    blocks of rows (memory bounded by the block, not by the rows allowed); (scores, keys) shaped
+    (n, k), -1 keys past the allowed rows."""
     import faiss
 
-    storage = _flat_storage(hnsw_of(index))
-    assert storage is not None  # plan_filtered chose this path for flat storage only
     positions = selection.allowed_positions()
-    keys = selection.lookup.keys(positions)
-    stored = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d)
-    vectors = stored.reshape(storage.ntotal, storage.d)[positions]
+    rows_of = _row_reader(index)
     queries = _transformed(index, queries)
-    n, take = len(queries), min(k, len(keys))
-    scores = np.full((n, k), -np.inf, np.float32)
-    found = np.full((n, k), -1, np.int64)
-    step = max(1, QUERY_BLOCK_FLOATS // max(len(keys), 1))
-    for start in range(0, n if take else 0, step):
-        block = queries[start : start + step] @ vectors.T
-        top = np.argpartition(-block, take - 1, axis=1)[:, :take]
-        top_scores = np.take_along_axis(block, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        scores[start : start + step, :take] = np.take_along_axis(top_scores, order, axis=1)
-        found[start : start + step, :take] = keys[np.take_along_axis(top, order, axis=1)]
-    return scores, found
+    step = max(1, QUERY_BLOCK_FLOATS // ROW_BLOCK)
+    heaps = [
+        faiss.ResultHeap(len(queries[q : q + step]), k, keep_max=True)
+        for q in range(0, len(queries), step)
+    ]
+    for start in range(0, len(positions), ROW_BLOCK):
+        block = positions[start : start + ROW_BLOCK]
+        vectors, keys = rows_of(block), selection.lookup.keys(block)
+        take = min(k, len(block))
+        for number, heap in enumerate(heaps):
+            scores = queries[number * step : (number + 1) * step] @ vectors.T
+            top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+            heap.add_result(
+                np.ascontiguousarray(np.take_along_axis(scores, top, axis=1), np.float32),
+                np.ascontiguousarray(keys[top], np.int64),
+            )
+    for heap in heaps:
+        heap.finalize()
+    return np.vstack([h.D for h in heaps]), np.vstack([h.I for h in heaps])
+
+
+def _row_reader(index: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``rows -> vectors`` as the innermost index holds them (row = position under an IDMap2,
+    else the key): a view of an HNSW graph's flat storage, else decoded codes."""
+    import faiss
+
+    inner = _innermost(index)
+    hnsw = hnsw_of(inner)
+    storage = None if hnsw is None else _flat_storage(hnsw)
+    if storage is not None:
+        stored = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d)
+        matrix = stored.reshape(storage.ntotal, storage.d)
+        return lambda rows: matrix[rows]
+    return lambda rows: inner.reconstruct_batch(np.ascontiguousarray(rows, np.int64))
+
+
+def prepare_exact(index: Any) -> None:
+    """Let :func:`exact_search` decode rows of an IVF index by key: a hash-table direct map
+    (keys are sparse), built once (~16 bytes a row)."""
+    import faiss
+
+    direct_map: Any = faiss.DirectMap  # type: ignore[attr-defined]  # not in faiss's stubs
+    inner = _innermost(index)
+    if isinstance(inner, faiss.IndexIVF) and inner.direct_map.type == direct_map.NoMap:
+        inner.set_direct_map_type(direct_map.Hashtable)
+
+
+def _innermost(index: Any) -> Any:
+    """The index under the IDMap and PreTransform wrappers (IVF, refine, HNSW or flat)."""
+    import faiss
+
+    node: Any = faiss.downcast_index(index)
+    while isinstance(node, (faiss.IndexIDMap, faiss.IndexIDMap2, faiss.IndexPreTransform)):
+        node = faiss.downcast_index(node.index)
+    return node
 
 
 def _transformed(index: Any, queries: np.ndarray) -> np.ndarray:

@@ -127,11 +127,39 @@ def test_exact_scan_ranks_by_what_a_centred_index_ranks_by(corpus) -> None:
     assert [[h.id for h in row] for row in hits] == truth.tolist()
 
 
-def test_ivf_raises_nprobe_for_a_rare_filter(corpus) -> None:
+def test_ivf_raises_nprobe_for_a_rarer_filter(corpus) -> None:
     _, indexes = corpus
     searcher = Searcher.open(indexes["ivf"], device="cpu")
-    plan = searcher.filter_plan("bucket < 10")
+    plan = searcher.filter_plan("bucket < 100")
     assert plan.params["nprobe"] > plan.tuned["nprobe"]
+
+
+@pytest.mark.parametrize("kind", ["ivf", "ivfsq", "ivfpq"])
+def test_ivf_scans_few_allowed_rows_exactly(corpus, kind) -> None:
+    _, indexes = corpus
+    searcher = Searcher.open(indexes[kind], device="cpu")
+    assert searcher.filter_plan("bucket < 2").method == "exact"
+
+
+def test_ivf_exact_scan_ranks_like_brute_force(corpus) -> None:
+    data, indexes = corpus
+    searcher = Searcher.open(indexes["ivf"], device="cpu")  # IVF,Flat: its codes are the vectors
+    queries = vectors(10, DIM, 3)
+    truth = exact_filtered(data, queries, allowed_ids(2), 5)
+    hits = searcher.search_vectors(queries, 5, where="bucket < 2")
+    assert [[h.id for h in row] for row in hits] == truth.tolist()
+
+
+def test_exact_scan_streams_rows_in_blocks(corpus, monkeypatch) -> None:
+    from embedsearch.index import filtered_search
+
+    data, indexes = corpus
+    monkeypatch.setattr(filtered_search, "ROW_BLOCK", 7)  # 40 allowed rows: 6 blocks
+    searcher = Searcher.open(indexes["hnsw"], device="cpu")
+    queries = vectors(4, DIM, 8)
+    truth = exact_filtered(data, queries, allowed_ids(10), 10)
+    hits = searcher.search_vectors(queries, 10, where="bucket < 10")
+    assert [[h.id for h in row] for row in hits] == truth.tolist()
 
 
 def test_fewer_matching_rows_than_k_give_that_many_hits(corpus) -> None:
