@@ -144,6 +144,8 @@ def measure(index_dir: Path, data: Path, queries: np.ndarray, args: argparse.Nam
     bucket = np.load(data / "bucket.npy")
     k, rows = args.k, []
     for label, limit in SELECTIVITIES.items():
+        if label not in args.selectivities.split(","):
+            continue
         where = f"bucket < {limit}"
         started = time.perf_counter()
         searcher.matching(where)  # compile once: what a repeated filter costs after that
@@ -197,6 +199,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path("/tmp/embedsearch-filters-bench"))
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--selectivities", default=",".join(SELECTIVITIES))
     args = parser.parse_args()
     from common import machine, print_table
 

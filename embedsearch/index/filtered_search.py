@@ -12,7 +12,7 @@ keeps are far from the query). Here faiss itself only ever returns allowed rows:
   ``IDSelectorAnd``;
 - IVF: ``nprobe`` is raised to ``nprobe / s`` (s = share of rows allowed), capped at ``nlist``:
   the lists scanned then hold as many allowed rows as the tuned search scanned in all; when the
-  allowed rows are fewer than 1/8 of the ids that search would check (a 0.1 % filter makes it
+  allowed rows are fewer than 1/64 of the ids that search would check (a 0.1 % filter makes it
   check nearly every id), they are scanned exactly instead, their codes decoded;
 - HNSW: ``efSearch`` is raised to ``efSearch / s`` while the graph walk costs less than an exact
   scan of the allowed rows; below that (few allowed rows, e.g. a 0.1 % filter, where the walk
@@ -53,9 +53,10 @@ EF_SEARCH_CAP = 4096
 # exact scan of the allowed rows: rows decoded at a time, and (queries x rows) scores at a time
 ROW_BLOCK = 16_384
 QUERY_BLOCK_FLOATS = 1 << 22
-# IVF: scan the allowed rows exactly when they are at most 1/8 of the ids the widened search
-# would check (a row scanned costs a dot product, an id checked a selector lookup)
-EXACT_PER_CHECK = 8
+# IVF: scan the allowed rows exactly when they are at most 1/64 of the ids the widened search
+# would check (decoding and scoring a row cost ~50x checking an id on a 1M-row IVF index:
+# benchmarks/RESULTS.md, issue 13)
+EXACT_PER_CHECK = 64
 
 
 @dataclass
@@ -283,30 +284,25 @@ def exact_search(
     the codes of an IVF / refine stage decoded), scored as the index scores them, streamed in
     blocks of rows (memory bounded by the block, not by the rows allowed); (scores, keys) shaped
     (n, k), -1 keys past the allowed rows."""
-    import faiss
-
     positions = selection.allowed_positions()
     rows_of = _row_reader(index)
     queries = _transformed(index, queries)
+    # merged in numpy: faiss's ResultHeap runs an OpenMP loop a call, slow on busy cores
+    best = np.full((len(queries), k), -np.inf, np.float32)
+    best_keys = np.full((len(queries), k), -1, np.int64)
     step = max(1, QUERY_BLOCK_FLOATS // ROW_BLOCK)
-    heaps = [
-        faiss.ResultHeap(len(queries[q : q + step]), k, keep_max=True)
-        for q in range(0, len(queries), step)
-    ]
     for start in range(0, len(positions), ROW_BLOCK):
         block = positions[start : start + ROW_BLOCK]
         vectors, keys = rows_of(block), selection.lookup.keys(block)
-        take = min(k, len(block))
-        for number, heap in enumerate(heaps):
-            scores = queries[number * step : (number + 1) * step] @ vectors.T
-            top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-            heap.add_result(
-                np.ascontiguousarray(np.take_along_axis(scores, top, axis=1), np.float32),
-                np.ascontiguousarray(keys[top], np.int64),
-            )
-    for heap in heaps:
-        heap.finalize()
-    return np.vstack([h.D for h in heaps]), np.vstack([h.I for h in heaps])
+        for first in range(0, len(queries), step):
+            rows = slice(first, first + step)
+            scores = np.hstack([best[rows], queries[rows] @ vectors.T])
+            found = np.hstack([best_keys[rows], np.broadcast_to(keys, (len(scores), len(keys)))])
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            best[rows] = np.take_along_axis(scores, top, axis=1)
+            best_keys[rows] = np.take_along_axis(found, top, axis=1)
+    order = np.argsort(-best, axis=1, kind="stable")
+    return np.take_along_axis(best, order, axis=1), np.take_along_axis(best_keys, order, axis=1)
 
 
 def _row_reader(index: Any) -> Callable[[np.ndarray], np.ndarray]:

@@ -3,6 +3,8 @@
 Every route answers JSON; errors are ``{"error": "<one line>"}`` with a 4xx status (see
 :mod:`embedsearch.serve.app` for the mapping). Hits are ``rank, id, dir, key, score, source,
 metadata``; ``key`` names the row for ``/image/{key}``; ``id`` + ``dir`` search by this hit.
+Every search route also takes ``where`` (a SQL condition over the metadata columns, ``id`` and
+``source``) and ``min_score`` (see :mod:`embedsearch.index.filters`); a bad condition is a 400.
 
 Example (shell):
     curl -s 'http://127.0.0.1:8000/api/indexes/photos/search?text=a+red+square&k=5'
