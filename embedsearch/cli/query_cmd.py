@@ -56,6 +56,18 @@ def query_command(
             "(a run dir moved away from an older index): checked by fingerprint.",
         ),
     ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            "--where",
+            help="Only rows where this SQL condition holds, over the metadata columns, id and "
+            "source (DuckDB syntax), e.g. \"license = 'cc0' AND year >= 2020\".",
+        ),
+    ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option("--min-score", help="Leave out hits scoring below this (fewer than -k)."),
+    ] = None,
 ) -> None:
     """Search an index by text, image, id, vector or a file of queries."""
     from embedsearch.cli.render import stderr, stdout
@@ -73,7 +85,16 @@ def query_command(
         queries=queries,
     )
     notes: list[str] = []
-    results = run_queries(index_dir, spec, k=k, device=device, notes=notes, model=model)
+    results = run_queries(
+        index_dir,
+        spec,
+        k=k,
+        device=device,
+        notes=notes,
+        model=model,
+        where=where,
+        min_score=min_score,
+    )
     for note in notes:
         stderr.print(f"note: {note}", markup=False, highlight=False)
     for result in results:

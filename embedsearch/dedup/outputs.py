@@ -7,6 +7,8 @@ end (:mod:`embedsearch.atomic`), so an interrupted run never leaves a half-writt
 - ``groups.parquet``: ``group, id, source, keep, dir``
 - ``keep.txt`` / ``remove.txt``: one source per line (rows of the main input only)
 - ``histogram.png`` / ``histogram.txt``: nearest-neighbour scores and the threshold
+- ``contact.png``: the largest groups and the pairs nearest the threshold as thumbnails, kept
+  image first (image corpora; :mod:`~embedsearch.dedup.contact_sheet`)
 - ``dedup.json``: the summary (threshold and its rule, counts, seconds, inputs)
 """
 
@@ -22,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from embedsearch.dedup.calibration import Calibration
+from embedsearch.dedup.contact_sheet import write_contact_sheet
 from embedsearch.dedup.grouping import Duplicates, Groups
 from embedsearch.dedup.inputs import Catalog, DedupInputs
 from embedsearch.dedup.options import DedupOptions
@@ -84,6 +87,7 @@ def write_result(
     threshold, rule, space = calibration.threshold, calibration.rule, calibration.space
     (staged / "histogram.txt").write_text(histogram_text(found.best, threshold, rule, space))
     write_histogram_png(found.best, threshold, rule, staged / "histogram.png", space)
+    sheet = write_contact_sheet(staged / "contact.png", catalog, found, threshold)
     result = DedupResult(
         out=out,
         method=options.method,
@@ -120,6 +124,7 @@ def write_result(
         "to_remove": result.to_remove,
         "kept": kept,
         "seconds": round(result.seconds, 3),
+        "contact_sheet": sheet,
         "inputs": [str(d.path) for d in inputs.main_dirs],
         "against": [str(d.path) for d in inputs.other_dirs],
         "model": catalog.dirs[0].model,

@@ -23,6 +23,7 @@ import csv
 import json
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -228,45 +229,81 @@ def write_grid(
         >>> results = run_queries("indexes/photos", QuerySpec(text="a cat"))   # doctest: +SKIP
         >>> write_grid(results, "grid.png")                                   # doctest: +SKIP
     """
-    from PIL import Image, ImageDraw
-
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise InputError(f"--grid {path} must be a .png file")
-    rows = list(results)[:MAX_ROWS]
-    columns = 1 + max((len(r.hits) for r in rows), default=0)
-    cell_w, cell_h = thumb + PAD, thumb + LABEL + PAD
-    legend_h = LEGEND * len(legend) + (PAD if legend else 0)
-    height = max(1, len(rows)) * cell_h + PAD + legend_h
-    width = max(columns * cell_w, LEGEND_W if legend else 0) + PAD
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
-    for row, result in enumerate(rows):
+    rows = []
+    for row, result in enumerate(list(results)[:MAX_ROWS]):
         own = result.source if result.kind == "id" else result.query
         query_image = Path(own) if own is not None and result.kind in ("image", "id") else None
         name = _tile_name(str(query_image), thumb) if query_image is not None else ""
-        cells = [(query_image, result.query, f"query ({result.kind})", name, "#1f4e99")]
+        cells = [Tile(query_image, result.query, f"query ({result.kind})", "#1f4e99", name)]
         colours = frames[row] if frames is not None else ["#444444"] * len(result.hits)
         for hit, colour in zip(result.hits, colours, strict=True):
             label = f"#{hit.rank}  {hit.score:.3f}"
             cells.append(
-                (Path(hit.source), hit.source, label, _tile_name(hit.source, thumb), colour)
+                Tile(Path(hit.source), hit.source, label, colour, _tile_name(hit.source, thumb))
             )
-        for col, cell in enumerate(cells):
-            _cell(sheet, draw, PAD + col * cell_w, PAD + row * cell_h, thumb, *cell)
-    top = PAD + max(1, len(rows)) * cell_h
-    for number, (colour, meaning) in enumerate(legend):
-        y = top + number * LEGEND
-        draw.rectangle([PAD, y + 2, PAD + 12, y + 14], outline=colour, width=2)
-        draw.text((PAD + 20, y + 3), meaning, fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(path) as tmp:
-        sheet.save(tmp, format="PNG")
-    return path
+        rows.append(cells)
+    return write_sheet(rows, path, thumb, legend=legend)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One cell of a sheet: the image at ``image`` as a thumbnail (else ``text`` in words),
+    ``label`` and ``name`` under it, ``colour`` its frame and label."""
+
+    image: Path | None
+    text: str
+    label: str
+    colour: str = "#444444"
+    name: str = ""
 
 
 LEGEND = 18  # height of a legend line
 LEGEND_W = 420  # the sheet is at least this wide when it has a legend, so its lines fit
+
+
+def write_sheet(
+    rows: Sequence[Sequence[Tile]],
+    path: str | Path,
+    thumb: int = THUMB,
+    title: str = "",
+    legend: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Rows of tiles as one PNG/JPEG at ``path`` (written atomically), ``title`` above them and
+    ``legend`` (``(colour, meaning)`` pairs) below.
+
+    Each image is decoded at thumbnail size (JPEG draft mode), so the cost is the tiles', not the
+    files'.
+    """
+    from PIL import Image, ImageDraw
+
+    path = Path(path)
+    columns = max((len(r) for r in rows), default=1)
+    cell_w, cell_h = thumb + PAD, thumb + LABEL + PAD
+    width = max(columns * cell_w, LEGEND_W if legend else 0) + PAD
+    lines = textwrap.wrap(title, width=max(20, (width - 2 * PAD) // 6))  # ~6 px a character
+    top = max(LABEL, 12 * len(lines) + PAD) if lines else 0
+    legend_h = LEGEND * len(legend) + (PAD if legend else 0)
+    height = max(1, len(rows)) * cell_h + PAD + top + legend_h
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.multiline_text((PAD, PAD), "\n".join(lines), fill="black", spacing=2)
+    for row, cells in enumerate(rows):
+        for col, cell in enumerate(cells):
+            x, y = PAD + col * cell_w, PAD + top + row * cell_h
+            _cell(sheet, draw, x, y, thumb, cell)
+    bottom = PAD + top + max(1, len(rows)) * cell_h
+    for number, (colour, meaning) in enumerate(legend):
+        y = bottom + number * LEGEND
+        draw.rectangle([PAD, y + 2, PAD + 12, y + 14], outline=colour, width=2)
+        draw.text((PAD + 20, y + 3), meaning, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_format = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    with replacing(path) as tmp:
+        sheet.save(tmp, format=image_format)
+    return path
 
 
 def _tile_name(source: str, thumb: int) -> str:
@@ -275,25 +312,14 @@ def _tile_name(source: str, thumb: int) -> str:
     return shorten_path(Path(source).name, max(4, thumb // 6))
 
 
-def _cell(
-    sheet: Any,
-    draw: Any,
-    x: int,
-    y: int,
-    thumb: int,
-    image_path: Path | None,
-    text: str,
-    label: str,
-    name: str,
-    colour: str,
-) -> None:
+def _cell(sheet: Any, draw: Any, x: int, y: int, thumb: int, tile: Tile) -> None:
     from embedsearch.data.decode import DecodeError, is_image_file, load_image
 
     image = None
-    if image_path is not None and is_image_file(image_path) and image_path.is_file():
+    if tile.image is not None and is_image_file(tile.image) and tile.image.is_file():
         with contextlib.suppress(DecodeError):  # an unreadable image is drawn as its words
-            image = load_image(image_path, draft_size=thumb)
-    draw.rectangle([x - 1, y - 1, x + thumb, y + thumb], outline=colour, width=2)
+            image = load_image(tile.image, draft_size=thumb)
+    draw.rectangle([x - 1, y - 1, x + thumb, y + thumb], outline=tile.colour, width=2)
     if image is not None:
         scale = thumb / max(image.size)  # small images are enlarged too, so every tile is legible
         image = image.resize(
@@ -301,7 +327,7 @@ def _cell(
         )
         sheet.paste(image, (x + (thumb - image.width) // 2, y + (thumb - image.height) // 2))
     else:  # a text query or a non-image hit: its words
-        wrapped = textwrap.wrap(text, width=max(8, thumb // 7))[: thumb // 12]
+        wrapped = textwrap.wrap(tile.text, width=max(8, thumb // 7))[: thumb // 12]
         draw.multiline_text((x + 4, y + 4), "\n".join(wrapped), fill="black", spacing=1)
-    draw.text((x, y + thumb + 3), label, fill=colour)
-    draw.text((x, y + thumb + 15), name, fill="black")
+    draw.text((x, y + thumb + 3), tile.label, fill=tile.colour)
+    draw.text((x, y + thumb + 15), tile.name, fill="black")

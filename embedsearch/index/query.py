@@ -8,6 +8,8 @@ Example:
     >>> results = run_queries("indexes/photos", QuerySpec(text="a red circle"))  # doctest: +SKIP
     >>> results[0].hits[0].source                                                 # doctest: +SKIP
     'shapes/00017.png'
+    >>> run_queries("indexes/photos", QuerySpec(text="a cat"), where="license = 'cc0'",
+    ...             min_score=0.25)                                               # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -70,12 +72,17 @@ def run_queries(
     device: Device = "auto",
     notes: list[str] | None = None,
     model: str | None = None,
+    *,
+    where: str | None = None,
+    min_score: float | None = None,
 ) -> list[QueryResult]:
     """Search ``index_dir`` with the query in ``spec``; one :class:`QueryResult` per query.
 
-    ``notes`` (when given) receives one-line remarks for the user, e.g. that ``k`` was
-    capped at the number of indexed rows. ``model``: the run dir that embeds text/image queries
-    when the index's own cannot be found (``query --model``; checked by fingerprint).
+    ``where``: a SQL condition over the metadata columns, ``id`` and ``source`` (only rows where
+    it holds are found); ``min_score``: hits scoring below it are left out. ``notes`` (when
+    given) receives one-line remarks for the user, e.g. that ``k`` was capped at the number of
+    indexed rows, or how many rows ``where`` keeps. ``model``: the run dir that embeds text/image
+    queries when the index's own cannot be found (``query --model``; checked by fingerprint).
     """
     given = [
         name
@@ -89,22 +96,44 @@ def run_queries(
         notes.append(
             f"-k {k:,} is more than the {searcher.ntotal:,} indexed rows; using {searcher.ntotal:,}"
         )
+    filters = _Filters(searcher, where, min_score)
+    if where is not None and notes is not None:
+        notes.append(filters.note())
     if spec.text is not None:
-        return [QueryResult("text", spec.text, searcher.search_text(spec.text, k))]
+        return [QueryResult("text", spec.text, filters.search(searcher.search_text, spec.text, k))]
     if spec.image is not None:
-        return [QueryResult("image", str(spec.image), searcher.search_image(spec.image, k))]
+        hits = filters.search(searcher.search_image, spec.image, k)
+        return [QueryResult("image", str(spec.image), hits)]
     if spec.embedding_id is not None:
-        hits = searcher.search_id(spec.embedding_id, k, spec.dir)
+        hits = filters.search(searcher.search_id, spec.embedding_id, k, spec.dir)
         source = _source_of(searcher, spec.embedding_id, spec.dir)
         return [QueryResult("id", str(spec.embedding_id), hits, source=source)]
     if spec.vector is not None:
         vectors = _load_vectors(spec.vector)
         return [
             QueryResult("vector", f"{spec.vector}[{row}]", hits)
-            for row, hits in enumerate(searcher.search_vectors(vectors, k))
+            for row, hits in enumerate(filters.search(searcher.search_vectors, vectors, k))
         ]
     assert spec.queries is not None  # exactly one field is set (checked above)
-    return _run_file(searcher, spec.queries, k)
+    return _run_file(searcher, spec.queries, k, filters)
+
+
+@dataclass
+class _Filters:
+    """``where`` and ``min_score`` of a ``query`` run, passed to every search."""
+
+    searcher: Searcher
+    where: str | None
+    min_score: float | None
+
+    def search(self, method: Any, *args: Any) -> Any:
+        return method(*args, where=self.where, min_score=self.min_score)
+
+    def note(self) -> str:
+        plan = self.searcher.filter_plan(self.where)
+        return (
+            f"--where keeps {plan.allowed:,} of {self.searcher.ntotal:,} rows ({plan.describe()})"
+        )
 
 
 def _source_of(searcher: Searcher, embedding_id: int, dir: int) -> str | None:
@@ -125,7 +154,7 @@ def _load_vectors(path: Path) -> np.ndarray:
     return np.atleast_2d(vectors).astype(np.float32)
 
 
-def _run_file(searcher: Searcher, path: Path, k: int) -> list[QueryResult]:
+def _run_file(searcher: Searcher, path: Path, k: int, filters: _Filters) -> list[QueryResult]:
     """Lines that look like image paths are image queries, the rest texts; each kind a batch.
 
     A line looks like an image path when it ends in an image extension or starts with
@@ -151,13 +180,13 @@ def _run_file(searcher: Searcher, path: Path, k: int) -> list[QueryResult]:
             results[i] = QueryResult("image", line, error=f"line {i + 1}: {e}")
     if images:
         rows = list(images)
-        for i, hits in zip(rows, searcher.search_images([images[i] for i in rows], k), strict=True):
+        found = filters.search(searcher.search_images, [images[i] for i in rows], k)
+        for i, hits in zip(rows, found, strict=True):
             results[i] = QueryResult("image", lines[i], hits)
     text_rows = [i for i in range(len(lines)) if i not in results]
     if text_rows:
-        for i, hits in zip(
-            text_rows, searcher.search_texts([lines[i] for i in text_rows], k), strict=True
-        ):
+        texts = [lines[i] for i in text_rows]
+        for i, hits in zip(text_rows, filters.search(searcher.search_texts, texts, k), strict=True):
             results[i] = QueryResult("text", lines[i], hits)
     return [results[i] for i in range(len(lines))]
 

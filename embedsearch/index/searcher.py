@@ -6,15 +6,22 @@ the embedding dirs gone. Text and image queries are embedded with the index's ow
 (``index.json`` ``model`` + ``model_options``; a run dir is carried in ``model/``), loaded on
 first use and checked by fingerprint (:mod:`embedsearch.encoders.locate`).
 
+Every search takes ``where`` (a SQL condition over the metadata columns, ``id`` and
+``source``: :mod:`~embedsearch.index.filters`), applied inside faiss so that k hits come back
+whenever k rows match (:mod:`~embedsearch.index.filtered_search`), and ``min_score`` (hits
+scoring below it are left out, so fewer than k may come back).
+
 Example:
     >>> s = Searcher.open("indexes/photos")                                   # doctest: +SKIP
     >>> [(h.rank, h.source) for h in s.search_text("a red circle", k=2)]      # doctest: +SKIP
     [(1, 'shapes/circle_red_0007.png'), (2, 'shapes/circle_red_0003.png')]
+    >>> s.search_text("a red circle", where="license = 'cc0'", min_score=0.25)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +34,11 @@ from embedsearch.choices import Device
 from embedsearch.errors import InputError
 from embedsearch.index import layout
 from embedsearch.index.exclusions import excluded_selector, search_with_selector
-from embedsearch.index.layout import IndexInfo, SourceEntry
+from embedsearch.index.filtered_search import CompiledFilters, FilteredPlan
+from embedsearch.index.filters import matching_keys
+from embedsearch.index.layout import IndexInfo
 from embedsearch.index.metadata import KEY_COLUMNS, MetadataStore
+from embedsearch.index.row_vectors import reconstruct, vector_from_source
 from embedsearch.index.search_params import apply_search_params
 
 if TYPE_CHECKING:
@@ -75,16 +85,27 @@ class Searcher:
     """An opened index dir. Build one with :meth:`Searcher.open`."""
 
     def __init__(
-        self, path: Path, info: IndexInfo, index: Any, store: MetadataStore, device: Device
+        self,
+        path: Path,
+        info: IndexInfo,
+        index: Any,
+        store: MetadataStore,
+        device: Device,
+        cpu_index: Any | None = None,
     ) -> None:
         self.path = path
         self.index_info = info
         self.index = index
+        # filtered searches run here: faiss's GPU indexes take no IDSelector
+        self.cpu_index = index if cpu_index is None else cpu_index
+        # a selector over keys of rows no search may return (e.g. rows deleted since the build),
+        # composed with any ``where`` filter
+        self.exclusion: Any | None = excluded_selector(path)
         self.store = store
         self.device = device
         self.info: dict[str, Any] = info.to_json()  # as on disk (``index_info``: typed)
         self._encoder: Encoder | None = None
-        self._excluded = excluded_selector(path)  # deleted rows the index cannot remove
+        self._filters = CompiledFilters(self.cpu_index)
         # which metadata columns a hit of each source dir shows (their files may differ)
         self._columns = {
             number: frozenset(names)
@@ -107,9 +128,8 @@ class Searcher:
         index = layout.read_index(path, info)  # verified against index.json's checksum
         apply_search_params(index, info.search_params)
         on_gpu = use_gpu(device) and info.kind in ("flat", "ivf", "ivfsq")
-        index = to_search_device(index, on_gpu)
         store = MetadataStore(path, info.metadata_file_names())
-        searcher = cls(path, info, index, store, device)
+        searcher = cls(path, info, to_search_device(index, on_gpu), store, device, cpu_index=index)
         searcher.model_override = model
         return searcher
 
@@ -133,8 +153,16 @@ class Searcher:
         return self._encoder
 
     # -- raw ------------------------------------------------------------------------------------
-    def search_raw(self, vectors: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, keys) arrays straight from faiss, shape (n, k); key -1 = no result."""
+    def search_raw(
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        min_score: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, keys) arrays straight from faiss, shape (n, k); key -1 = no result (fewer rows
+        than k match ``where``, or the score is below ``min_score``)."""
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         if vectors.shape[1] != self.dim:
             raise InputError(
@@ -144,20 +172,54 @@ class Searcher:
             raise InputError("query vectors contain NaN/inf")
         if k < 1:
             raise InputError(f"-k must be at least 1, got {k}")
+        if min_score is not None and not math.isfinite(min_score):
+            raise InputError(f"--min-score must be a finite number, got {min_score}")
         # faiss allocates n * k results up front: a huge k aborts the process (std::bad_alloc),
         # and more hits than rows cannot be found anyway.
-        return search_with_selector(
-            self.index, vectors, min(int(k), max(self.ntotal, 1)), self._excluded
-        )
+        k = min(int(k), max(self.ntotal, 1))
+        if where is None and self.exclusion is None:
+            scores, keys = self.index.search(vectors, k)
+        elif where is None:  # deleted rows only: skipped inside faiss (exclusions module)
+            scores, keys = search_with_selector(self.cpu_index, vectors, k, self.exclusion)
+        else:
+            scores, keys = self._search_filtered(vectors, k, where)
+        if min_score is not None:
+            keys = np.where(scores >= min_score, keys, -1)
+        return scores, keys
+
+    # -- filters --------------------------------------------------------------------------------
+    def matching(self, where: str) -> np.ndarray:
+        """Sorted keys of the rows where the SQL condition ``where`` holds (an InputError naming
+        the problem when it is not one over this index's columns)."""
+        return matching_keys(self.store.tables, where)
+
+    def filter_plan(self, where: str | None) -> FilteredPlan:
+        """How a search with ``where`` runs here: ``.allowed`` rows, ``.describe()`` in one line
+        (``hnsw, exact scan of 1,000 rows (0.1 % of rows)``)."""
+        return self._filters.get(where, self.exclusion, self.matching).plan
+
+    def _search_filtered(
+        self, vectors: np.ndarray, k: int, where: str | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """faiss's search restricted to the rows ``where`` keeps and the exclusion lets through."""
+        compiled = self._filters.get(where, self.exclusion, self.matching)
+        return self._filters.search(compiled, vectors, k)
 
     # -- vectors --------------------------------------------------------------------------------
-    def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
+    def search_vectors(
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        min_score: float | None = None,
+    ) -> list[list[Hit]]:
         """One hit list per row of ``vectors`` (n, dim).
 
         Keys faiss returns as -1 (fewer than k results, e.g. short IVF lists) and keys the
         store does not hold are skipped, and the ranks close up.
         """
-        return self._hits(*self.search_raw(vectors, k))
+        return self._hits(*self.search_raw(vectors, k, where=where, min_score=min_score))
 
     def _hits(self, scores: np.ndarray, keys: np.ndarray) -> list[list[Hit]]:
         """faiss's (n, k) results -> one hit list a query."""
@@ -197,7 +259,14 @@ class Searcher:
                     del fields[name]
         return dicts
 
-    def search_table(self, vectors: np.ndarray, k: int = 10) -> pa.Table:
+    def search_table(
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        min_score: float | None = None,
+    ) -> pa.Table:
         """Batch search as one Arrow table, a row per hit: ``query`` (row of ``vectors``), ``rank``,
         ``id``, ``dir``, ``score``, ``source``, then the metadata columns (renamed like
         :meth:`Hit.to_dict` does when they would shadow one of those).
@@ -209,7 +278,7 @@ class Searcher:
             >>> table = Searcher.open("indexes/photos").search_table(queries)   # doctest: +SKIP
             >>> table.to_pandas().groupby("query")["score"].max().head(2)     # doctest: +SKIP
         """
-        scores, keys = self.search_raw(vectors, k)
+        scores, keys = self.search_raw(vectors, k, where=where, min_score=min_score)
         found, payload = self._found_rows(keys)
         ids, dirs = layout.split_keys(keys[found])
         columns = {
@@ -225,23 +294,50 @@ class Searcher:
                 columns[_output_name(name)] = payload.column(name)
         return pa.table(columns)
 
-    def search_vector(self, vector: np.ndarray, k: int = 10) -> list[Hit]:
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        min_score: float | None = None,
+    ) -> list[Hit]:
         """Hits of one query vector (dim,)."""
-        return self.search_vectors(np.asarray(vector, np.float32).reshape(1, -1), k)[0]
+        return self.search_vectors(
+            np.asarray(vector, np.float32).reshape(1, -1), k, where=where, min_score=min_score
+        )[0]
 
     # -- text -----------------------------------------------------------------------------------
-    def search_texts(self, texts: Sequence[str], k: int = 10) -> list[list[Hit]]:
+    def search_texts(
+        self,
+        texts: Sequence[str],
+        k: int = 10,
+        *,
+        where: str | None = None,
+        min_score: float | None = None,
+    ) -> list[list[Hit]]:
         """Embed ``texts`` with the index's model (needs a text tower); search them as a batch."""
         if isinstance(texts, str):
             raise InputError("search_texts takes a list of texts; use search_text for one")
-        return self.search_vectors(self.encoder.embed_texts(list(texts)), k)
+        return self.search_vectors(
+            self.encoder.embed_texts(list(texts)), k, where=where, min_score=min_score
+        )
 
-    def search_text(self, text: str, k: int = 10) -> list[Hit]:
+    def search_text(
+        self, text: str, k: int = 10, *, where: str | None = None, min_score: float | None = None
+    ) -> list[Hit]:
         """Hits of one text query (text -> image search with a CLIP model)."""
-        return self.search_texts([text], k)[0]
+        return self.search_texts([text], k, where=where, min_score=min_score)[0]
 
     # -- images ---------------------------------------------------------------------------------
-    def search_images(self, images: Sequence[str | Path | Any], k: int = 10) -> list[list[Hit]]:
+    def search_images(
+        self,
+        images: Sequence[str | Path | Any],
+        k: int = 10,
+        *,
+        where: str | None = None,
+        min_score: float | None = None,
+    ) -> list[list[Hit]]:
         """Search image files (paths) or PIL images, embedded with the index's model."""
         import torch
 
@@ -255,20 +351,47 @@ class Searcher:
                 except DecodeError as e:
                     raise InputError(f"cannot read query image {image}: {e}") from e
             pixels.append(self.encoder.preprocess(image))
-        return self.search_vectors(self.encoder.embed_images(torch.stack(pixels)), k)
+        return self.search_vectors(
+            self.encoder.embed_images(torch.stack(pixels)), k, where=where, min_score=min_score
+        )
 
-    def search_image(self, image: str | Path | Any, k: int = 10) -> list[Hit]:
+    def search_image(
+        self,
+        image: str | Path | Any,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        min_score: float | None = None,
+    ) -> list[Hit]:
         """Hits of one image query."""
-        return self.search_images([image], k)[0]
+        return self.search_images([image], k, where=where, min_score=min_score)[0]
 
     # -- ids ------------------------------------------------------------------------------------
-    def search_ids(self, ids: Sequence[int], k: int = 10, dir: int = 0) -> list[list[Hit]]:
+    def search_ids(
+        self,
+        ids: Sequence[int],
+        k: int = 10,
+        dir: int = 0,
+        *,
+        where: str | None = None,
+        min_score: float | None = None,
+    ) -> list[list[Hit]]:
         """Search with the stored vectors of indexed rows (``ids`` of ``sources[dir]``)."""
-        return self.search_vectors(np.stack([self.vector_of(i, dir) for i in ids]), k)
+        return self.search_vectors(
+            np.stack([self.vector_of(i, dir) for i in ids]), k, where=where, min_score=min_score
+        )
 
-    def search_id(self, embedding_id: int, k: int = 10, dir: int = 0) -> list[Hit]:
-        """Neighbours of an indexed row (the row itself comes first)."""
-        return self.search_ids([embedding_id], k, dir)[0]
+    def search_id(
+        self,
+        embedding_id: int,
+        k: int = 10,
+        dir: int = 0,
+        *,
+        where: str | None = None,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """Neighbours of an indexed row (the row itself comes first, unless filtered out)."""
+        return self.search_ids([embedding_id], k, dir, where=where, min_score=min_score)[0]
 
     def vector_of(self, embedding_id: int, dir: int = 0) -> np.ndarray:
         """The vector of an indexed row: exact from its embedding dir when present, else as the
@@ -279,47 +402,7 @@ class Searcher:
                 f"id {embedding_id} (source dir #{dir}) is not in the index {self.path}"
             )
         info = self.index_info
-        exact = _vector_from_source(info.sources[dir], info.fingerprint, embedding_id)
+        exact = vector_from_source(info.sources[dir], info.fingerprint, embedding_id)
         if exact is not None:
             return exact
-        return _reconstruct(self.index, key)
-
-
-def _vector_from_source(
-    entry: SourceEntry, fingerprint: str, embedding_id: int
-) -> np.ndarray | None:
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
-    from embedsearch.store.embedding_dir import EmbeddingDir
-    from embedsearch.store.reader import embedding_matrix
-
-    if not EmbeddingDir.is_embedding_dir(entry.path):
-        return None  # the index was copied elsewhere: fall back to the index's own codes
-    d = EmbeddingDir.open(entry.path)
-    if d.fingerprint != fingerprint or not d.shards:
-        return None
-    table = ds.dataset([str(p) for p in d.shard_paths()], format="parquet").to_table(
-        columns=["embedding"], filter=pc.field("id") == embedding_id
-    )
-    return embedding_matrix(table.column("embedding"), d.dim)[-1] if table.num_rows else None
-
-
-def _reconstruct(index: Any, key: int) -> np.ndarray:
-    import faiss
-
-    cpu: Any = (
-        faiss.index_gpu_to_cpu(index)
-        if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__
-        else index
-    )
-    try:
-        # keys are sparse: a hash map, not an array
-        hashtable = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]  # not in faiss's stubs
-        faiss.extract_index_ivf(cpu).set_direct_map_type(hashtable)
-    except RuntimeError:
-        pass  # IDMap2 keeps its own key -> row map
-    try:
-        return np.asarray(cpu.reconstruct(key))
-    except RuntimeError as e:
-        raise InputError(f"the index cannot give back the vector of key {key}: {e}") from e
+        return reconstruct(self.index, key)

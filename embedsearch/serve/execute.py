@@ -1,4 +1,5 @@
-"""Answer a micro-batch of queries: one model forward per modality, one faiss search per k.
+"""Answer a micro-batch of queries: one model forward per modality, one faiss search per k and
+filter (``where``, ``min_score``).
 
 Queries of one batch may name different indexes (generations) and kinds; they are grouped by
 generation, embedded together (all texts in one forward, all images in another; the vectors of
@@ -34,6 +35,8 @@ class Query:
     value: Any
     k: int
     dir: int = 0
+    where: str | None = None
+    min_score: float | None = None
 
 
 def process(queries: Sequence[Query]) -> list[Any]:
@@ -45,15 +48,18 @@ def process(queries: Sequence[Query]) -> list[Any]:
     for rows in groups.values():
         generation = queries[rows[0]].generation
         vectors, errors = embed_queries(generation, [queries[i] for i in rows])
-        by_k: dict[int, list[int]] = {}
+        by_search: dict[tuple[int, str | None, float | None], list[int]] = {}
         for j, i in enumerate(rows):
             if errors[j] is not None:
                 outcomes[i] = errors[j]
             else:
-                by_k.setdefault(queries[i].k, []).append(j)
-        for k, members in by_k.items():
+                query = queries[i]
+                by_search.setdefault((query.k, query.where, query.min_score), []).append(j)
+        for (k, where, min_score), members in by_search.items():
             try:
-                hits = generation.searcher.search_vectors(vectors[members], k)
+                hits = generation.searcher.search_vectors(
+                    vectors[members], k, where=where, min_score=min_score
+                )
             except EmbedsearchError as e:
                 hits = [e] * len(members)
             for j, result in zip(members, hits, strict=True):

@@ -3,6 +3,8 @@
 Every route answers JSON; errors are ``{"error": "<one line>"}`` with a 4xx status (see
 :mod:`embedsearch.serve.app` for the mapping). Hits are ``rank, id, dir, key, score, source,
 metadata``; ``key`` names the row for ``/image/{key}``; ``id`` + ``dir`` search by this hit.
+Every search route also takes ``where`` (a SQL condition over the metadata columns, ``id`` and
+``source``) and ``min_score`` (see :mod:`embedsearch.index.filters`); a bad condition is a 400.
 
 Example (shell):
     curl -s 'http://127.0.0.1:8000/api/indexes/photos/search?text=a+red+square&k=5'
@@ -25,7 +27,10 @@ from embedsearch.serve.registry import Generation
 from embedsearch.serve.schemas import (
     MAX_DIR,
     MAX_TEXT,
+    MIN_SCORE_HELP,
+    WHERE_HELP,
     BatchBody,
+    FilterFields,
     QueryBody,
     SearchBody,
     check_k,
@@ -147,6 +152,8 @@ async def search_get(
     id: int | None = None,
     dir: Annotated[int, Param(ge=0, le=MAX_DIR)] = 0,
     k: int = 10,
+    where: Annotated[str | None, Param(max_length=MAX_TEXT, description=WHERE_HELP)] = None,
+    min_score: Annotated[float | None, Param(description=MIN_SCORE_HELP)] = None,
 ) -> Response:
     state = _state(request)
     gen = state.registry.get(name)
@@ -162,6 +169,7 @@ async def search_get(
         QueryBody(text=text, id=id, dir=dir, vector=None, image_base64=None),
         k,
         state.config.limits,
+        FilterFields(where=where, min_score=min_score),
     )
     return json_response({"index": name, "k": k, **(await _answer(state, [query]))[0]})
 
@@ -171,7 +179,7 @@ async def search_get(
 )
 async def search_post(request: Request, name: str, body: SearchBody) -> Response:
     state = _state(request)
-    query = to_query(state.registry.get(name), body, body.k, state.config.limits)
+    query = to_query(state.registry.get(name), body, body.k, state.config.limits, body)
     return json_response({"index": name, "k": body.k, **(await _answer(state, [query]))[0]})
 
 
@@ -179,7 +187,12 @@ async def search_post(request: Request, name: str, body: SearchBody) -> Response
     "/indexes/{name}/search/image", summary="Search by an uploaded image (multipart field 'file')"
 )
 async def search_image(
-    request: Request, name: str, file: Annotated[UploadFile, File()], k: int = 10
+    request: Request,
+    name: str,
+    file: Annotated[UploadFile, File()],
+    k: int = 10,
+    where: Annotated[str | None, Param(max_length=MAX_TEXT, description=WHERE_HELP)] = None,
+    min_score: Annotated[float | None, Param(description=MIN_SCORE_HELP)] = None,
 ) -> Response:
     state = _state(request)
     limits = state.config.limits
@@ -190,7 +203,7 @@ async def search_image(
         raise InputError(f"uploaded image is over the {limits.max_upload_bytes:,}-byte limit")
     if not data:
         raise InputError("uploaded file is empty")
-    query = Query(gen, "image", data, k)
+    query = Query(gen, "image", data, k, 0, where, min_score)
     return json_response({"index": name, "k": k, **(await _answer(state, [query]))[0]})
 
 
@@ -208,7 +221,7 @@ async def search_batch(request: Request, name: str, body: BatchBody) -> Response
     queries = []
     for n, item in enumerate(body.queries):
         try:
-            queries.append(to_query(gen, item, body.k, limits))
+            queries.append(to_query(gen, item, body.k, limits, body))
         except InputError as e:
             raise InputError(f"query {n}: {e}") from e
     return json_response({"index": name, "k": body.k, "results": await _answer(state, queries)})

@@ -58,14 +58,29 @@ class QueryBody(BaseModel):
         )
 
 
-class SearchBody(QueryBody):
-    """``POST /api/indexes/{name}/search``: one query and ``k``."""
+WHERE_HELP = (
+    "Only rows where this SQL condition holds, over the metadata columns, id and source "
+    "(DuckDB syntax), e.g. \"license = 'cc0'\"."
+)
+MIN_SCORE_HELP = "Leave out hits scoring below this (fewer than k may come back)."
+
+
+class FilterFields(BaseModel):
+    """``where`` and ``min_score``: what every search request may add."""
+
+    where: str | None = Field(None, description=WHERE_HELP, max_length=MAX_TEXT)
+    min_score: float | None = Field(None, description=MIN_SCORE_HELP)
+
+
+class SearchBody(QueryBody, FilterFields):
+    """``POST /api/indexes/{name}/search``: one query, ``k`` and the filters."""
 
     k: int = Field(10, description="Hits to return (capped by the server).")
 
 
-class BatchBody(BaseModel):
-    """``POST /api/indexes/{name}/search/batch``: many queries, answered in order."""
+class BatchBody(FilterFields):
+    """``POST /api/indexes/{name}/search/batch``: many queries, answered in order (the filters
+    apply to all of them)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,8 +94,15 @@ def check_k(k: int, limits: Limits) -> int:
     return k
 
 
-def to_query(gen: Generation, body: QueryBody, k: int, limits: Limits) -> Query:
-    """A validated :class:`Query` (dim, finiteness, image size checked here, not in the batch)."""
+def to_query(
+    gen: Generation,
+    body: QueryBody,
+    k: int,
+    limits: Limits,
+    filters: FilterFields | None = None,
+) -> Query:
+    """A validated :class:`Query` (dim, finiteness, image size checked here, not in the batch);
+    ``filters``: its ``where`` and ``min_score``."""
     kind = body.kind()
     value: Any
     if kind == "text":
@@ -93,7 +115,8 @@ def to_query(gen: Generation, body: QueryBody, k: int, limits: Limits) -> Query:
         value = vector_of(body.vector or [], gen.searcher.dim, gen.name)
     else:
         value = image_from_base64(body.image_base64 or "", limits)
-    return Query(gen, kind, value, check_k(k, limits), body.dir)
+    where, min_score = (filters.where, filters.min_score) if filters else (None, None)
+    return Query(gen, kind, value, check_k(k, limits), body.dir, where, min_score)
 
 
 def vector_of(values: list[float], dim: int, name: str) -> np.ndarray:
