@@ -50,6 +50,7 @@ class DedupResult:
     space: str = "raw cosine"
     whitening: str = ""
     against: Path | None = None
+    phash_pairs: int = 0  # pairs only the perceptual-hash stage found
 
 
 def check_out(out: Path) -> None:
@@ -95,6 +96,7 @@ def write_result(
         kept=kept,
         seconds=time.perf_counter() - started,
         search=found.search,
+        phash_pairs=found.phash_pairs,
         space=space,
         whitening=calibration.decision,
     )
@@ -110,6 +112,8 @@ def write_result(
         "main_rows": inputs.main_rows,
         "pairs": result.pairs,
         "exact_pairs": result.exact_pairs,
+        "phash_pairs": result.phash_pairs,
+        "phash_max_distance": options.phash,
         "groups": result.groups,
         "to_remove": result.to_remove,
         "kept": kept,
