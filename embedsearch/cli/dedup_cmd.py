@@ -224,11 +224,14 @@ def dedup_command(
 
 
 def is_image_folder(path: Path) -> bool:
-    """A folder that is neither an embedding dir (manifest.json) nor an index dir (index.json)."""
+    """A folder that is neither an embedding dir nor an index dir."""
+    from embedsearch.index.layout import INFO_FILE
+    from embedsearch.store.embedding_dir import EmbeddingDir
+
     return (
         path.is_dir()
-        and not (path / "manifest.json").is_file()
-        and not (path / "index.json").is_file()
+        and not EmbeddingDir.is_embedding_dir(path)
+        and not (path / INFO_FILE).is_file()
     )
 
 
