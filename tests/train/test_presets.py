@@ -63,21 +63,26 @@ def test_unknown_preset_is_refused() -> None:
         resolve_recipe("fast", 2000)  # type: ignore[arg-type]
 
 
-def test_run_dir_records_the_preset(images: Path, tmp_path: Path) -> None:
-    pretrain_simclr(images, out=tmp_path / "run", preset="copy-detection", epochs=1, **FAST)
-    training = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
+@pytest.fixture(scope="module")
+def run(images: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """One 2-epoch copy-detection run (10 steps), its notify lines kept."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    lines: list[str] = []
+    pretrain_simclr(images, out=out, preset="copy-detection", epochs=2, notify=lines.append, **FAST)
+    return out, lines
+
+
+def test_run_dir_records_the_preset(run: tuple[Path, list[str]]) -> None:
+    training = json.loads((run[0] / "config.json").read_text())["training"]
     assert training["preset"] == "copy-detection"
 
 
-def test_estimate_is_said_after_the_first_steps(images: Path, tmp_path: Path) -> None:
-    lines: list[str] = []
-    pretrain_simclr(images, out=tmp_path / "run", epochs=2, notify=lines.append, **FAST)
-    assert any(line.startswith("estimate: ") and "10 steps" in line for line in lines)
+def test_estimate_is_said_after_the_first_steps(run: tuple[Path, list[str]]) -> None:
+    assert any(line.startswith("estimate: ") and "10 steps" in line for line in run[1])
 
 
-def test_train_log_gets_the_estimate_and_a_line_per_epoch(images: Path, tmp_path: Path) -> None:
-    pretrain_simclr(images, out=tmp_path / "run", epochs=2, **FAST)
-    log = (tmp_path / "run" / "train.log").read_text().splitlines()
+def test_train_log_gets_the_estimate_and_a_line_per_epoch(run: tuple[Path, list[str]]) -> None:
+    log = (run[0] / "train.log").read_text().splitlines()
     assert [line.split(" ", 2)[2].split(":")[0] for line in log] == [
         "estimate",
         "epoch 1/2",
