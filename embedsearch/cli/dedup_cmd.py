@@ -252,7 +252,7 @@ def _dedup_folder(
     from embedsearch.folder_dedup import dedup_image_folder
 
     def notify(line: str) -> None:
-        stderr.print(line, markup=False, highlight=False)
+        stderr.print(line, markup=False, highlight=False, soft_wrap=True)
 
     with progress_bar() as bar:
         folder_result = dedup_image_folder(

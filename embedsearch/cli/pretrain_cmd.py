@@ -177,7 +177,7 @@ def simclr_command(
     def notify(line: str) -> None:
         # A terminal shows the per-epoch bars; a log file gets every line.
         if line.startswith("estimate") or not stderr.is_terminal:
-            stderr.print(line, markup=False, highlight=False)
+            stderr.print(line, markup=False, highlight=False, soft_wrap=True)
 
     try:
         with progress_bar() as bar:

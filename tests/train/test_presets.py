@@ -88,3 +88,10 @@ def test_train_log_gets_the_estimate_and_a_line_per_epoch(run: tuple[Path, list[
         "epoch 1/2",
         "epoch 2/2",
     ]
+
+
+def test_cli_prints_the_estimate_on_one_line(run_cli, images: Path, tmp_path: Path) -> None:
+    args = ["--image-size", "16", "--batch-size", "8", "--epochs", "1", "--threads", "1"]
+    result = run_cli("pretrain", "simclr", images, "--out", tmp_path / "run", *args)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("estimate: ")]
+    assert len(lines) == 1 and "done around" in lines[0]
