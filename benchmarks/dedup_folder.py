@@ -132,7 +132,14 @@ def one_set(args: argparse.Namespace, strength: str, seed: int, root: Path, trai
             f"{timing['cpu_s']:.0f}",
         ]
     ]
-    plain = find_duplicates(root / "work" / "embeddings", out=work_set / "no-phash", phash=None)
+    # The same calibration (threshold, whitening) without the pHash stage; given, it embeds nothing.
+    plain = find_duplicates(
+        root / "work" / "embeddings",
+        out=work_set / "no-phash",
+        threshold=summary["threshold"],
+        whiten=summary["scores"] != "raw cosine",
+        phash=None,
+    )
     p0, r0, f0 = prf(found_pairs(plain.out), truth)
     rows.append(
         ["... same vectors, no pHash stage", f"{p0:.3f}", f"{r0:.3f}", f"{f0:.3f}", "-", "-"]
