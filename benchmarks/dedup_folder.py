@@ -152,7 +152,8 @@ def one_set(args: argparse.Namespace, strength: str, seed: int, root: Path, trai
             rows.append([f"imagededup {label[4:]}", prec, rec, f1, "-", "-"])
     print(
         f"\n{strength} copies, seed {seed} (load {timing['load_before']:.2f} -> "
-        f"{timing['load_after']:.2f}; phash-only pairs {summary.get('phash_pairs')}):"
+        f"{timing['load_after']:.2f}; phash-only pairs {summary.get('phash_pairs')}; "
+        f"copy -> original recall@1 {recall:.3f}):"
     )
     print_table(["method", "precision", "recall", "F1", "wall s", "CPU s"], rows)
     print("command log:", *log.read_text().splitlines()[:6], sep="\n  ")

@@ -274,5 +274,6 @@ def _dedup_folder(
         f"model {folder_result.model}; embeddings {folder_result.embeddings}; {seconds}",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     return folder_result.dedup
