@@ -160,6 +160,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--budget-min", type=float, default=15.0)
+    p.add_argument(
+        "--epochs", type=int, default=None, help="fixed epochs instead of planning to the budget"
+    )
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--n-train", type=int, default=2000)
     p.add_argument("--n-corpus", type=int, default=300)
@@ -228,7 +231,7 @@ def main() -> None:
     if Path(args.phash_python).exists():
         phash = phash_recall(args.phash_python, work, copy_set.copy_of)
     budget = args.budget_min * 60 * args.cores
-    cfg.epochs = plan_epochs(task, cfg, args.n_train, budget)
+    cfg.epochs = args.epochs or plan_epochs(task, cfg, args.n_train, budget)
     print(f"random-init recall@1 {random_recall:.3f}; PHash recall@1 {phash}", flush=True)
 
     task.attach(copy_set, args.cores, args.eval_every, cfg.epochs)

@@ -19,6 +19,7 @@ Modality = Literal["image", "text"]
 OptimizerName = Literal["lars", "sgd", "adamw"]
 ResnetArch = Literal["resnet18", "resnet34", "resnet50"]
 Stem = Literal["auto", "small", "standard"]
+SimCLRPreset = Literal["general", "copy-detection"]  # pretrain simclr's recipes (train.presets)
 CentreMode = Literal["auto", "yes", "no"]  # remove the corpus mean inside an index (index.centring)
 
 DEVICES: tuple[str, ...] = get_args(Device)
@@ -26,6 +27,7 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 MODALITIES: tuple[str, ...] = get_args(Modality)
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 RESNET_ARCHS: tuple[str, ...] = get_args(ResnetArch)
+SIMCLR_PRESETS: tuple[str, ...] = get_args(SimCLRPreset)
 CENTRE_MODES: tuple[str, ...] = get_args(CentreMode)
 # Model labels of vectors made by another tool (``embedsearch import``): never loadable
 EXTERNAL_MODEL_PREFIX = "external:"

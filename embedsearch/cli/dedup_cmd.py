@@ -1,15 +1,27 @@
-"""``embedsearch dedup EMB_DIR|INDEX_DIR --out DIR [--threshold T] [--against OTHER]``."""
+"""``embedsearch dedup EMB_DIR|INDEX_DIR|IMAGE_FOLDER --out DIR [--threshold T] [--against OTHER]``.
+
+An image folder goes through :func:`embedsearch.folder_dedup.dedup_image_folder` (pretrain with
+the copy-detection preset, embed flip-averaged, dedup with the perceptual-hash stage); the
+options marked "image folder" only apply there.
+"""
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 from embedsearch.cli.app import app
-from embedsearch.dedup.options import DEFAULT_K, DEFAULT_NPROBE, Keep, Method
+from embedsearch.dedup.options import (
+    DEFAULT_K,
+    DEFAULT_NPROBE,
+    DEFAULT_PHASH_DISTANCE,
+    Keep,
+    Method,
+)
+from embedsearch.errors import InputError
 
 
 @app.command("dedup")
@@ -17,7 +29,8 @@ def dedup_command(
     path: Annotated[
         Path,
         typer.Argument(
-            help="Embedding dir, or index dir (its embedding dirs supply the exact vectors)."
+            help="Embedding dir, index dir (its embedding dirs supply the exact vectors), or a "
+            "folder of images (pretrains a copy-detection model on it first)."
         ),
     ],
     out: Annotated[
@@ -81,6 +94,55 @@ def dedup_command(
             "[default: when it helps self-made copies of the corpus's images; knn only].",
         ),
     ] = None,
+    phash: Annotated[
+        bool | None,
+        typer.Option(
+            "--phash/--no-phash",
+            help="Also pair images whose perceptual hashes (pHash, 64 bits) differ in at most "
+            "--phash-distance bits: near-exact copies a model may miss "
+            "[default: on for an image folder, off for embedding dirs].",
+        ),
+    ] = None,
+    phash_distance: Annotated[
+        int, typer.Option("--phash-distance", help="Hamming distance of --phash.")
+    ] = DEFAULT_PHASH_DISTANCE,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Image folder: embed with this run dir or spec instead of pretraining one.",
+        ),
+    ] = None,
+    pretrain_on: Annotated[
+        Path | None,
+        typer.Option(
+            "--pretrain-on",
+            help="Image folder: pretrain on these images instead (e.g. more photos of the same "
+            "kind; better than the folder itself when it is small).",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs", help="Image folder: pretraining epochs [default: the preset's steps]."
+        ),
+    ] = None,
+    work: Annotated[
+        Path | None,
+        typer.Option(
+            "--work",
+            help="Image folder: where the model and embeddings go [default: OUT.work]; a "
+            "finished model there is reused.",
+        ),
+    ] = None,
+    flip_average: Annotated[
+        bool,
+        typer.Option(
+            "--flip-average/--no-flip-average",
+            help="Image folder: embed each image and its mirror, averaged (finds mirrored "
+            "copies; twice the embedding work).",
+        ),
+    ] = True,
     output_format: Annotated[
         Literal["table", "json"],
         typer.Option("--format", help="table (on stderr) or json (summary on stdout)."),
@@ -91,8 +153,34 @@ def dedup_command(
     from embedsearch.cli.render import progress_bar, stderr, stdout, summary_table
     from embedsearch.dedup import find_duplicates
 
+    folder_only = {
+        "--model": model is not None,
+        "--pretrain-on": pretrain_on is not None,
+        "--epochs": epochs is not None,
+        "--work": work is not None,
+        "--no-flip-average": not flip_average,
+    }
+    folder_result = None
+    if is_image_folder(path):
+        if against is not None or method != "knn":
+            raise InputError("an image folder is deduplicated with --method knn, without --against")
+        folder_result = _dedup_folder(
+            path,
+            out,
+            threshold,
+            keep,
+            phash,
+            phash_distance,
+            model,
+            pretrain_on,
+            epochs,
+            work,
+            flip_average,
+        )
+    elif given := [name for name, on in folder_only.items() if on]:
+        raise InputError(f"{', '.join(given)}: only for an image folder, and {path} is not one")
     with progress_bar() as bar:
-        result = find_duplicates(
+        result = folder_result or find_duplicates(
             path,
             out=out,
             threshold=threshold,
@@ -104,6 +192,7 @@ def dedup_command(
             k=k,
             nprobe=nprobe,
             whiten=whiten,
+            phash=phash_distance if phash else None,
             progress=bar,
         )
     if output_format == "json":
@@ -121,6 +210,11 @@ def dedup_command(
                     f"{result.space} ({result.whitening})" if result.whitening else result.space,
                 ),
                 ("pairs (exact)", f"{result.pairs:,} ({result.exact_pairs:,})"),
+                *(
+                    [("pairs only pHash found", f"{result.phash_pairs:,}")]
+                    if result.phash_pairs
+                    else []
+                ),
                 ("groups", result.groups),
                 ("to remove", result.to_remove),
                 ("kept", result.kept),
@@ -135,3 +229,59 @@ def dedup_command(
             say(f"    {line}", soft_wrap=True)
         else:
             say(f"advice: {line}" if number == 0 else f"  - {line}")
+
+
+def is_image_folder(path: Path) -> bool:
+    """A folder that is neither an embedding dir nor an index dir."""
+    from embedsearch.index.layout import INFO_FILE
+    from embedsearch.store.embedding_dir import EmbeddingDir
+
+    return (
+        path.is_dir()
+        and not EmbeddingDir.is_embedding_dir(path)
+        and not (path / INFO_FILE).is_file()
+    )
+
+
+def _dedup_folder(
+    path: Path,
+    out: Path,
+    threshold: float | None,
+    keep: Keep,
+    phash: bool | None,
+    phash_distance: int,
+    model: str | None,
+    pretrain_on: Path | None,
+    epochs: int | None,
+    work: Path | None,
+    flip_average: bool,
+) -> Any:
+    from embedsearch.cli.render import progress_bar, stderr
+    from embedsearch.folder_dedup import dedup_image_folder
+
+    def notify(line: str) -> None:
+        stderr.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    with progress_bar() as bar:
+        folder_result = dedup_image_folder(
+            path,
+            out=out,
+            work=work,
+            model=model,
+            pretrain_on=pretrain_on,
+            epochs=epochs,
+            threshold=threshold,
+            keep=keep,
+            phash=None if phash is False else phash_distance,
+            flip_average=flip_average,
+            progress=bar,
+            notify=notify,
+        )
+    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in folder_result.seconds.items())
+    stderr.print(
+        f"model {folder_result.model}; embeddings {folder_result.embeddings}; {seconds}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return folder_result.dedup

@@ -11,7 +11,14 @@ from typing import Annotated
 
 import typer
 
-from embedsearch.choices import Device, OptimizerName, Precision, ResnetArch, Stem
+from embedsearch.choices import (
+    Device,
+    OptimizerName,
+    Precision,
+    ResnetArch,
+    SimCLRPreset,
+    Stem,
+)
 from embedsearch.cli.app import app
 
 pretrain_app = typer.Typer(
@@ -47,6 +54,36 @@ ResumeOption = Annotated[
 SMALL_STEM: dict[str, bool | None] = {"auto": None, "small": True, "standard": False}
 
 
+def _preset_help() -> str:
+    from embedsearch.train.presets import PRESETS, minutes_for
+
+    parts = []
+    for name, r in PRESETS.items():
+        parts.append(
+            f"{name}: {r.image_size} px, {r.stem} stem, ~{r.steps} steps of {r.batch_size} "
+            f"(~{minutes_for(r):.0f} min on 2 CPU cores whatever the folder size), "
+            f"temperature {r.temperature}, crops >= {r.crop_min_scale}, JPEG p {r.jpeg_prob}"
+        )
+    return (
+        "Recipe every option below defaults to. "
+        + "; ".join(parts)
+        + ". Use copy-detection to find copies and near duplicates (what `dedup FOLDER` uses)."
+    )
+
+
+def _size_help() -> str:
+    from embedsearch.train.presets import images_per_second
+
+    costs = ", ".join(
+        f"{stem} stem {size} px ~{images_per_second(size, stem == 'small'):.0f}"
+        for stem, size in (("standard", 64), ("standard", 96), ("standard", 128), ("small", 32))
+    )
+    return (
+        "Training and embedding input size in pixels [default: the preset's]. Cost on 2 CPU "
+        f"cores, resnet18, training images/s: {costs}."
+    )
+
+
 @pretrain_app.command("simclr")
 def simclr_command(
     image_dir: Annotated[
@@ -56,23 +93,31 @@ def simclr_command(
         Path,
         typer.Option("--out", "-o", help="Run dir to write (config.json, model.safetensors, ...)."),
     ],
+    preset: Annotated[SimCLRPreset, typer.Option(help=_preset_help())] = "general",
     arch: Annotated[ResnetArch, typer.Option(help="Backbone.")] = "resnet18",
-    image_size: Annotated[
-        int, typer.Option(help="Training and embedding input size in pixels.")
-    ] = 32,
+    image_size: Annotated[int | None, typer.Option(help=_size_help())] = None,
     stem: Annotated[
         Stem,
-        typer.Option(help="ResNet stem: small (3x3, no pool), standard; auto: small at <=64 px."),
+        typer.Option(
+            help="ResNet stem: small (3x3, no pool; 16x the cost of standard at one size), "
+            "standard; auto: the preset's at its size, else small at <=32 px."
+        ),
     ] = "auto",
     epochs: Annotated[
-        int, typer.Option(help="Total epochs (with --resume: train up to this many).")
-    ] = 100,
+        int | None,
+        typer.Option(
+            help="Total epochs [default: about the preset's steps]; with --resume: train up to "
+            "this many."
+        ),
+    ] = None,
     batch_size: Annotated[
-        int, typer.Option(help="Global batch per optimiser step (all ranks together).")
-    ] = 256,
+        int | None,
+        typer.Option(help="Global batch per optimiser step, all ranks [default: the preset's]."),
+    ] = None,
     optimizer: Annotated[OptimizerName, typer.Option(help="Optimiser.")] = "lars",
     lr: Annotated[
-        float | None, typer.Option(help="Peak learning rate [default: lars 0.3 x batch/256].")
+        float | None,
+        typer.Option(help="Peak learning rate [default: lars: the preset's, scaled by batch]."),
     ] = None,
     weight_decay: Annotated[
         float, typer.Option(help="Weight decay (BN and bias excluded).")
@@ -81,17 +126,20 @@ def simclr_command(
         float, typer.Option(help="Linear warmup before the cosine decay.")
     ] = 1.0,
     temperature: Annotated[
-        float | None, typer.Option(help="NT-Xent temperature [default: 0.5 at <=64 px, else 0.1].")
+        float | None, typer.Option(help="NT-Xent temperature [default: the preset's].")
     ] = None,
     color_strength: Annotated[
-        float, typer.Option(help="Colour jitter strength s (0 disables it).")
-    ] = 0.5,
+        float | None,
+        typer.Option(help="Colour jitter strength s, 0 disables it [default: the preset's]."),
+    ] = None,
     crop_min_scale: Annotated[
-        float, typer.Option(help="Smallest crop area of the random resized crop.")
-    ] = 0.08,
+        float | None,
+        typer.Option(help="Smallest crop area of the random resized crop [default: the preset's]."),
+    ] = None,
     jpeg_prob: Annotated[
-        float, typer.Option(help="Probability of JPEG re-encoding a view (for copy detection).")
-    ] = 0.0,
+        float | None,
+        typer.Option(help="Probability of JPEG re-encoding a view [default: the preset's]."),
+    ] = None,
     head_hidden: Annotated[
         int | None,
         typer.Option(
@@ -117,17 +165,28 @@ def simclr_command(
         Path | None, typer.Option(help="Start from the weights of an earlier SimCLR run dir.")
     ] = None,
 ) -> None:
-    """Pretrain a SimCLR ResNet on IMAGE_DIR; use the run dir with `embed --model RUN_DIR`."""
+    """Pretrain a SimCLR ResNet on IMAGE_DIR; use the run dir with `embed --model RUN_DIR`.
+
+    Prints an estimate of the whole run after its first steps; OUT/train.log gets it and one
+    line per epoch.
+    """
     from embedsearch.cli.render import progress_bar, stderr, summary_table
     from embedsearch.train.distributed import is_main_process
     from embedsearch.train.loop import TrainingInterrupted
     from embedsearch.train.simclr import pretrain_simclr
+
+    def notify(line: str) -> None:
+        # A terminal shows the per-epoch bars; a log file gets every line.
+        if line.startswith("estimate") or not stderr.is_terminal:
+            stderr.print(line, markup=False, highlight=False, soft_wrap=True)
 
     try:
         with progress_bar() as bar:
             summary = pretrain_simclr(
                 image_dir,
                 out=out,
+                preset=preset,
+                notify=notify,
                 arch=arch,
                 image_size=image_size,
                 small_stem=SMALL_STEM[stem],

@@ -47,6 +47,7 @@ def find_duplicates(
     nprobe: int = DEFAULT_NPROBE,
     block_rows: int = 16_384,
     whiten: bool | None = None,
+    phash: int | None = None,
     progress: Progress | None = None,
 ) -> DedupResult:
     """Find exact and near duplicates in ``path`` (embedding or index dir); write them to ``out``.
@@ -57,6 +58,8 @@ def find_duplicates(
     ``whiten``: PCA-whiten the vectors (fit on a sample of the inputs) before searching;
     None (default) whitens when that lets more of the corpus's own strong self-copies pass the
     default threshold, as :mod:`embedsearch.dedup.whitening` explains. ``method="knn"`` only.
+    ``phash``: also pair images (of an image embedding dir) whose perceptual hashes differ in at
+    most this many of 64 bits (:mod:`embedsearch.dedup.phash`); None (default) skips it.
     ``against``: another embedding/index dir; only pairs across the two are reported
     and ``remove.txt`` lists the rows of ``path`` that leak from it.
     ``keep``: ``first``, ``largest`` or ``centroid`` survivor of each group.
@@ -79,6 +82,7 @@ def find_duplicates(
         clusters=clusters,
         eps=eps,
         block_rows=block_rows,
+        phash=phash,
     )
     check_options(options, against is not None)
     inputs = open_inputs(path, against)

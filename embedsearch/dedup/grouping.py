@@ -91,6 +91,7 @@ class Duplicates:
     groups: Groups
     best: np.ndarray
     search: str
+    phash_pairs: int = 0  # pairs only the perceptual hash found (options.phash)
 
 
 def choose_survivors(

@@ -23,6 +23,8 @@ from embedsearch.dedup.grouping import (
 from embedsearch.dedup.inputs import DedupInputs, Rows
 from embedsearch.dedup.options import DedupOptions
 from embedsearch.dedup.pair_search import build_search_index, search_pairs
+from embedsearch.dedup.phash import phash_files, phash_pairs
+from embedsearch.errors import InputError
 from embedsearch.progress import Progress
 
 
@@ -53,6 +55,11 @@ def knn_duplicates(
     main = np.arange(len(inputs.catalog)) < inputs.main_rows if against else None
     ea, eb = exact_pairs(inputs.catalog.hashes, main)
     a, b, score, exact = merge_pairs(ea, eb, near.rows_a, near.rows_b + offset, near.scores)
+    phash_only = 0
+    if options.phash is not None:
+        before = len(a)
+        a, b, score, exact = _with_phash_pairs(a, b, score, exact, inputs, options.phash, index)
+        phash_only = len(a) - before
     if against:
         groups = leak_groups(a, b)
     else:
@@ -62,7 +69,35 @@ def knn_duplicates(
         if hasattr(index, "nlist")
         else "exact (flat)"
     )
-    return Duplicates(a, b, score, exact, groups, near.best, search)
+    return Duplicates(a, b, score, exact, groups, near.best, search, phash_only)
+
+
+def _with_phash_pairs(
+    a: np.ndarray,
+    b: np.ndarray,
+    score: np.ndarray,
+    exact: np.ndarray,
+    inputs: DedupInputs,
+    max_distance: int,
+    index: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Add the pairs whose perceptual hashes differ in <= ``max_distance`` bits; a pair the
+    vectors missed keeps its own cosine as score (below the threshold), so pairs.parquet stays
+    true to the vectors."""
+    if inputs.catalog.dirs[0].modality != "image":
+        raise InputError("--phash compares image files: this embedding dir holds texts")
+    hashes, readable = phash_files(inputs.catalog.sources.to_pylist())
+    pa_, pb, _ = phash_pairs(hashes, max_distance, readable)
+    if len(pa_) == 0:
+        return a, b, score, exact
+    if hasattr(index, "make_direct_map"):
+        index.make_direct_map()
+    va = index.reconstruct_batch(pa_.astype(np.int64))
+    vb = index.reconstruct_batch(pb.astype(np.int64))
+    cosines = (va * vb).sum(axis=1)
+    near_a, near_b = np.concatenate([a[~exact], pa_]), np.concatenate([b[~exact], pb])
+    near_scores = np.concatenate([score[~exact], cosines])
+    return merge_pairs(a[exact], b[exact], near_a, near_b, near_scores)
 
 
 def _stars_with_survivors(

@@ -22,6 +22,10 @@ DEFAULT_K = 10
 # Near copies sit far closer to each other than to other rows, so they share one of a few cells
 # (benchmarks/RESULTS.md, issue 6: nprobe 8 finds 99.96 % of the pairs nprobe 32 finds).
 DEFAULT_NPROBE = 8
+# Hamming distance (of 64 bits) at or below which two images' pHashes make them near-exact
+# copies (dedup.phash). imagededup's default is 10; 6 keeps precision high, since this stage
+# only adds pairs the model misses (benchmarks/RESULTS.md, issue 20).
+DEFAULT_PHASH_DISTANCE = 6
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class DedupOptions:
     clusters: int | None = None
     eps: float | None = None
     block_rows: int = 16_384
+    phash: int | None = None  # also pair images whose pHashes differ in <= this many bits
 
 
 def check_options(options: DedupOptions, against: bool) -> None:
@@ -50,6 +55,11 @@ def check_options(options: DedupOptions, against: bool) -> None:
         raise InputError(f"--threshold {o.threshold} is not a cosine similarity in [-1, 1]")
     if o.k < 1:
         raise InputError("-k must be at least 1")
+    if o.phash is not None:
+        if not 0 <= o.phash <= 64:
+            raise InputError(f"--phash {o.phash} is not a Hamming distance of 64-bit hashes (0-64)")
+        if against or o.method != "knn":
+            raise InputError("--phash works with --method knn within one set (no --against)")
     if o.method == "knn":
         if o.clusters is not None or o.eps is not None:
             raise InputError("--clusters and --eps belong to --method semdedup")

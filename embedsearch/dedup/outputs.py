@@ -55,6 +55,7 @@ class DedupResult:
     against: Path | None = None
     threshold_words: str = ""  # the threshold and why, in plain words (Calibration.explained)
     advice: list[str] = field(default_factory=list)  # what to do when few self-copies pass
+    phash_pairs: int = 0  # pairs only the perceptual-hash stage found
 
 
 def check_out(out: Path) -> None:
@@ -101,6 +102,7 @@ def write_result(
         kept=kept,
         seconds=time.perf_counter() - started,
         search=found.search,
+        phash_pairs=found.phash_pairs,
         space=space,
         whitening=calibration.decision,
         threshold_words=calibration.explained(),
@@ -120,6 +122,8 @@ def write_result(
         "main_rows": inputs.main_rows,
         "pairs": result.pairs,
         "exact_pairs": result.exact_pairs,
+        "phash_pairs": result.phash_pairs,
+        "phash_max_distance": options.phash,
         "groups": result.groups,
         "to_remove": result.to_remove,
         "kept": kept,

@@ -8,10 +8,11 @@ README name them.
 
 Example:
     >>> DEFAULT_IMAGE_SIZES["simclr"]
-    32
+    64
 """
 
 from __future__ import annotations
 
-DEFAULT_IMAGE_SIZES: dict[str, int] = {"simclr": 32}
+# simclr: the size of ``pretrain simclr``'s presets (embedsearch.train.presets reads it)
+DEFAULT_IMAGE_SIZES: dict[str, int] = {"simclr": 64}
 UNTRAINED_SPECS = "simclr:ARCH, openclip:ARCH without /PRETRAINED, tiny, tiny-clip"

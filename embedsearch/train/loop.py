@@ -41,7 +41,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -58,6 +58,7 @@ from embedsearch.errors import InputError, ModelError
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.train import distributed as dist_utils
 from embedsearch.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from embedsearch.train.estimate import LOG_FILE, RunClock
 from embedsearch.train.metrics import append_metrics, plot_metrics, read_metrics, truncate_metrics
 from embedsearch.train.optim import build_optimizer, split_decay_groups, warmup_cosine
 from embedsearch.train.sampler import EpochSampler
@@ -107,21 +108,37 @@ class _State:
     seconds: float = 0.0
 
 
-def train(task: TrainTask, config: TrainConfig, progress: Progress | None = None) -> TrainSummary:
+def train(
+    task: TrainTask,
+    config: TrainConfig,
+    progress: Progress | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> TrainSummary:
     """Run ``task`` under ``config``; writes the run dir to ``config.out``.
+
+    ``notify`` gets plain lines meant for a person: the estimate of the whole run once its
+    first steps are timed, then one line per epoch (loss, seconds, time left). The same lines
+    are appended to ``config.out/train.log``, so a run in the background can be followed there.
 
     Example:
         >>> train(SimCLRTask(...), TrainConfig(out=Path("runs/a"), epochs=5))   # doctest: +SKIP
     """
-    runner = _Runner(task, config, progress or NullProgress())
+    runner = _Runner(task, config, progress or NullProgress(), notify)
     return runner.run()
 
 
 class _Runner:
     """Holds the live training objects of one :func:`train` call."""
 
-    def __init__(self, task: TrainTask, config: TrainConfig, progress: Progress) -> None:
+    def __init__(
+        self,
+        task: TrainTask,
+        config: TrainConfig,
+        progress: Progress,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
         self.task, self.cfg, self.out = task, config, Path(config.out)
+        self.notify = notify
         self.device = resolve_device(config.device)
         if dist_utils.init_distributed(self.device) and self.device.type == "cuda":
             self.device = torch.device("cuda", dist_utils.local_rank())
@@ -146,6 +163,7 @@ class _Runner:
                 "add data or lower --batch-size"
             )
         self._build_model()
+        self.clock = RunClock(config.epochs * self.steps_per_epoch, self.steps_per_epoch)
         self.state = _State()
         if config.resume:
             self._resume()
@@ -268,6 +286,9 @@ class _Runner:
                 state.loss_sum += loss
                 state.images += items * dist_utils.world_size()
                 self.progress.advance(cfg.batch_size)
+                estimate = self.clock.step_done(state.global_step)
+                if estimate:
+                    self._say(estimate)
                 if stop.requested:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -326,12 +347,22 @@ class _Runner:
             self.model.train()
         state.epoch += 1
         state.step_in_epoch, state.loss_sum, state.images, state.seconds = 0, 0.0, 0, 0.0
+        self._say(self.clock.epoch_line(record, self.cfg.epochs))
         if self.main:
             append_metrics(self.out, record)
             plot_metrics(self.out)
             self._save_run_dir()
             self._save_checkpoint()
         dist_utils.barrier()
+
+    def _say(self, line: str) -> None:
+        """A line for the person running this: to ``notify`` and appended to ``train.log``."""
+        if not self.main:
+            return
+        with open(self.out / LOG_FILE, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        if self.notify is not None:
+            self.notify(line)
 
     def _save_run_dir(self) -> None:
         export = self.task.export(self.model)

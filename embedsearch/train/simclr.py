@@ -14,7 +14,9 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from embedsearch.choices import OptimizerName
+from embedsearch.choices import OptimizerName, SimCLRPreset
 from embedsearch.data.augment import SimCLRAugment
 from embedsearch.data.decode import DecodeError, load_image
 from embedsearch.encoders.rundir import HEAD_PREFIX, RunConfig, init_weights
@@ -37,8 +39,12 @@ from embedsearch.progress import Progress
 from embedsearch.train.knn import knn_eval
 from embedsearch.train.loop import RunExport, TrainConfig, TrainSummary, TrainTask, train
 from embedsearch.train.losses import nt_xent_loss
+from embedsearch.train.presets import PRESETS, SimCLRRecipe
 
 PROJECTION_DIM = 128
+# The small stem (3x3, no max-pool) pays at <= 32 px: above, the standard stem learns as much per
+# minute at a quarter of the cost (benchmarks/RESULTS.md, issue 17).
+SMALL_STEM_PAYS = 32
 # A corrupt file is replaced by the next readable one; give up after this many in a row.
 MAX_SUBSTITUTES = 16
 
@@ -131,6 +137,7 @@ class SimCLRTask(TrainTask):
     small_stem: bool | None = None
     head_hidden: int | None = None
     eval_dir: Path | None = None
+    preset: str | None = None
     skipped: int = field(default=0, init=False)
     family = "simclr"
 
@@ -196,6 +203,8 @@ class SimCLRTask(TrainTask):
         aug = self.augment
         return {
             "objective": "simclr",
+            "preset": self.preset,
+            "image_dir": str(self.image_dir.resolve()),
             "loss": "nt_xent",
             "temperature": self.temperature,
             "color_strength": aug.color_strength,
@@ -219,62 +228,112 @@ def _simclr_model(model: nn.Module) -> SimCLRModel:
     return model
 
 
-def default_temperature(image_size: int) -> float:
-    """0.5 at <= 64 px (the paper's CIFAR setting), 0.1 above (its ImageNet setting)."""
-    return 0.5 if image_size <= SMALL_STEM_MAX_SIZE else 0.1
+def resolve_recipe(
+    preset: SimCLRPreset, images: int, **given: Any
+) -> tuple[SimCLRRecipe, int, bool]:
+    """The preset with the options the caller gave (None = the preset's) -> (recipe, epochs,
+    small stem).
+
+    The stem follows the preset at its own image size; at another size, the small stem only at
+    <= 32 px, where the standard stem's stride 4 leaves too little of the image.
+    Example:
+        >>> recipe, epochs, small = resolve_recipe("general", 2000, image_size=32)
+        >>> recipe.image_size, epochs, small
+        (32, 30, True)
+    """
+    if preset not in PRESETS:
+        raise InputError(f"unknown --preset {preset!r}: use {', '.join(PRESETS)}")
+    base = PRESETS[preset]
+    fields = {k: v for k, v in given.items() if v is not None and k in asdict(base)}
+    recipe = replace(base, **fields)
+    if "batch_size" not in fields and images < recipe.batch_size:
+        # A small folder still trains: the largest power-of-two batch it fills.
+        recipe = replace(recipe, batch_size=max(2, 2 ** int(math.log2(max(images, 2)))))
+    epochs = given.get("epochs") or recipe.epochs_for(images)
+    small_stem = given.get("small_stem")
+    if small_stem is None:
+        same_size = recipe.image_size == base.image_size
+        small_stem = base.stem == "small" if same_size else recipe.image_size <= SMALL_STEM_PAYS
+    return recipe, epochs, bool(small_stem)
 
 
 def pretrain_simclr(
     image_dir: str | Path,
     *,
     out: str | Path,
+    preset: SimCLRPreset = "general",
     arch: str = "resnet18",
-    image_size: int = 32,
-    epochs: int = 100,
-    batch_size: int = 256,
+    image_size: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     optimizer: OptimizerName = "lars",
     lr: float | None = None,
     weight_decay: float = 1e-6,
     temperature: float | None = None,
-    color_strength: float = 0.5,
-    crop_min_scale: float = 0.08,
-    jpeg_prob: float = 0.0,
+    color_strength: float | None = None,
+    crop_min_scale: float | None = None,
+    jpeg_prob: float | None = None,
     small_stem: bool | None = None,
     head_hidden: int | None = None,
     eval_dir: str | Path | None = None,
     progress: Progress | None = None,
+    notify: Callable[[str], None] | None = None,
     **loop_options: Any,
 ) -> TrainSummary:
     """Train a SimCLR encoder on ``image_dir``; the run dir at ``out`` works with ``embed --model``.
 
-    ``loop_options`` go to :class:`~embedsearch.train.loop.TrainConfig` (``seed``,
-    ``warmup_epochs``, ``device``, ``precision``, ``accumulate``, ``workers``, ``threads``,
-    ``sync_bn``, ``channels_last``, ``resume``, ``init``).
+    Options left at None take the value of ``preset`` (:mod:`embedsearch.train.presets`);
+    ``epochs=None`` makes about the preset's number of steps. ``notify`` receives plain lines
+    (the estimate of the whole run after its first steps, one line per epoch), which also go
+    to ``out/train.log``. ``loop_options`` go to :class:`~embedsearch.train.loop.TrainConfig`
+    (``seed``, ``warmup_epochs``, ``device``, ``precision``, ``accumulate``, ``workers``,
+    ``threads``, ``sync_bn``, ``channels_last``, ``resume``, ``init``).
 
     Example:
-        >>> pretrain_simclr("photos/", out="runs/a", epochs=1, batch_size=32)   # doctest: +SKIP
-        TrainSummary(out=PosixPath('runs/a'), epochs=1, ...)
+        >>> pretrain_simclr("photos/", out="runs/a", preset="copy-detection")   # doctest: +SKIP
+        TrainSummary(out=PosixPath('runs/a'), epochs=54, ...)
     """
-    if image_size < 16:
+    if image_size is not None and image_size < 16:
         raise InputError(f"--image-size {image_size} is too small; use 16 or more")
-    augment = SimCLRAugment(image_size, color_strength, (crop_min_scale, 1.0), jpeg_prob)
+    images = len(list_images(image_dir))
+    recipe, epochs, small = resolve_recipe(
+        preset,
+        images,
+        image_size=image_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        temperature=temperature,
+        color_strength=color_strength,
+        crop_min_scale=crop_min_scale,
+        jpeg_prob=jpeg_prob,
+        small_stem=small_stem,
+    )
+    if lr is None and optimizer == "lars":
+        lr = recipe.lr * recipe.batch_size / PRESETS[preset].batch_size  # linear scaling
+    augment = SimCLRAugment(
+        recipe.image_size,
+        recipe.color_strength,
+        (recipe.crop_min_scale, 1.0),
+        recipe.jpeg_prob,
+    )
     task = SimCLRTask(
         image_dir=Path(image_dir),
         arch=arch,
         augment=augment,
-        temperature=temperature or default_temperature(image_size),
+        temperature=recipe.temperature,
         seed=loop_options.get("seed", 0),
-        small_stem=small_stem,
+        small_stem=small,
         head_hidden=head_hidden,
         eval_dir=Path(eval_dir) if eval_dir is not None else None,
+        preset=preset,
     )
     config = TrainConfig(
         out=Path(out),
         epochs=epochs,
-        batch_size=batch_size,
+        batch_size=recipe.batch_size,
         optimizer=optimizer,
         lr=lr,
         weight_decay=weight_decay,
         **loop_options,
     )
-    return train(task, config, progress)
+    return train(task, config, progress, notify)

@@ -110,12 +110,10 @@ def test_clip_run_dir_does_not_claim_random_init(tmp_path, caplog) -> None:
     assert not [r for r in caplog.records if "initialized randomly" in r.getMessage()]
 
 
-def test_pretrain_cli_default_size_is_embeds_default(run_cli) -> None:
-    import re
+def test_pretrain_default_size_is_embeds_default() -> None:
+    from embedsearch.train.presets import PRESETS
 
-    shown = run_cli("pretrain", "simclr", "--help").stdout
-    default = int(re.search(r"--image-size.*?\[default: (\d+)\]", shown, re.S).group(1))
-    assert load_encoder("simclr:resnet18").preprocess.image_size == default
+    assert load_encoder("simclr:resnet18").preprocess.image_size == PRESETS["general"].image_size
 
 
 def test_pretrain_records_the_first_and_last_epoch_loss(tmp_path) -> None:

@@ -45,7 +45,7 @@ def test_run_dir_has_weights_config_metrics_plot_checkpoint(trained) -> None:
     config = json.loads((run / "config.json").read_text())
     assert config["family"] == "simclr" and config["image_size"] == 16 and config["small_stem"]
     assert config["embedding"].startswith("backbone features")
-    assert config["training"]["temperature"] == 0.5 and config["training"]["epochs_done"] == 2
+    assert config["training"]["temperature"] == 0.1 and config["training"]["epochs_done"] == 2
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and summary.epochs == 2
     assert all(r["loss"] > 0 and r["images_per_s"] > 0 and r["images"] == 8 for r in records)
