@@ -23,6 +23,7 @@ EXAMPLES: dict[str, str] = {
         "embedsearch embed photos/ --model runs/simclr --flip-average -o emb-dedup",
         "embedsearch embed pairs.csv --image-col filepath --model runs/clip -o emb-clip",
         "embedsearch embed docs.txt --model runs/clip -o emb-text   # one text a line",
+        "embedsearch embed 'shards/{00000..00099}.tar' --model runs/clip -o emb   # WebDataset",
     ),
     "index": _examples(
         "embedsearch index emb -o indexes/photos",
@@ -33,9 +34,11 @@ EXAMPLES: dict[str, str] = {
         "embedsearch query indexes/photos --image cat.jpg -k 5 --grid hits.png",
         "embedsearch query indexes/clip --text 'a red star' --format json",
         "embedsearch query indexes/photos --id 3",
+        "embedsearch query indexes/photos --id 3 --where \"license = 'cc0'\" --min-score 0.5",
         "embedsearch query indexes/photos --queries queries.txt --format csv",
     ),
     "dedup": _examples(
+        "embedsearch dedup photos/ -o dups   # a folder: pretrains, embeds, finds copies",
         "embedsearch dedup emb -o dups",
         "embedsearch dedup emb -o dups --threshold 0.97   # see dups/histogram.txt",
         "embedsearch dedup emb-train --against emb-test -o leaks",
@@ -59,5 +62,15 @@ EXAMPLES: dict[str, str] = {
         "embedsearch pretrain clip shapes/pairs.csv -o runs/clip --epochs 4",
         "embedsearch pretrain clip pairs.csv -o runs/ft --model ViT-B-32 "
         "--pretrained laion2b_s34b_b79k",
+    ),
+    "delete": _examples(
+        "embedsearch delete emb --sources-from dups/remove.txt   # dedup's verdict flows back",
+        "embedsearch delete emb --ids 17,42",
+        "embedsearch delete indexes/photos --ids 17   # edits the index's embedding dirs",
+    ),
+    "import": _examples(
+        "embedsearch import vectors.npy --sources paths.txt --model external:clip -o emb-ext",
+        "embedsearch import table.parquet --vector-col embedding --source-col path "
+        "--model external:clip -o emb-ext",
     ),
 }
