@@ -125,7 +125,7 @@ def resize_and_crop(image: Any, pp: ImagePreprocess) -> Any:
     if height == width:
         image = F.resize(image, [height], mode)  # shorter side -> size, longer side truncated
     else:
-        image = F.resize(image, _keep_ratio(image, height, width, longest=False), "bilinear")
+        image = F.resize(image, _keep_ratio(image, height, width, longest=False), "bicubic")
     return F.center_crop(image, [height, width])
 
 

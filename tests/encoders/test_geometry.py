@@ -47,3 +47,20 @@ def test_pad_is_torchvisions() -> None:
 
     img = _photo(30, 20)
     assert _same(geometry.pad(img, [1, 2, 3, 4], 255), F.pad(img, [1, 2, 3, 4], 255))
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_non_square_shortest_resizes_bicubic_as_open_clip_does(interpolation: str) -> None:
+    # open_clip's ResizeKeepRatio (non-square ``shortest``) is bicubic whatever the config.
+    import open_clip
+    import torch
+
+    from embedsearch.encoders.base import ImagePreprocess
+
+    size, mean, std = (40, 24), (0.5,) * 3, (0.25,) * 3
+    ours = ImagePreprocess(size, mean, std, interpolation)  # type: ignore[arg-type]
+    theirs = open_clip.image_transform(
+        size, is_train=False, mean=mean, std=std, interpolation=interpolation
+    )
+    photo = _photo(451, 300)
+    assert torch.equal(ours(photo), theirs(photo))
