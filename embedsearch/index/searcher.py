@@ -141,7 +141,10 @@ class Searcher:
             raise InputError(f"-k must be at least 1, got {k}")
         # faiss allocates n * k results up front: a huge k aborts the process (std::bad_alloc),
         # and more hits than rows cannot be found anyway.
-        scores, keys = self.index.search(vectors, min(int(k), max(self.ntotal, 1)))
+        from embedsearch.index.threads import search_threads
+
+        with search_threads(len(vectors)):  # small batches: OpenMP wake-ups cost more than work
+            scores, keys = self.index.search(vectors, min(int(k), max(self.ntotal, 1)))
         return scores, keys
 
     # -- vectors --------------------------------------------------------------------------------
