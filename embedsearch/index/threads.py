@@ -2,10 +2,10 @@
 
 A faiss search of a few queries does microseconds of work, but each OpenMP parallel region
 wakes the pool's threads and waits at a barrier for all of them; on cores that other processes
-keep busy, that wait is a scheduler time slice. Measured on 2 busy cores (issue 17.4,
-``benchmarks/query_latency.py``): one query on a 400-row flat index took 28 ms with 2 threads
-and 0.008 ms with 1. Small batches therefore search on the calling thread alone; large ones
-keep faiss's threads, where splitting the work pays for the wake-ups.
+keep busy, that wait is a scheduler time slice: milliseconds for microseconds of work
+(``benchmarks/query_latency.py``, figures in ``benchmarks/RESULTS.md``, issue 17). Small batches
+therefore search on the calling thread alone; large ones keep faiss's threads, where splitting
+the work pays for the wake-ups.
 
 The thread count is OpenMP's per-thread setting (``omp_set_num_threads`` sets the calling
 thread's), and it is restored on the way out, also when the search raises: nothing leaks into
