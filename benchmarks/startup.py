@@ -111,7 +111,7 @@ def trees_with_labels(trees: list[str]) -> list[tuple[str, str]]:
     return [("", this)] + [(f"[{Path(t).name}] ", t) for t in trees]
 
 
-def time_once(argv: list[str], env: dict) -> tuple[float, float]:
+def time_once(argv: list[str], env: dict, cwd: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds: user + system of the process) of one run of ``argv``.
 
     CPU seconds hardly move with other processes' load (waiting for a core is not counted),
@@ -119,7 +119,8 @@ def time_once(argv: list[str], env: dict) -> tuple[float, float]:
     """
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        # cwd outside every checkout: ``-m`` puts the cwd before PYTHONPATH on sys.path
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -129,10 +130,12 @@ def time_once(argv: list[str], env: dict) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def slowest_imports(argv: list[str], env: dict, top: int = 12) -> list[tuple[str, float]]:
+def slowest_imports(
+    argv: list[str], env: dict, cwd: Path, top: int = 12
+) -> list[tuple[str, float]]:
     """The ``top`` heaviest imports made at depth <= 1, from ``python -X importtime``."""
     done = subprocess.run(
-        [argv[0], "-X", "importtime", *argv[1:]], env=env, capture_output=True, text=True
+        [argv[0], "-X", "importtime", *argv[1:]], env=env, cwd=cwd, capture_output=True, text=True
     )
     rows = []
     for line in done.stderr.splitlines():
@@ -186,7 +189,7 @@ def main() -> None:
     seconds: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     for r in range(args.rounds):
         order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
-        this_round = {n: time_once(*timed[n]) for n in order}
+        this_round = {n: time_once(*timed[n], cwd=root) for n in order}
         for n in names:
             seconds[n].append(this_round[n])
         print(f"round {r + 1}: load {load()}", flush=True)
@@ -195,7 +198,7 @@ def main() -> None:
     if args.profile:
         for n in names[1:]:
             print(f"\nslowest imports, {n}:")
-            for module, s in slowest_imports(*timed[n]):
+            for module, s in slowest_imports(*timed[n], cwd=root):
                 print(f"  {s:6.3f} s  {module}")
 
 
