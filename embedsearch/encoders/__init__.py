@@ -175,17 +175,32 @@ def _load_run_dir(path: Path, spec: str) -> Encoder:
 
 
 def _check_dim(encoder: Encoder, dim: int, path: Path) -> None:
-    """Refuse a run dir whose ``config.json`` dim is not what its model produces."""
-    import torch
+    """Refuse a run dir whose ``config.json`` dim is not what its model produces.
 
-    with torch.no_grad():
-        if "image" in encoder.modalities:
-            size = encoder.preprocess.image_size
-            height, width = (size, size) if isinstance(size, int) else size
-            produced = encoder.embed_images(torch.zeros(1, 3, height, width)).shape[-1]
-        else:
-            produced = encoder.embed_texts(["a"]).shape[-1]
-    if produced != dim:
+    Read from the weights' shapes, not from a forward pass: a forward pass of a CLIP model
+    costs seconds at every query's start-up.
+    """
+    produced = _produced_dim(encoder)
+    if produced is not None and produced != dim:
         raise ModelError(
             f"{path / 'config.json'} says dim {dim}, but its model produces {produced}-d vectors"
         )
+
+
+def _produced_dim(encoder: Encoder) -> int | None:
+    """The width of an encoder's vectors from its weights (None where the shapes don't say).
+
+    A ResNet's vector is its last stage's pooled channels (the last BatchNorm's width); a CLIP
+    model's is its projections' output width.
+    """
+    import torch
+
+    model = encoder.model
+    if encoder.config.family == "simclr":
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        return int(norms[-1].num_features) if norms else None
+    projection = getattr(model, "text_projection", None)
+    if isinstance(projection, torch.Tensor) and projection.ndim == 2:
+        return int(projection.shape[-1])
+    width = getattr(getattr(model, "visual", None), "output_dim", None)
+    return width if isinstance(width, int) else None

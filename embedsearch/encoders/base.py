@@ -37,7 +37,7 @@ class ImagePreprocess:
     ``resize_mode`` ``shortest`` scales the shorter side to the size and centre-crops,
     ``squash`` scales both sides to the size (aspect ratio not kept), ``longest`` scales the
     longer side and pads with ``fill_color``; ``interpolation`` is ``bicubic`` or ``bilinear``.
-    The geometry calls the same torchvision functions as ``open_clip.image_transform``, so the
+    The geometry makes the same torchvision calls as ``open_clip.image_transform``, so the
     pixels are open_clip's (parity test: ``tests/encoders/test_preprocess_parity.py``). Picklable,
     so DataLoader workers can run it. Example:
 
@@ -108,14 +108,13 @@ class ImagePreprocess:
 def resize_and_crop(image: Any, pp: ImagePreprocess) -> Any:
     """The geometry of ``open_clip.image_transform(is_train=False)``, on a PIL image.
 
-    Same torchvision calls with the same sizes and rounding, so the result is open_clip's
-    pixel for pixel; its non-square ``shortest`` branch resizes bicubic whatever the config.
+    Same torchvision calls (:mod:`.geometry`) with the same sizes and rounding, so the result is
+    open_clip's pixel for pixel; its non-square ``shortest`` branch resizes bicubic whatever the
+    config.
     """
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as F
+    from embedsearch.encoders import geometry as F
 
-    bilinear = pp.interpolation == "bilinear"
-    mode = InterpolationMode.BILINEAR if bilinear else InterpolationMode.BICUBIC
+    mode: F.Mode = pp.interpolation
     size = pp.image_size
     height, width = (size, size) if isinstance(size, int) else size
     if pp.resize_mode == "squash":
@@ -124,9 +123,9 @@ def resize_and_crop(image: Any, pp: ImagePreprocess) -> Any:
         image = F.resize(image, _keep_ratio(image, height, width, longest=True), mode)
         return _crop_or_pad(image, height, width, pp.fill_color)
     if height == width:
-        image = F.resize(image, height, mode)  # shorter side -> size, longer side truncated
+        image = F.resize(image, [height], mode)  # shorter side -> size, longer side truncated
     else:
-        image = F.resize(image, _keep_ratio(image, height, width, longest=False))
+        image = F.resize(image, _keep_ratio(image, height, width, longest=False), "bicubic")
     return F.center_crop(image, [height, width])
 
 
@@ -140,7 +139,7 @@ def _keep_ratio(image: Any, height: int, width: int, longest: bool) -> list[int]
 
 def _crop_or_pad(image: Any, height: int, width: int, fill: int) -> Any:
     # open_clip's center_crop_or_pad: pad (split floor/ceil) to at least the size, then crop.
-    from torchvision.transforms import functional as F
+    from embedsearch.encoders import geometry as F
 
     w, h = image.size
     if width > w or height > h:

@@ -1,4 +1,4 @@
-"""SimCLR image encoders: torchvision ResNets with the classifier removed.
+"""SimCLR image encoders: torchvision's ResNets (:mod:`.resnet`) with the classifier removed.
 
 Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
 Representations". Embeddings are the backbone's pooled features *before* the
@@ -32,7 +32,7 @@ def build_backbone(arch: str, small_stem: bool, seed: int = 0) -> nn.Module:
         >>> build_backbone("resnet18", small_stem=True)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 512])
     """
-    import torchvision
+    from embedsearch.encoders.resnet import resnet
 
     if arch not in RESNET_WIDTHS:
         raise ModelError(
@@ -40,7 +40,7 @@ def build_backbone(arch: str, small_stem: bool, seed: int = 0) -> nn.Module:
         )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        backbone = getattr(torchvision.models, arch)(weights=None)
+        backbone = resnet(arch)  # torchvision's ResNet, without importing torchvision
         if small_stem:
             backbone.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
             backbone.maxpool = nn.Identity()

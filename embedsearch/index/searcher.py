@@ -40,6 +40,7 @@ from embedsearch.index.layout import IndexInfo
 from embedsearch.index.metadata import KEY_COLUMNS, MetadataStore
 from embedsearch.index.row_vectors import reconstruct, vector_from_source
 from embedsearch.index.search_params import apply_search_params
+from embedsearch.index.threads import search_threads
 
 if TYPE_CHECKING:
     from embedsearch.encoders.base import Encoder
@@ -177,12 +178,14 @@ class Searcher:
         # faiss allocates n * k results up front: a huge k aborts the process (std::bad_alloc),
         # and more hits than rows cannot be found anyway.
         k = min(int(k), max(self.ntotal, 1))
-        if where is None and self.exclusion is None:
-            scores, keys = self.index.search(vectors, k)
-        elif where is None:  # deleted rows only: skipped inside faiss (exclusions module)
-            scores, keys = search_with_selector(self.cpu_index, vectors, k, self.exclusion)
-        else:
-            scores, keys = self._search_filtered(vectors, k, where)
+        # small batches search on one thread: OpenMP wake-ups cost more than the work
+        with search_threads(len(vectors)):
+            if where is None and self.exclusion is None:
+                scores, keys = self.index.search(vectors, k)
+            elif where is None:  # deleted rows only: skipped inside faiss (exclusions module)
+                scores, keys = search_with_selector(self.cpu_index, vectors, k, self.exclusion)
+            else:
+                scores, keys = self._search_filtered(vectors, k, where)
         if min_score is not None:
             keys = np.where(scores >= min_score, keys, -1)
         return scores, keys

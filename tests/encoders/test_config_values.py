@@ -55,3 +55,22 @@ def test_std_zero_never_writes_nan_vectors(run_dir, tmp_path, run_cli, make_imag
     model = _edited(run_dir, tmp_path, std=[0, 0, 0])
     result = run_cli("embed", tmp_path / "imgs", "--model", model, "--out", tmp_path / "e")
     assert (result.exit_code, result.stderr.count("\n")) == (2, 1)
+
+
+def test_clip_run_dir_dim_is_checked_against_its_projection(tmp_path) -> None:
+    enc = load_encoder("tiny-clip")
+    run = save_run_dir(tmp_path / "clip", enc.config, enc.model.state_dict())
+    with pytest.raises(ModelError, match=f"says dim 7, but its model produces {enc.dim}-d"):
+        load_encoder(str(_edited(run, tmp_path, dim=7)))
+
+
+def test_loading_a_run_dir_runs_no_forward_pass(run_dir, monkeypatch) -> None:
+    # A forward pass at load time cost every query's start-up seconds (issue 17.3).
+    from embedsearch.encoders.base import Encoder
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("forward pass at load time")
+
+    monkeypatch.setattr(Encoder, "embed_images", refuse)
+    monkeypatch.setattr(Encoder, "embed_texts", refuse)
+    assert load_encoder(str(run_dir)).dim == 512
