@@ -129,12 +129,13 @@ def score_scale(index_dir: Path) -> ScoreScale:
 
 def check_index_dir(path: Path) -> None:
     """Refuse an embedding dir or a model run dir given as the index, saying what to run."""
+    if (path / "index.json").exists():
+        return
+    # only on the way to an error: the run-dir module imports torch, which --id queries never need
     from embedsearch.encoders.rundir import is_run_dir
     from embedsearch.errors import InputError
     from embedsearch.store.embedding_dir import EmbeddingDir
 
-    if (path / "index.json").exists():
-        return
     if EmbeddingDir.is_embedding_dir(path):
         raise InputError(
             f"{path} is an embedding dir, not an index dir: build an index of it with "

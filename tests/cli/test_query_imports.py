@@ -25,7 +25,9 @@ NOT_FOR_IMAGE_QUERIES = (
     "sklearn",
     "scipy",
     "skimage",
-    "embedsearch.train",
+    # the training loop (torch-heavy); embedsearch.train.presets is a torch-free table that
+    # `pretrain simclr --help` reads when the CLI registers its commands
+    "embedsearch.train.loop",
 )
 PROBE = """
 import sys
