@@ -128,6 +128,7 @@ def write_and_publish(
     info.ntotal = int(parts.index.ntotal)
     info.memory_bytes = (staged / layout.INDEX_FILE).stat().st_size
     layout.record_index_checksum(staged, info)
+    layout.record_ivf_data(staged, info)  # an on-disk index's lists (embedsearch.index.merge)
     seconds = round(time.perf_counter() - started, 3)
     if appending:
         info.append_seconds = seconds
