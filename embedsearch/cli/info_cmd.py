@@ -27,8 +27,20 @@ def info_command(
     as_json: Annotated[
         bool, typer.Option("--json", hidden=True, help="Same as --format json (kept for scripts).")
     ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Index dirs: check every byte of the index files against their checksums, "
+            "the memory-mapped ones too (opening checks those only for size).",
+        ),
+    ] = False,
 ) -> None:
     """Describe a run dir, embedding dir or index dir: model, fingerprint, dim, rows, failures."""
+    if verify:
+        from embedsearch.index.layout import verify_index_dir
+
+        verify_index_dir(path)  # FormatError (exit 2, one line) names a damaged file
     if as_json or output_format == "json":
         from embedsearch.info import info_document
 
