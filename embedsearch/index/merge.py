@@ -76,11 +76,11 @@ def merge_shards(
             index = _merged_index(work, records, info, staged)
             _place_metadata(work, records, info, staged)
             progress.stop()
-            parts = IndexParts(index=index, info=info, tuning=tuning, held_out=held_out, k=0)
-            parts.k = info.recall.k
+            k = info.recall.k
+            parts = IndexParts(index=index, info=info, tuning=tuning, held_out=held_out, k=k)
             parts.added = sum(r.rows for r in records)
             parts.truth = [
-                merged_truth(work, records, sample, name, parts.k)
+                merged_truth(work, records, sample, name, k)
                 for sample, name in ((tuning, "tuning"), (held_out, "held_out"))
             ]
             _record_steps(info, plan, records, time.perf_counter() - started)

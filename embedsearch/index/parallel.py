@@ -33,7 +33,6 @@ from embedsearch.index.shards import (
     ShardRecord,
     add_shard,
     request_of,
-    shard_done,
     shards_dir_of,
     train_shards,
 )
@@ -122,12 +121,6 @@ def _trained_for(out: Path, paths: list[str | Path], options: dict[str, Any]) ->
     except Exception:  # an unreadable plan is trained again
         return False
     return plan.request == request_of(paths, options)
-
-
-def finished(out: str | Path, num_shards: int) -> list[int]:
-    """The shard indexes of ``out`` that are finished (for progress reports and tests)."""
-    work = shards_dir_of(out)
-    return [i for i in range(num_shards) if shard_done(work, i, num_shards)]
 
 
 class _ProcessGroup:
