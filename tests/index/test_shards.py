@@ -325,3 +325,10 @@ def test_torchrun_ranks_build_the_one_process_index(tmp_path, corpus, ranks) -> 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert _lists(Searcher.open(out).index) == _lists(_one_process(trained, emb))
+
+
+def test_an_on_disk_merge_is_not_noted_as_over_the_budget(tmp_path, corpus) -> None:
+    emb, _ = corpus
+    out = tmp_path / "idx"
+    _build(out, emb, "40K")
+    assert not any("no index kind fits" in note for note in layout.read_info(out).notes)
