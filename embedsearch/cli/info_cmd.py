@@ -27,12 +27,24 @@ def info_command(
     as_json: Annotated[
         bool, typer.Option("--json", hidden=True, help="Same as --format json (kept for scripts).")
     ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Index dirs: check every byte of the index files against their checksums, "
+            "the memory-mapped ones too (opening checks those only for size).",
+        ),
+    ] = False,
 ) -> None:
     """Describe a run dir, embedding dir, index dir or dedup result dir.
 
     Model, fingerprint, dim, rows and failures; for an index its recall and score scale, for a
     dedup dir its threshold and counts.
     """
+    if verify:
+        from embedsearch.index.layout import verify_index_dir
+
+        verify_index_dir(path)  # FormatError (exit 2, one line) names a damaged file
     if as_json or output_format == "json":
         from embedsearch.info import info_document
 

@@ -4,6 +4,9 @@
 - :func:`append_index` (``embedsearch index --append``): add rows without retraining
 - :class:`Searcher` / :class:`Hit` (``embedsearch query``): search it by text, image, id or vector
 - :func:`describe_index_dir` (``embedsearch info``): a flat summary of an index dir
+- :func:`train_shards` / :func:`add_shard` / :func:`merge_shards` (``index --train-only``,
+  ``--num-shards N --shard-index I``, ``--merge``) and :func:`build_in_shards` (torchrun, or
+  ``--num-shards N`` alone): an index built by many workers, merged on disk when it is large
 
 Modules load on first use of a name, so ``import embedsearch.index`` is cheap.
 
@@ -27,6 +30,10 @@ _LAZY = {
     "IndexInfo": "embedsearch.index.layout",
     "choose_index": "embedsearch.index.plan",
     "describe_index_dir": "embedsearch.index.describe",
+    "train_shards": "embedsearch.index.shards",
+    "add_shard": "embedsearch.index.shards",
+    "merge_shards": "embedsearch.index.merge",
+    "build_in_shards": "embedsearch.index.parallel",
 }
 
 __all__ = [
@@ -34,10 +41,14 @@ __all__ = [
     "Hit",
     "IndexInfo",
     "Searcher",
+    "add_shard",
     "append_index",
+    "build_in_shards",
     "build_index",
     "choose_index",
     "describe_index_dir",
+    "merge_shards",
+    "train_shards",
 ]
 
 

@@ -89,7 +89,7 @@ def _append_locked(
     require_same_model(named, fingerprint=info.fingerprint, model=info.model, dim=info.dim)
     numbers = _source_numbers(info, named)
     available, avail_numbers, missing = _available_sources(info, named, numbers)
-    index = layout.read_index(out, info)  # damage is refused, never carried on
+    index = layout.read_index(out, info, mmap=False)  # whole (rows are added); damage refused
     excluded = read_excluded_keys(out, info)
     apply_search_params(index, info.search_params)
     store = MetadataStore(out, info.metadata_file_names())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,50 @@ def _build_locked(
     progress: Progress,
 ) -> BuildSummary:
     started = time.perf_counter()
+    trained = plan_and_train(
+        paths, kind, max_memory, target_recall, k, device, seed, centre, progress
+    )
+    dirs = trained.dirs
+    parts = IndexParts(
+        index=trained.index,
+        info=trained.info,
+        tuning=trained.tuning,
+        held_out=trained.held_out,
+        k=k,
+    )
+    numbers = list(range(len(dirs)))
+    parts.replay = lambda: (v for _, _, v in iter_numbered_batches(dirs, numbers, ["id"]))
+    with staged_dir(out) as staged:
+        carry_model(trained.info, dirs[0], staged)
+        add_rows(parts, dirs, numbers, staged, skip=None, progress=progress)
+        return finish_index(parts, staged, out, started, [trained.plan.reason], progress)
+
+
+@dataclass
+class Trained:
+    """A planned, trained, empty index with its draft ``index.json`` and query samples."""
+
+    index: Any
+    info: IndexInfo
+    plan: IndexPlan
+    tuning: Sample
+    held_out: Sample
+    dirs: list[EmbeddingDir]
+
+
+def plan_and_train(
+    paths: Sequence[str | Path],
+    kind: Kind,
+    max_memory: str | int | None,
+    target_recall: float,
+    k: int,
+    device: Device,
+    seed: int,
+    centre: CentreMode,
+    progress: Progress,
+) -> Trained:
+    """Open the sources, choose the index, draw the samples (one pass) and train: the step a
+    one-process build and a build in shards (:mod:`~embedsearch.index.shards`) share."""
     dirs = open_sources(paths)
     n = sum(d.live_rows for d in dirs)
     budget = parse_memory(max_memory) if max_memory is not None else default_max_memory()
@@ -122,13 +167,7 @@ def _build_locked(
     info = _new_info(plan, dirs, budget, target_recall, k)
     info.similarity = RAW if mean is None else CENTRED
     info.concentration = round(concentration(centring.vectors), 4)
-    parts = IndexParts(index=index, info=info, tuning=tuning, held_out=held_out, k=k)
-    numbers = list(range(len(dirs)))
-    parts.replay = lambda: (v for _, _, v in iter_numbered_batches(dirs, numbers, ["id"]))
-    with staged_dir(out) as staged:
-        carry_model(info, dirs[0], staged)
-        add_rows(parts, dirs, numbers, staged, skip=None, progress=progress)
-        return finish_index(parts, staged, out, started, [plan.reason], progress)
+    return Trained(index, info, plan, tuning, held_out, dirs)
 
 
 def carry_model(

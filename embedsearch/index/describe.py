@@ -34,6 +34,7 @@ def describe_index_dir(path: str | Path) -> dict[str, Any]:
         "latency p99 (ms)": latency.get("p99_ms"),
         "batch QPS": latency.get("batch_qps"),
         "memory bytes": info.memory_bytes,
+        "storage": info.storage or "memory",
         "max memory": info.max_memory,
         "build seconds": info.build_seconds,
         "sources": len(info.sources),

@@ -78,7 +78,7 @@ def finish_index(
     if not result.met:
         rows = sum(entry.indexed_rows for entry in info.sources)
         notes.append(shortfall_note(parts.index, result, info, tuning, rows))
-    if info.estimated_bytes > info.max_memory:
+    if info.estimated_bytes > info.max_memory and info.storage != "ondisk":  # on disk: by design
         notes.append(
             f"no index kind fits --max-memory {info.max_memory:,} bytes; built the smallest"
         )
@@ -128,6 +128,7 @@ def write_and_publish(
     info.ntotal = int(parts.index.ntotal)
     info.memory_bytes = (staged / layout.INDEX_FILE).stat().st_size
     layout.record_index_checksum(staged, info)
+    layout.record_ivf_data(staged, info)  # an on-disk index's lists (embedsearch.index.merge)
     seconds = round(time.perf_counter() - started, 3)
     if appending:
         info.append_seconds = seconds

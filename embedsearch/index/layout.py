@@ -7,6 +7,8 @@ Layout (a contract: ``query``, ``dedup`` and Python read it; see ``indexes/READM
   latency, memory, build seconds, ntotal, dim, model spec/options/fingerprint, ``sources`` (one
   :class:`SourceEntry` per embedding dir), ``metadata_files`` and ``index_sha256`` (the
   checksum of ``index.faiss``, verified by :func:`read_index` before faiss sees a byte)
+- ``index.ivfdata`` (``storage: ondisk`` only): the inverted lists of a merged index too large for
+  ``--max-memory``, memory-mapped on open (:mod:`~embedsearch.index.storage`)
 - ``meta-NNNNN.arrow``: key -> ``id``, ``dir``, ``source``, ``content_hash`` + metadata
   columns, one file per indexed embedding dir and build/append step
 - ``model/``: when the model is a run dir, its ``config.json`` + ``model.safetensors`` (hard
@@ -28,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from contextlib import AbstractContextManager
@@ -38,8 +41,9 @@ from typing import Any
 import numpy as np
 
 from embedsearch.atomic import recover_dir
-from embedsearch.documents import JsonDocument
+from embedsearch.documents import JsonDocument, optional_field
 from embedsearch.errors import FormatError, InputError
+from embedsearch.index import storage
 from embedsearch.store.integrity import sha256_file
 from embedsearch.store.runlock import writer_lock
 
@@ -107,6 +111,17 @@ class RecallInfo:
     recall_at_k: float | None = None
     met: bool | None = None
     queries: int = 0
+
+
+@dataclass(kw_only=True)
+class IvfDataEntry:
+    """The lists file of an ``ondisk`` index: its name, size and checksum, and the path faiss
+    recorded for it when it was written (replaced by its real place on open)."""
+
+    file: str
+    bytes: int
+    sha256: str
+    written_as: str
 
 
 # Keys that today's writer only puts into index.json once they have a value.
@@ -185,10 +200,19 @@ class IndexInfo(JsonDocument):
     excluded_rows: int | None = None
     excluded_sha256: str | None = None
 
+    # how index.faiss is stored and opened (embedsearch.index.storage): "memory" (None: written
+    # before it was recorded) or "ondisk" with the lists in ``ivf_data``
+    storage: str | None = optional_field()
+    ivf_data: IvfDataEntry | None = optional_field()
+    # a build merged from shards (embedsearch.index.merge): shard count and step seconds
+    shards: dict[str, Any] | None = optional_field()
+
     def __post_init__(self) -> None:
         # from_json hands nested entries over as dicts
         if isinstance(self.recall, dict):
             self.recall = RecallInfo(**self.recall)
+        if isinstance(self.ivf_data, dict):
+            self.ivf_data = IvfDataEntry(**self.ivf_data)
         self.sources = [_entry(SourceEntry, s) for s in self.sources]
         self.metadata_files = [_entry(MetadataFileEntry, m) for m in self.metadata_files]
 
@@ -255,21 +279,81 @@ def verify_index_file(path: Path, info: IndexInfo) -> None:
         )
 
 
-def read_index(path: Path, info: IndexInfo) -> Any:
-    """The verified faiss index of the index dir at ``path`` (see :func:`verify_index_file`).
+def read_index(path: Path, info: IndexInfo, *, mmap: bool | None = None) -> Any:
+    """The verified faiss index of the index dir at ``path``, opened as ``info.storage`` says.
+
+    ``mmap``: memory-map an IVF ``index.faiss`` (True), read it whole (False, e.g. to add rows
+    to it), or decide by its size against the memory available (None; see
+    :mod:`~embedsearch.index.storage`, which also says what is verified when).
 
     Example:
         >>> index = read_index(Path("idx"), read_info("idx"))  # doctest: +SKIP
     """
     import faiss
 
+    index_file = path / INDEX_FILE
+    if info.storage == storage.ONDISK:
+        if mmap is False:
+            raise InputError(
+                f"{path} keeps its lists on disk (a merged index larger than --max-memory): "
+                "rows cannot be added to it; rebuild it with the new rows"
+            )
+        return _read_ondisk(path, info)
+    if mmap is None:
+        size = storage.file_size(index_file)
+        mmap = storage.should_mmap(size, info.nlist > 0, storage.memory_available())
+    if mmap:
+        storage.check_size(index_file, info.memory_bytes or None)
+        return storage.read_mapped(index_file)
     verify_index_file(path, info)
-    return faiss.read_index(str(path / INDEX_FILE))
+    return faiss.read_index(str(index_file))
+
+
+def _read_ondisk(path: Path, info: IndexInfo) -> Any:
+    if info.ivf_data is None:
+        raise FormatError(f"{path / INFO_FILE} says storage ondisk but names no lists file")
+    header = (path / INDEX_FILE).read_bytes()  # small: the quantizer and the list table
+    if info.index_sha256 is not None and hashlib.sha256(header).hexdigest() != info.index_sha256:
+        raise FormatError(
+            f"{path / INDEX_FILE} is corrupt (its checksum differs from the one in {INFO_FILE}); "
+            "refusing to use it: rebuild the index with `embedsearch index ... --overwrite`"
+        )
+    data = path / info.ivf_data.file
+    storage.check_size(data, info.ivf_data.bytes)
+    return storage.read_ondisk(header, data, info.ivf_data.written_as)
+
+
+def verify_index_dir(path: str | Path) -> IndexInfo:
+    """Check every byte of the index files against ``index.json``'s checksums (streamed), the
+    memory-mapped ones included, which opening checks only for size (``info --verify``).
+
+    Example:
+        >>> verify_index_dir("indexes/photos").storage   # doctest: +SKIP
+        'ondisk'
+    """
+    path = Path(path)
+    info = read_info(path)
+    verify_index_file(path, info)
+    if info.ivf_data is not None:
+        storage.check_size(path / info.ivf_data.file, info.ivf_data.bytes)
+        storage.verify_bulk(path / info.ivf_data.file, info.ivf_data.sha256)
+    return info
 
 
 def record_index_checksum(path: Path, info: IndexInfo) -> None:
     """Put the checksum of the written ``path/index.faiss`` into ``info`` (before index.json)."""
     info.index_sha256 = sha256_file(path / INDEX_FILE)
+
+
+def record_ivf_data(path: Path, info: IndexInfo) -> None:
+    """Put the size and checksum of an ``ondisk`` index's written lists file into ``info``; its
+    bytes count in ``memory_bytes`` (the index's size) too."""
+    if info.ivf_data is None:
+        return
+    data = path / info.ivf_data.file
+    info.ivf_data.bytes = data.stat().st_size
+    info.ivf_data.sha256 = sha256_file(data)
+    info.memory_bytes += info.ivf_data.bytes
 
 
 def write_info(path: Path, info: IndexInfo) -> None:

@@ -92,6 +92,13 @@ class ExactTopK:
             found = np.pad(found, ((0, 0), (0, pad)), constant_values=-1)
         self._heap.add_result(np.ascontiguousarray(scores, np.float32), np.ascontiguousarray(found))
 
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, keys), (nq, k + 1), own keys kept: a part that
+        :mod:`~embedsearch.index.merge` combines with other workers' (call once, not with
+        :meth:`keys`)."""
+        self._heap.finalize()
+        return self._heap.D, self._heap.I
+
     def keys(self) -> np.ndarray:
         """(nq, k) keys of the exact neighbours, each query's own key removed."""
         self._heap.finalize()

@@ -7,7 +7,7 @@ that changed and was embedded again) or deleted (an input that is gone) -- are s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +68,12 @@ def iter_batches(
     batch_rows: int = 65_536,
     live_only: bool = True,
     frugal: bool = False,
+    shard_files: Collection[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of the committed shards, in shard order.
+
+    ``shard_files``: only these shards (by manifest file name), e.g. one worker's slice of an
+    index built by many workers.
 
     ``frugal``: decode on this thread and hand Arrow's freed pages back after every batch, for
     passes whose peak memory is held to the vectors' size (``dedup``; see RESULTS.md, no slower).
@@ -87,6 +91,8 @@ def iter_batches(
         wanted = ["id", *wanted]
     pool = pa.default_memory_pool()
     for info in d.shards:
+        if shard_files is not None and info.file not in shard_files:
+            continue
         path = d.path / info.file
         verify_shard(path, info.sha256, d.path)  # once per pass: damage is refused by name
         shard = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER)
@@ -109,6 +115,7 @@ def iter_vector_batches(
     batch_rows: int = 65_536,
     live_only: bool = True,
     frugal: bool = False,
+    shard_files: Collection[str] | None = None,
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """``(record batch of columns, vectors (n, dim) float32)``; damaged vectors are refused.
 
@@ -124,7 +131,7 @@ def iter_vector_batches(
     """
     d = emb_dir if isinstance(emb_dir, EmbeddingDir) else EmbeddingDir.open(emb_dir)
     wanted = list(dict.fromkeys([*columns, "embedding"]))
-    for batch in iter_batches(d, wanted, batch_rows, live_only, frugal):
+    for batch in iter_batches(d, wanted, batch_rows, live_only, frugal, shard_files):
         vectors = embedding_matrix(batch.column("embedding"), d.dim)
         bad = bad_rows(vectors, d.manifest.normalized)
         if bad.size:
