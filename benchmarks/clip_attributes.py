@@ -10,8 +10,9 @@ in the top 5). Variants run alternately when ``--repeats`` > 1; the table shows 
 Variants: ``before`` is the tiny config and ``pretrain clip`` defaults as they were before
 issue 20 (copied here); ``after`` is what ``pretrain clip`` does now with its defaults.
 ``--probe NAME=JSON`` adds one: JSON keys ``vision`` / ``text`` (tiny-config overrides),
-``embed_dim``, ``base`` (``before`` or ``after``: what it starts from) and ``train``
-(``pretrain_clip`` keyword overrides).
+``embed_dim``, ``model`` (other top-level config keys), ``base`` (``before`` or ``after``: what
+it starts from), ``train`` (``pretrain_clip`` keyword overrides) and ``word_dropout`` (a
+probe: drop each caption word with this probability while training).
 
     flock /tmp/embedsearch-bench.lock python benchmarks/clip_attributes.py [--repeats 1]
 """
@@ -58,7 +59,7 @@ def variant_settings(spec: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[
     """(model config or None for the shipped one, pretrain_clip keywords) of a variant."""
     before = spec.get("base", "after") == "before"
     config = json.loads(json.dumps(BEFORE_CONFIG)) if before else None
-    overrides = {k: spec[k] for k in ("vision", "text", "embed_dim") if k in spec}
+    overrides = {k: spec[k] for k in ("vision", "text", "embed_dim", "model") if k in spec}
     if overrides:
         if config is None:
             from embedsearch.encoders.openclip import shipped_config
@@ -68,6 +69,7 @@ def variant_settings(spec: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[
         config["vision_cfg"].update(spec.get("vision", {}))
         config["text_cfg"].update(spec.get("text", {}))
         config["embed_dim"] = spec.get("embed_dim", config["embed_dim"])
+        config.update(spec.get("model", {}))
     train = dict(BEFORE_TRAIN) if before else {}
     train.update(spec.get("train", {}))
     return config, train
@@ -79,6 +81,8 @@ def run_one(spec: dict[str, Any], pairs: Path, out: Path, threads: int) -> dict[
     from embedsearch.train.clip import pretrain_clip
 
     config, train = variant_settings(spec)
+    if spec.get("word_dropout"):  # probe: drop caption words at random while training
+        _patch_word_dropout(float(spec["word_dropout"]))
     with tempfile.TemporaryDirectory() as configs:
         if config is not None:  # the variant's tiny config stands in for the shipped one
             (Path(configs) / "tiny-clip.json").write_text(json.dumps(config))
@@ -89,6 +93,24 @@ def run_one(spec: dict[str, Any], pairs: Path, out: Path, threads: int) -> dict[
     scores = score_run(out, pairs)
     scores.update(train_s=seconds, steps=summary.train.steps, epochs=summary.train.epochs)
     return scores
+
+
+def _patch_word_dropout(rate: float) -> None:
+    import numpy as np
+
+    from embedsearch.train import clip
+
+    original = clip.PairsDataset.__getitem__
+
+    def getitem(self: Any, key: Any) -> Any:
+        pixels, _, failed = original(self, key)
+        index, seed = key if isinstance(key, tuple) else (key, 0)
+        rng = np.random.default_rng([seed, index, 7])
+        words = self.pairs.captions[(index + failed) % len(self.pairs)].split()
+        kept = [w for w in words if rng.random() >= rate] or words
+        return pixels, self.tokenizer([" ".join(kept)])[0], failed
+
+    clip.PairsDataset.__getitem__ = getitem  # type: ignore[method-assign]
 
 
 def score_run(run: Path, pairs: Path, val_fraction: float = 0.1) -> dict[str, Any]:
@@ -180,6 +202,7 @@ def main() -> None:
         variants[name] = json.loads(spec)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from common import machine
+
     from embedsearch.data.shapes import make_shapes_corpus
 
     print(machine(), f"| load at start: {os.getloadavg()[0]:.2f}", flush=True)
