@@ -45,7 +45,10 @@ def start_demo(tree: Path, out: Path, demo_args: list[str]) -> dict[str, Any]:
     command = [sys.executable, "-m", "embedsearch", "demo", "--out", str(out), *demo_args]
     env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": str(tree)}
     log = open(out.with_suffix(".log"), "w")  # noqa: SIM115 (closed in finish_demo)
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+    # cwd=tree: `python -m` puts the working directory ahead of PYTHONPATH on sys.path.
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=tree
+    )
     return {
         "process": process,
         "log": log,
@@ -118,6 +121,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="keep the demo folders here")
     parser.add_argument("--before", type=Path, default=None, help="tree of the older code")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--only", choices=("before", "now"), help="run one side only")
     parser.add_argument(
         "--parallel", action="store_true", help="run the two sides at once (same load for both)"
     )
@@ -125,6 +129,8 @@ def main() -> None:
     args = parser.parse_args()
     sides = {"before": args.before.resolve()} if args.before else {}
     sides["now"] = HERE
+    if args.only:
+        sides = {args.only: sides[args.only]}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
@@ -138,22 +144,23 @@ def main() -> None:
                 runs[name].append(finish_demo(one))
             for name in sides:
                 print(f"{name}: {json.dumps(rows_of(runs[name][-1]))}", flush=True)
-    print(runs["now"][-1]["printed"])
+    main_side = "now" if "now" in runs else "before"
+    print(runs[main_side][-1]["printed"])
     for name in sides:
         print_curve(name, runs[name][-1]["curve"])
-    last = runs["now"][-1]
+    last = runs[main_side][-1]
     print(f"\n| demo ({last['images']} images, {last['held_out']} held out) | " + " | ".join(sides))
     print("|---" * (len(sides) + 1) + "|")
     tables = {name: [rows_of(r) for r in rs] for name, rs in runs.items()}
-    for label in tables["now"][0]:
+    for label in tables[main_side][0]:
         cells = [statistics.median(t[label] for t in tables[name]) for name in sides]
         print(f"| {label} | " + " | ".join(f"{c:.3f}" if c < 10 else f"{c:.1f}" for c in cells))
     print(f"| chance recall@5 | {last['chance_at_5']:.3f} |")
     for attribute in ATTRIBUTES:
         print(f"| chance top-5 precision: {attribute} | {last['chance'][attribute]:.3f} |")
-    r5 = statistics.median(r["recall_at_5"] for r in runs["now"])
+    r5 = statistics.median(r["recall_at_5"] for r in runs[main_side])
     print(f"\ngoal recall@5 >= 0.7: {'met' if r5 >= 0.7 else 'NOT met'} ({r5:.3f})")
-    if "before" in runs:
+    if len(runs) == 2:
         cpu = {name: statistics.median(r["cpu_s"] for r in runs[name]) for name in sides}
         print(f"CPU time now / before: {cpu['now'] / cpu['before']:.2f}")
 
