@@ -120,7 +120,7 @@ def run_demo(
     *,
     n: int = 3000,
     epochs: int = 10,
-    batch_size: int = 32,
+    batch_size: int = 128,
     lr: float = 1e-3,
     val_fraction: float = 0.1,
     seed: int = 0,

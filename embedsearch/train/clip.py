@@ -1,6 +1,8 @@
 """CLIP training on image-caption PAIRS (Radford et al. 2021), on the shared loop.
 
-Any open_clip architecture (or ``tiny``, the project's CPU config ``tiny-clip``) is
+Any open_clip architecture (or ``tiny``, the project's CPU config ``tiny-clip``: a small
+convolutional image tower at 64 px -- a 2-layer ViT at 32 px learned colour but hardly shape or
+position, ``benchmarks/RESULTS.md``, issue 20 -- and a 2-layer text transformer) is
 trained with the symmetric InfoNCE loss (:mod:`embedsearch.train.clip_loss`) from a
 seeded random init, from ``--pretrained`` weights (an open_clip tag or a local file:
 fine-tuning), or from an earlier run dir (``--init``). AdamW with beta2 0.98 and no
@@ -213,7 +215,7 @@ def pretrain_clip(
     ``pairs`` is a table or a captioned image folder (:func:`embedsearch.data.pairs.load_pairs`).
     ``loop_options`` go to :class:`~embedsearch.train.loop.TrainConfig` (``seed``,
     ``warmup_epochs``, ``device``, ``precision``, ``accumulate``, ``workers``, ``threads``,
-    ``resume``, ``init``).
+    ``resume``, ``init``, ``sync_bn`` -- on by default here).
 
     Example:
         >>> s = pretrain_clip("pairs.csv", out="runs/clip", epochs=1)  # doctest: +SKIP
@@ -225,6 +227,9 @@ def pretrain_clip(
     loaded = load_pairs(pairs, image_col, text_col, progress=progress or NullProgress())
     train_idx, val_idx = heldout_split(loaded, val_fraction, loop_options.get("seed", 0))
     task = ClipTask(loaded.subset(train_idx), loaded.subset(val_idx), clip_arch(model), pretrained)
+    # tiny-clip's convolutional tower has BatchNorm: under torchrun its statistics must span
+    # the global batch, or N ranks would train another model than one process on that batch.
+    loop_options.setdefault("sync_bn", True)
     config = TrainConfig(
         out=Path(out),
         epochs=epochs,

@@ -55,3 +55,9 @@ def test_warmup_then_cosine_to_zero() -> None:
     assert values[:4] == [0.25, 0.5, 0.75, 1.0]
     assert all(x >= y for x, y in itertools.pairwise(values[4:]))  # monotone decay after warmup
     assert 0 < values[-1] < 0.01  # decays to ~0, but the last step still learns
+
+
+def test_adamw_is_fused_for_parameters_on_the_cpu() -> None:
+    # The fused kernel is what keeps the tiny CLIP's optimiser step cheap on the CPU.
+    groups = split_decay_groups(nn.Linear(4, 4), 0.1, lambda n, p: p.ndim < 2)
+    assert build_optimizer("adamw", groups, 1e-3).defaults["fused"] is True
