@@ -5,8 +5,9 @@ recoloured) keep almost the same low-frequency DCT pattern, so their 64-bit hash
 few bits even when an under-trained embedding model places them apart. The hash is the classic
 one (and imagededup's PHash): grayscale, resized to 32 x 32, 2-D DCT, the 8 x 8 lowest
 frequencies, each bit = coefficient above their median (the DC term left out of the median).
-Written with scipy's DCT rather than depending on ``imagehash``/``imagededup``: it is a dozen
-lines, and imagededup pulls in torch-based models and pins of its own.
+Written with numpy (the DCT is a matrix product) rather than depending on ``imagehash`` or
+``imagededup``: it is a dozen lines, and imagededup pulls in torch-based models and pins of its
+own.
 
 Pairs come from faiss's binary flat index (``range_search`` on packed bits), in blocks, so
 memory stays bounded and the all-pairs popcount runs at SIMD speed.
@@ -34,12 +35,22 @@ HASH_BYTES = 8  # 64 bits
 __all__ = ["DEFAULT_PHASH_DISTANCE", "hamming", "phash_files", "phash_image", "phash_pairs"]
 
 
+def _dct_rows(n: int, rows: int) -> np.ndarray:
+    """The first ``rows`` rows of the orthonormal DCT-II matrix of size ``n`` (scipy's
+    ``dct(type=2, norm="ortho")``): ``C @ x @ C.T`` is the 2-D DCT's top-left block."""
+    k, i = np.arange(rows)[:, None], np.arange(n)[None, :]
+    matrix = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
+    matrix[0] /= np.sqrt(2.0)
+    return matrix
+
+
+_DCT_8_OF_32 = _dct_rows(32, 8)
+
+
 def phash_image(image: Image.Image) -> np.ndarray:
     """The 64-bit perceptual hash of ``image`` as 8 packed bytes."""
-    from scipy.fft import dctn
-
     gray = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), np.float64)
-    low = dctn(gray, type=2, norm="ortho")[:8, :8].ravel()
+    low = (_DCT_8_OF_32 @ gray @ _DCT_8_OF_32.T).ravel()
     bits = low > np.median(low[1:])
     return np.packbits(bits)
 

@@ -102,3 +102,14 @@ def test_phash_refuses_against(tmp_path: Path, gen) -> None:
     b = gen.write_dir(tmp_path / "b", gen.random_unit(4, 8, seed=1))
     with pytest.raises(InputError, match="--phash"):
         find_duplicates(a, out=tmp_path / "out", against=b, phash=6)
+
+
+def test_the_dct_is_scipys_orthonormal_dct_ii() -> None:
+    from scipy.fft import dctn  # a test dependency only: the package computes it with numpy
+
+    from embedsearch.dedup.phash import _DCT_8_OF_32
+
+    x = np.random.default_rng(0).random((32, 32)) * 255
+    np.testing.assert_allclose(
+        _DCT_8_OF_32 @ x @ _DCT_8_OF_32.T, dctn(x, type=2, norm="ortho")[:8, :8], atol=1e-9
+    )
