@@ -66,3 +66,12 @@ def test_json_flag_is_a_hidden_alias_of_format_json(run_cli, tmp_path) -> None:
 
 def test_json_flag_is_not_listed_in_help(run_cli) -> None:
     assert "--json" not in run_cli("info", "--help").stdout
+
+
+def test_embedding_dir_json_counts_deleted_rows(run_cli, tmp_path) -> None:
+    from embedsearch.store import EmbeddingDir
+
+    path = embedding_dir(tmp_path)
+    EmbeddingDir.open(path).record_deleted([3, 4])
+    doc = json.loads(run_cli("info", path, "--format", "json").stdout)
+    assert doc["deleted_rows"] == 2

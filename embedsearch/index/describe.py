@@ -24,6 +24,8 @@ def describe_index_dir(path: str | Path) -> dict[str, Any]:
         "metric": info.metric,
         "search params": ", ".join(f"{k}={v}" for k, v in info.search_params.items()) or "(exact)",
         "rows (ntotal)": info.ntotal,
+        # deleted rows an HNSW/refined index cannot remove: skipped by every search
+        **({"excluded rows": info.excluded_rows} if info.excluded_rows else {}),
         "dim": info.dim,
         "model": info.model,
         "fingerprint": info.fingerprint,

@@ -29,6 +29,11 @@ def vector_from_source(
     d = EmbeddingDir.open(entry.path)
     if d.fingerprint != fingerprint or not d.shards:
         return None
+    if embedding_id in d.dead_ids:  # its input is gone or changed: its vector is no query
+        raise InputError(
+            f"id {embedding_id} was deleted or replaced in {d.path} (its input is gone or "
+            "changed); `embedsearch index ... --append` drops its row from the index"
+        )
     table = ds.dataset([str(p) for p in d.shard_paths()], format="parquet").to_table(
         columns=["embedding"], filter=pc.field("id") == embedding_id
     )

@@ -404,8 +404,17 @@ class Searcher:
             raise InputError(
                 f"id {embedding_id} (source dir #{dir}) is not in the index {self.path}"
             )
+        if self.exclusion is not None and not self.exclusion.is_member(key):
+            raise InputError(_deleted(embedding_id, dir, self.path))
         info = self.index_info
         exact = vector_from_source(info.sources[dir], info.fingerprint, embedding_id)
         if exact is not None:
             return exact
         return reconstruct(self.index, key)
+
+
+def _deleted(embedding_id: int, dir: int, index_dir: Path) -> str:
+    return (
+        f"id {embedding_id} (source dir #{dir}) was deleted or replaced: the index {index_dir} "
+        "no longer returns it; query by another id, or --image with its file"
+    )

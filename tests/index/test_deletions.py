@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from embedsearch.errors import FormatError
+from embedsearch.errors import FormatError, InputError
 from embedsearch.index import Searcher, append_index, build_index
 from embedsearch.index.exclusions import EXCLUDED_FILE, REBUILD_SHARE
 from embedsearch.index.layout import read_info
@@ -121,3 +121,26 @@ def test_a_build_leaves_out_deleted_rows(tmp_path, corpus) -> None:
     EmbeddingDir.open(path).record_deleted([7])
     build_index([path], tmp_path / "idx", kind="flat")
     assert 7 not in [h.id for h in Searcher.open(tmp_path / "idx").search_vector(x[7], k=5)]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_query_by_a_deleted_id_is_refused_by_name(tmp_path, corpus, kind) -> None:
+    out, _ = _appended(tmp_path, corpus, kind)
+    with pytest.raises(InputError, match="id 7 .*was deleted or replaced"):
+        Searcher.open(out).search_id(7, k=5)
+
+
+def test_an_excluded_id_is_refused_when_its_embedding_dir_is_gone(tmp_path, corpus) -> None:
+    import shutil
+
+    out, _ = _appended(tmp_path, corpus, "hnsw")
+    shutil.rmtree(corpus[0])
+    with pytest.raises(InputError, match="id 7 .*was deleted or replaced"):
+        Searcher.open(out).search_id(7, k=5)
+
+
+def test_info_shows_the_excluded_rows_of_an_index(tmp_path, corpus) -> None:
+    from embedsearch.index.describe import describe_index_dir
+
+    out, _ = _appended(tmp_path, corpus, "hnsw", deleted=[1, 2])
+    assert describe_index_dir(out)["excluded rows"] == 2
