@@ -28,24 +28,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from index_bench import clustered_block  # the same corpus as the index benchmark
 
 BLOCK = 100_000
 SELECTIVITIES = {"50%": 500, "10%": 100, "1%": 10, "0.1%": 1}
-
-
-def clustered_block(
-    rows: int, dim: int, seed: int, latent: int = 24, clusters: int = 2000
-) -> np.ndarray:
-    """One seeded block of clustered, low-intrinsic-dimension, L2-normalised vectors."""
-    rng = np.random.default_rng(seed)
-    basis = np.random.default_rng(12345 + dim).standard_normal((latent, dim)).astype(np.float32)
-    centres = (
-        np.random.default_rng(777 + dim).standard_normal((clusters, latent)).astype(np.float32)
-    )
-    noise = 0.5 * rng.standard_normal((rows, latent)).astype(np.float32)
-    z = centres[rng.integers(0, clusters, rows)] + noise
-    x = z @ basis + 0.3 * rng.standard_normal((rows, dim)).astype(np.float32)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def make_data(work: Path, rows: int, dim: int) -> Path:
