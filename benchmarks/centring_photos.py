@@ -87,10 +87,27 @@ def index_copy_recall(path: Path, x: np.ndarray, labels: np.ndarray) -> float:
     return float((labels[best] == labels).mean())
 
 
-def main() -> None:
+def embed_crops(images: list, model: str, image_size: int) -> np.ndarray:
+    """The crops' vectors with ``model`` (a run dir keeps its own size), 64 images at a time."""
     import torch
 
     from embedsearch.encoders import load_encoder
+
+    size = None if Path(model).is_dir() else image_size
+    encoder = load_encoder(model, image_size=size)
+    with torch.no_grad():
+        return np.concatenate(
+            [
+                encoder.embed_images(
+                    torch.stack([encoder.preprocess(i) for i in images[s : s + 64]])
+                )
+                for s in range(0, len(images), 64)
+            ]
+        )
+
+
+def main() -> None:
+
     from embedsearch.index import build_index
     from embedsearch.index.centring import centred, concentration
     from embedsearch.store.arrays import write_embedding_dir
@@ -101,17 +118,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args()
     images, labels = photo_crops(args.crops)
-    size = None if Path(args.model).is_dir() else args.image_size  # a run dir has its own
-    encoder = load_encoder(args.model, image_size=size)
-    with torch.no_grad():
-        x = np.concatenate(
-            [
-                encoder.embed_images(
-                    torch.stack([encoder.preprocess(i) for i in images[s : s + 64]])
-                )
-                for s in range(0, len(images), 64)
-            ]
-        )
+    x = embed_crops(images, args.model, args.image_size)
     print(f"{len(images)} images of {len(set(labels))} photos, model {args.model}")
     print("similarity       mean-cos  copy-recall@1 exact/ivfpq  dedup-F1  ivfpq-recall@10")
     with tempfile.TemporaryDirectory() as tmp:

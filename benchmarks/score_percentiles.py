@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from centring_photos import photo_crops
+from centring_photos import embed_crops, photo_crops
 
 
 def hit_figures(index: Path, labels: np.ndarray, k: int = 10) -> dict[str, float]:
@@ -43,9 +43,7 @@ def hit_figures(index: Path, labels: np.ndarray, k: int = 10) -> dict[str, float
 
 
 def main() -> None:
-    import torch
 
-    from embedsearch.encoders import load_encoder
     from embedsearch.index import build_index
     from embedsearch.store.arrays import write_embedding_dir
 
@@ -55,17 +53,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args()
     images, labels = photo_crops(args.crops)
-    size = None if Path(args.model).is_dir() else args.image_size
-    encoder = load_encoder(args.model, image_size=size)
-    with torch.no_grad():
-        x = np.concatenate(
-            [
-                encoder.embed_images(
-                    torch.stack([encoder.preprocess(i) for i in images[s : s + 64]])
-                )
-                for s in range(0, len(images), 64)
-            ]
-        )
+    x = embed_crops(images, args.model, args.image_size)
     print(f"{len(images)} images of {len(set(labels))} photos, model {args.model}")
     with tempfile.TemporaryDirectory() as tmp:
         emb = Path(tmp) / "emb"
