@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from embedsearch.choices import Device, Modality, Precision
-from embedsearch.data.batches import Batch, ImageBatches, KnownRows, identity_collate, text_batches
+from embedsearch.data.batches import Batch, ImageBatches, identity_collate, text_batches
 from embedsearch.data.gone import Gone, find_gone
 from embedsearch.data.sources import RankSlice, Source, open_source
 from embedsearch.data.workers import default_workers, worker_init
@@ -40,7 +40,7 @@ from embedsearch.encoders.locate import (
 from embedsearch.errors import InputError, ModelError
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import ERRORS, MANIFEST, META_DIR, EmbeddingDir
-from embedsearch.store.reader import iter_batches
+from embedsearch.store.reader import KnownRows, load_known_rows
 from embedsearch.store.writer import DEFAULT_COMMIT_SECONDS, DEFAULT_SHARD_ROWS, ShardWriter
 
 if TYPE_CHECKING:
@@ -121,18 +121,6 @@ def job_key(num_shards: int | None, world: int, source: str | Path, model: str) 
         launch = ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
         return "torchrun:" + ":".join(os.environ.get(name, "") for name in launch)
     return None
-
-
-def load_known_rows(emb_dir: EmbeddingDir) -> KnownRows:
-    """Live rows already in ``emb_dir`` (source, hash, id), for skipping on rerun."""
-    known = KnownRows()
-    for batch in iter_batches(emb_dir, ["id", "source", "content_hash"]):
-        for row_id, source, digest in zip(
-            *(batch.column(c).to_pylist() for c in batch.column_names), strict=False
-        ):
-            known.counts[(source, digest)] += 1
-            known.ids_by_source.setdefault(source, []).append(row_id)
-    return known
 
 
 def record_gone(src: Source, known: KnownRows, emb_dir: EmbeddingDir, prune: bool | None) -> Gone:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 DEDUP_SUMMARY = "dedup.json"  # what marks a dedup result dir (``dedup --out``)
+METRICS_FILE = "metrics.jsonl"  # a run dir's per-epoch log
 
 
 def describe(path: str | Path) -> tuple[str, dict[str, Any]]:
@@ -24,22 +25,18 @@ def describe(path: str | Path) -> tuple[str, dict[str, Any]]:
         'embedding dir'
     """
     path = Path(path)
-    if not path.exists():
-        raise FormatError(f"{path} does not exist")
-    if (path / "index.json").is_file():
+    kind = _kind_of(path)
+    if kind == "index_dir":
         from embedsearch.index import describe_index_dir
 
-        return "index dir", describe_index_dir(path)
-    if (path / DEDUP_SUMMARY).is_file():
-        return "dedup dir", describe_dedup_dir(path)
-    from embedsearch.encoders.rundir import is_run_dir
-    from embedsearch.store.embedding_dir import EmbeddingDir
+        facts = describe_index_dir(path)
+    elif kind == "embedding_dir":
+        from embedsearch.store.embedding_dir import EmbeddingDir
 
-    if EmbeddingDir.is_embedding_dir(path):
-        return "embedding dir", describe_embedding_dir(EmbeddingDir.open(path))
-    if is_run_dir(path):
-        return "run dir", describe_run_dir(path)
-    raise FormatError(f"{path} is not a run dir, embedding dir, index dir or dedup dir")
+        facts = describe_embedding_dir(EmbeddingDir.open(path))
+    else:
+        facts = {"dedup_dir": describe_dedup_dir, "run_dir": describe_run_dir}[kind](path)
+    return kind.replace("_", " "), facts
 
 
 def _dedup_summary(path: Path) -> dict[str, Any]:
@@ -64,7 +61,7 @@ def describe_dedup_dir(path: Path) -> dict[str, Any]:
         elif isinstance(value, dict):
             value = json.dumps(value)
         facts[key.replace("_", " ")] = value
-    facts["files"] = ", ".join(sorted(p.name for p in path.iterdir() if p.is_file()))
+    facts["files"] = ", ".join(_file_names(path))
     return facts
 
 
@@ -98,7 +95,6 @@ def describe_run_dir(path: Path) -> dict[str, Any]:
 
     config = RunConfig.read(path / CONFIG_FILE)
     encoder = load_encoder(str(path))
-    metrics = path / "metrics.jsonl"
     facts = {
         "path": str(path.resolve()),
         "family": config.family,
@@ -109,12 +105,23 @@ def describe_run_dir(path: Path) -> dict[str, Any]:
         "embedding": config.embedding,
         "fingerprint": encoder.fingerprint,
     }
-    if metrics.is_file():
-        lines = [line for line in metrics.read_text().splitlines() if line.strip()]
+    if (path / METRICS_FILE).is_file():
+        lines = _metrics_lines(path)
         facts["epochs logged"] = len(lines)
         if lines:
             facts["last metrics"] = lines[-1]
     return facts
+
+
+def _metrics_lines(path: Path) -> list[str]:
+    """The non-blank lines of a run dir's ``metrics.jsonl`` (none when it has no such file)."""
+    metrics = path / METRICS_FILE
+    lines = metrics.read_text().splitlines() if metrics.is_file() else []
+    return [line for line in lines if line.strip()]
+
+
+def _file_names(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.is_file())
 
 
 # Version of the ``info --format json`` document; bumped when a key changes meaning or goes.
@@ -134,7 +141,7 @@ def info_document(path: str | Path) -> dict[str, Any]:
         >>> info_document("emb/")["live_rows"]   # doctest: +SKIP
         1200
     """
-    kind, _ = _kind_of(Path(path))
+    kind = _kind_of(Path(path))
     build = {
         "run_dir": _run_dir_json,
         "embedding_dir": _embedding_dir_json,
@@ -149,26 +156,26 @@ def info_document(path: str | Path) -> dict[str, Any]:
     }
 
 
-def _kind_of(path: Path) -> tuple[str, None]:
+def _kind_of(path: Path) -> str:
+    """``index_dir``, ``dedup_dir``, ``embedding_dir`` or ``run_dir``: what ``path`` holds."""
     if not path.exists():
         raise FormatError(f"{path} does not exist")
     if (path / "index.json").is_file():
-        return "index_dir", None
+        return "index_dir"
     if (path / DEDUP_SUMMARY).is_file():
-        return "dedup_dir", None
+        return "dedup_dir"
     from embedsearch.encoders.rundir import is_run_dir
     from embedsearch.store.embedding_dir import EmbeddingDir
 
     if EmbeddingDir.is_embedding_dir(path):
-        return "embedding_dir", None
+        return "embedding_dir"
     if is_run_dir(path):
-        return "run_dir", None
+        return "run_dir"
     raise FormatError(f"{path} is not a run dir, embedding dir, index dir or dedup dir")
 
 
 def _dedup_dir_json(path: Path) -> dict[str, Any]:
-    files = sorted(p.name for p in path.iterdir() if p.is_file())
-    return {**_dedup_summary(path), "files": files}
+    return {**_dedup_summary(path), "files": _file_names(path)}
 
 
 def _embedding_dir_json(path: Path) -> dict[str, Any]:
@@ -203,9 +210,7 @@ def _run_dir_json(path: Path) -> dict[str, Any]:
 
     config = RunConfig.read(path / CONFIG_FILE)
     encoder = load_encoder(str(path))
-    metrics = path / "metrics.jsonl"
-    lines = metrics.read_text().splitlines() if metrics.is_file() else []
-    lines = [line for line in lines if line.strip()]
+    lines = _metrics_lines(path)
     return {
         "family": config.family,
         "arch": config.arch,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,27 +17,12 @@ import torch
 
 from embedsearch.data.decode import DecodeError, decode_image, read_image_bytes
 from embedsearch.data.sources import Item
+from embedsearch.store.reader import KnownRows
 
 
 def content_hash(data: bytes) -> str:
     """Hash of raw input bytes (file contents or UTF-8 text), stored in ``content_hash``."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-@dataclass
-class KnownRows:
-    """What an embedding dir already holds: (source, hash) multiplicities and ids per source."""
-
-    counts: Counter = field(default_factory=Counter)
-    ids_by_source: dict[str, list[int]] = field(default_factory=dict)
-
-    def claim(self, source: str, digest: str) -> tuple[bool, list[int]]:
-        """-> (already stored, ids this item supersedes). Stored copies are used up one by one."""
-        key = (source, digest)
-        if self.counts[key] > 0:
-            self.counts[key] -= 1
-            return True, []
-        return False, self.ids_by_source.pop(source, [])
 
 
 @dataclass

@@ -143,12 +143,8 @@ def _take(values: Iterator[Any] | None, n: int, name: Any, total: int) -> list[A
 
 
 def _from_embedding_dir(path: Path, block_rows: int) -> Iterator[VectorBlock]:
-    import pyarrow.parquet as pq
-
     d = EmbeddingDir.open(path)
-    paths = d.shard_paths()
-    columns = pq.read_schema(paths[0]).names if paths else ["id", "source", "content_hash"]
-    carried = [c for c in columns if c not in RESERVED_COLUMNS]
+    carried = [c for c in d.column_names() if c not in RESERVED_COLUMNS]
     first = 0
     wanted = ["source", "content_hash", *carried]
     for batch, vectors in iter_vector_batches(d, wanted, block_rows):

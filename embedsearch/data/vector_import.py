@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from embedsearch.errors import InputError
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
 from embedsearch.store.integrity import NORM_TOLERANCE
-from embedsearch.store.reader import iter_batches
+from embedsearch.store.reader import load_known_rows
 from embedsearch.store.writer import DEFAULT_SHARD_ROWS, ShardWriter
 
 
@@ -96,7 +95,7 @@ def import_vectors(
     summary = ImportSummary(Path(out), dim=checked.dim, normalized=normalize or checked.unit)
     with emb_dir.writing():
         emb_dir.remove_debris()
-        stored, ids_by_source = _stored_rows(emb_dir)
+        known = load_known_rows(emb_dir)
         writer = ShardWriter(emb_dir, emb_dir.next_id + checked.rows, shard_rows=shard_rows)
         next_id = emb_dir.next_id
         progress.start("importing", checked.rows)
@@ -106,11 +105,10 @@ def import_vectors(
                 hashes = block.hashes or [_vector_hash(v) for v in vectors]
                 keep, superseded = [], []
                 for row, (name, digest) in enumerate(zip(block.sources, hashes, strict=True)):
-                    if stored[(name, digest)] > 0:
-                        stored[(name, digest)] -= 1
-                        continue
-                    keep.append(row)
-                    superseded += ids_by_source.pop(name, [])
+                    present, replaced = known.claim(name, digest)
+                    if not present:
+                        keep.append(row)
+                        superseded += replaced
                 rows = np.array(keep, np.int64)
                 writer.add(
                     np.arange(next_id, next_id + len(rows)),
@@ -155,17 +153,6 @@ def _check(
     if rows == 0 or dim is None or dim == 0:
         raise InputError(f"{where} holds no vectors")
     return _Checked(rows, dim, unit)
-
-
-def _stored_rows(emb_dir: EmbeddingDir) -> tuple[Counter, dict[str, list[int]]]:
-    """(source, hash) multiplicities and ids by source of the live rows: what a rerun skips."""
-    counts: Counter = Counter()
-    ids_by_source: dict[str, list[int]] = {}
-    for batch in iter_batches(emb_dir, ["id", "source", "content_hash"]):
-        for row_id, name, digest in zip(*(c.to_pylist() for c in batch.columns), strict=True):
-            counts[(name, digest)] += 1
-            ids_by_source.setdefault(name, []).append(row_id)
-    return counts, ids_by_source
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:

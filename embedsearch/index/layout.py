@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from embedsearch.documents import JsonDocument, optional_field
 from embedsearch.errors import FormatError, InputError
 from embedsearch.index import storage
 from embedsearch.store.integrity import sha256_file
+from embedsearch.store.manifest import now
 from embedsearch.store.runlock import writer_lock
 
 FORMAT = "embedsearch-index"
@@ -71,11 +71,6 @@ def split_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """faiss keys -> (embedding ids, dir numbers)."""
     keys = np.asarray(keys, dtype=np.int64)
     return keys & np.int64(ID_LIMIT - 1), keys >> np.int64(KEY_BITS)
-
-
-def now() -> str:
-    """The timestamp format of ``created``/``updated`` (local time with its offset)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 @dataclass(kw_only=True)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from embedsearch.index.layout import KEY_BITS
 from embedsearch.progress import NullProgress, Progress
@@ -52,14 +51,9 @@ def iter_numbered_batches(
     ``numbers`` are the dirs' positions in the index's ``sources``; ``columns`` None = all.
     """
     for number, d in zip(numbers, dirs, strict=True):
-        wanted = columns if columns is not None else _stored_columns(d)
+        wanted = columns if columns is not None else d.column_names()
         for batch, vectors in iter_vector_batches(d, wanted, BLOCK_ROWS):
             yield number, batch, vectors
-
-
-def _stored_columns(d: EmbeddingDir) -> list[str]:
-    paths = d.shard_paths()
-    return pq.read_schema(paths[0]).names if paths else ["id"]
 
 
 def draw_samples(

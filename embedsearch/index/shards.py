@@ -260,11 +260,6 @@ def check_shard_args(shard_index: int, num_shards: int) -> None:
         )
 
 
-def shard_done(work: Path, shard_index: int, num_shards: int) -> bool:
-    """Whether that worker's shard is complete (its ``shard.json`` is there)."""
-    return (work / shard_name(shard_index, num_shards) / SHARD_FILE).is_file()
-
-
 def add_shard(
     out: str | Path,
     *,
@@ -323,11 +318,10 @@ class _ShardAdder:
             s.rows for d, mine in zip(dirs, files, strict=True) for s in d.shards if s.file in mine
         )
         progress.start(f"adding shard {self.record.shard_index}", total)
-        columns = ["id", "source", "content_hash"]
         for number, (d, mine) in enumerate(zip(dirs, files, strict=True)):
             if not mine:
                 continue
-            names = _payload_columns(d, columns)
+            names = [n for n in d.column_names() if n != "embedding"]
             writer = MetadataWriter(self.staged / f"meta-{number:05d}.arrow")
             for batch, vectors in iter_vector_batches(d, names, shard_files=set(mine)):
                 keys = layout.make_keys(batch.column("id").to_numpy(zero_copy_only=False), number)
@@ -375,12 +369,3 @@ class _ShardAdder:
         faiss.write_index(self.block, str(self.staged / name))
         self.record.blocks.append({"file": name, "rows": int(self.block.ntotal)})
         self.block = None
-
-
-def _payload_columns(d: EmbeddingDir, base: list[str]) -> list[str]:
-    """Every stored column but the embedding (the metadata the index dir carries)."""
-    import pyarrow.parquet as pq
-
-    paths = d.shard_paths()
-    names = pq.read_schema(paths[0]).names if paths else base
-    return [n for n in names if n != "embedding"]

@@ -69,8 +69,6 @@ def manifest_path(path: str | Path) -> Path:
         else (path / LEGACY_MANIFEST)
     )
 
-    return True
-
 
 class EmbeddingDir:
     """An embedding dir on disk.
@@ -247,6 +245,11 @@ class EmbeddingDir:
 
     def shard_paths(self) -> list[Path]:
         return [self.path / s.file for s in self.shards]
+
+    def column_names(self) -> list[str]:
+        """The stored columns (the first shard's schema; the fixed ones before any shard)."""
+        paths = self.shard_paths()
+        return pq.read_schema(paths[0]).names if paths else ["id", "source", "content_hash"]
 
     def reload(self) -> None:
         self.manifest = self._read_manifest(self.path)

@@ -7,7 +7,9 @@ that changed and was embedded again) or deleted (an input that is gone) -- are s
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +220,29 @@ def open_embedding_dirs(paths: Sequence[str | Path]) -> list[EmbeddingDir]:
         dirs.append(EmbeddingDir.open(path))
     require_same_model(dirs)
     return dirs
+
+
+@dataclass
+class KnownRows:
+    """What an embedding dir already holds: (source, hash) multiplicities and ids per source."""
+
+    counts: Counter = field(default_factory=Counter)
+    ids_by_source: dict[str, list[int]] = field(default_factory=dict)
+
+    def claim(self, source: str, digest: str) -> tuple[bool, list[int]]:
+        """-> (already stored, ids this item supersedes). Stored copies are used up one by one."""
+        key = (source, digest)
+        if self.counts[key] > 0:
+            self.counts[key] -= 1
+            return True, []
+        return False, self.ids_by_source.pop(source, [])
+
+
+def load_known_rows(emb_dir: EmbeddingDir) -> KnownRows:
+    """Live rows already in ``emb_dir`` (source, hash, id), for skipping on rerun."""
+    known = KnownRows()
+    for batch in iter_batches(emb_dir, ["id", "source", "content_hash"]):
+        for row_id, source, digest in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+            known.counts[(source, digest)] += 1
+            known.ids_by_source.setdefault(source, []).append(row_id)
+    return known
