@@ -166,16 +166,15 @@ def dedup_command(
             raise InputError("an image folder is deduplicated with --method knn, without --against")
         folder_result = _dedup_folder(
             path,
-            out,
-            threshold,
-            keep,
-            phash,
-            phash_distance,
-            model,
-            pretrain_on,
-            epochs,
-            work,
-            flip_average,
+            out=out,
+            work=work,
+            model=model,
+            pretrain_on=pretrain_on,
+            epochs=epochs,
+            threshold=threshold,
+            keep=keep,
+            phash=None if phash is False else phash_distance,
+            flip_average=flip_average,
         )
     elif given := [name for name, on in folder_only.items() if on]:
         raise InputError(f"{', '.join(given)}: only for an image folder, and {path} is not one")
@@ -243,19 +242,9 @@ def is_image_folder(path: Path) -> bool:
     )
 
 
-def _dedup_folder(
-    path: Path,
-    out: Path,
-    threshold: float | None,
-    keep: Keep,
-    phash: bool | None,
-    phash_distance: int,
-    model: str | None,
-    pretrain_on: Path | None,
-    epochs: int | None,
-    work: Path | None,
-    flip_average: bool,
-) -> Any:
+def _dedup_folder(path: Path, **options: Any) -> Any:
+    """:func:`~embedsearch.folder_dedup.dedup_image_folder` with ``options``, its steps and
+    timings on stderr."""
     from embedsearch.cli.render import progress_bar, stderr
     from embedsearch.folder_dedup import dedup_image_folder
 
@@ -263,20 +252,7 @@ def _dedup_folder(
         stderr.print(line, markup=False, highlight=False, soft_wrap=True)
 
     with progress_bar() as bar:
-        folder_result = dedup_image_folder(
-            path,
-            out=out,
-            work=work,
-            model=model,
-            pretrain_on=pretrain_on,
-            epochs=epochs,
-            threshold=threshold,
-            keep=keep,
-            phash=None if phash is False else phash_distance,
-            flip_average=flip_average,
-            progress=bar,
-            notify=notify,
-        )
+        folder_result = dedup_image_folder(path, progress=bar, notify=notify, **options)
     seconds = ", ".join(f"{k} {v:.0f} s" for k, v in folder_result.seconds.items())
     stderr.print(
         f"model {folder_result.model}; embeddings {folder_result.embeddings}; {seconds}",

@@ -146,19 +146,7 @@ def index_command(
             )
     else:
         with progress_bar() as bar:
-            summary = build_index(
-                emb_dirs,
-                out,
-                kind=kind,
-                max_memory=max_memory,
-                target_recall=target_recall,
-                k=k,
-                overwrite=overwrite,
-                device=device,
-                seed=seed,
-                centre=centre,
-                progress=bar,
-            )
+            summary = build_index(emb_dirs, out, overwrite=overwrite, progress=bar, **build_options)
     if output_format == "json":
         stdout.print_json(json.dumps(summary.info.to_json()))
         return

@@ -15,6 +15,7 @@ from embedsearch.cli.pretrain_cmd import (
     ThreadsOption,
     WorkersOption,
     pretrain_app,
+    run_training,
 )
 
 
@@ -88,41 +89,33 @@ def clip_command(
     resume: ResumeOption = False,
 ) -> None:
     """Train CLIP on PAIRS; the run dir then works with embed, index and query --text."""
-    from embedsearch.cli.render import progress_bar, stderr, summary_table
+    from embedsearch.cli.render import stderr, summary_table
     from embedsearch.train.clip import pretrain_clip
-    from embedsearch.train.distributed import is_main_process
-    from embedsearch.train.loop import TrainingInterrupted
 
-    try:
-        with progress_bar() as bar:
-            result = pretrain_clip(
-                pairs,
-                out=out,
-                model=model,
-                pretrained=pretrained,
-                image_col=image_col,
-                text_col=text_col,
-                val_fraction=val_fraction,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                weight_decay=weight_decay,
-                progress=bar,
-                seed=seed,
-                warmup_epochs=warmup_epochs,
-                device=device,
-                precision=precision,
-                accumulate=accumulate,
-                workers=workers,
-                threads=threads,
-                resume=resume,
-                init=init,
-            )
-    except TrainingInterrupted as e:
-        if e.checkpoint is not None:
-            stderr.print(f"interrupted: checkpoint saved to {e.checkpoint}; continue with --resume")
-        raise typer.Exit(130) from None
-    if not is_main_process():
+    result = run_training(
+        pretrain_clip,
+        pairs,
+        out=out,
+        model=model,
+        pretrained=pretrained,
+        image_col=image_col,
+        text_col=text_col,
+        val_fraction=val_fraction,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        seed=seed,
+        warmup_epochs=warmup_epochs,
+        device=device,
+        precision=precision,
+        accumulate=accumulate,
+        workers=workers,
+        threads=threads,
+        resume=resume,
+        init=init,
+    )
+    if result is None:
         return
     summary = result.train
     last = summary.metrics[-1] if summary.metrics else {}

@@ -6,8 +6,9 @@ it from their own module (``pretrain_clip_cmd.py`` imports ``pretrain_app``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -28,6 +29,7 @@ pretrain_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(pretrain_app, name="pretrain")
+T = TypeVar("T")
 
 # Options of the shared training loop, declared once for every `pretrain` objective.
 DeviceOption = Annotated[Device, typer.Option(help="auto: CUDA when present.")]
@@ -50,6 +52,24 @@ ThreadsOption = Annotated[
 ResumeOption = Annotated[
     bool, typer.Option("--resume", help="Continue from OUT/checkpoint exactly.")
 ]
+
+
+def run_training(train: Callable[..., T], *args: Any, **options: Any) -> T | None:
+    """``train(*args, progress=<a bar>, **options)``; None on ranks other than the first (they
+    report nothing). Ctrl-C exits 130, saying where the checkpoint to ``--resume`` from is."""
+    from embedsearch.cli.render import progress_bar, stderr
+    from embedsearch.train.distributed import is_main_process
+    from embedsearch.train.loop import TrainingInterrupted
+
+    try:
+        with progress_bar() as bar:
+            result = train(*args, progress=bar, **options)
+    except TrainingInterrupted as e:
+        if e.checkpoint is not None:
+            stderr.print(f"interrupted: checkpoint saved to {e.checkpoint}; continue with --resume")
+        raise typer.Exit(130) from None
+    return result if is_main_process() else None
+
 
 SMALL_STEM: dict[str, bool | None] = {"auto": None, "small": True, "standard": False}
 
@@ -170,9 +190,7 @@ def simclr_command(
     Prints an estimate of the whole run after its first steps; OUT/train.log gets it and one
     line per epoch.
     """
-    from embedsearch.cli.render import progress_bar, stderr, summary_table
-    from embedsearch.train.distributed import is_main_process
-    from embedsearch.train.loop import TrainingInterrupted
+    from embedsearch.cli.render import stderr, summary_table
     from embedsearch.train.simclr import pretrain_simclr
 
     def notify(line: str) -> None:
@@ -180,44 +198,38 @@ def simclr_command(
         if line.startswith("estimate") or not stderr.is_terminal:
             stderr.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    try:
-        with progress_bar() as bar:
-            summary = pretrain_simclr(
-                image_dir,
-                out=out,
-                preset=preset,
-                notify=notify,
-                arch=arch,
-                image_size=image_size,
-                small_stem=SMALL_STEM[stem],
-                epochs=epochs,
-                batch_size=batch_size,
-                optimizer=optimizer,
-                lr=lr,
-                weight_decay=weight_decay,
-                temperature=temperature,
-                color_strength=color_strength,
-                crop_min_scale=crop_min_scale,
-                jpeg_prob=jpeg_prob,
-                head_hidden=head_hidden,
-                eval_dir=eval_dir,
-                progress=bar,
-                seed=seed,
-                warmup_epochs=warmup_epochs,
-                device=device,
-                precision=precision,
-                accumulate=accumulate,
-                workers=workers,
-                threads=threads,
-                sync_bn=sync_bn,
-                resume=resume,
-                init=init,
-            )
-    except TrainingInterrupted as e:
-        if e.checkpoint is not None:
-            stderr.print(f"interrupted: checkpoint saved to {e.checkpoint}; continue with --resume")
-        raise typer.Exit(130) from None
-    if not is_main_process():
+    summary = run_training(
+        pretrain_simclr,
+        image_dir,
+        out=out,
+        preset=preset,
+        notify=notify,
+        arch=arch,
+        image_size=image_size,
+        small_stem=SMALL_STEM[stem],
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        weight_decay=weight_decay,
+        temperature=temperature,
+        color_strength=color_strength,
+        crop_min_scale=crop_min_scale,
+        jpeg_prob=jpeg_prob,
+        head_hidden=head_hidden,
+        eval_dir=eval_dir,
+        seed=seed,
+        warmup_epochs=warmup_epochs,
+        device=device,
+        precision=precision,
+        accumulate=accumulate,
+        workers=workers,
+        threads=threads,
+        sync_bn=sync_bn,
+        resume=resume,
+        init=init,
+    )
+    if summary is None:
         return
     last = summary.metrics[-1] if summary.metrics else {}
     rows = [

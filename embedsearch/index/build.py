@@ -86,41 +86,18 @@ def build_index(
     progress = progress or NullProgress()
     with layout.index_writer_lock(out):
         layout.check_out_dir(out, overwrite)
-        return _build_locked(
-            paths, out, kind, max_memory, target_recall, k, device, seed, centre, progress
+        started = time.perf_counter()
+        trained = plan_and_train(
+            paths, kind, max_memory, target_recall, k, device, seed, centre, progress
         )
-
-
-def _build_locked(
-    paths: list[str | Path],
-    out: Path,
-    kind: Kind,
-    max_memory: str | int | None,
-    target_recall: float,
-    k: int,
-    device: Device,
-    seed: int,
-    centre: CentreMode,
-    progress: Progress,
-) -> BuildSummary:
-    started = time.perf_counter()
-    trained = plan_and_train(
-        paths, kind, max_memory, target_recall, k, device, seed, centre, progress
-    )
-    dirs = trained.dirs
-    parts = IndexParts(
-        index=trained.index,
-        info=trained.info,
-        tuning=trained.tuning,
-        held_out=trained.held_out,
-        k=k,
-    )
-    numbers = list(range(len(dirs)))
-    parts.replay = lambda: (v for _, _, v in iter_numbered_batches(dirs, numbers, ["id"]))
-    with staged_dir(out) as staged:
-        carry_model(trained.info, dirs[0], staged)
-        add_rows(parts, dirs, numbers, staged, skip=None, progress=progress)
-        return finish_index(parts, staged, out, started, [trained.plan.reason], progress)
+        dirs = trained.dirs
+        parts = IndexParts(trained.index, trained.info, trained.tuning, trained.held_out, k)
+        numbers = list(range(len(dirs)))
+        parts.replay = lambda: (v for _, _, v in iter_numbered_batches(dirs, numbers, ["id"]))
+        with staged_dir(out) as staged:
+            carry_model(trained.info, dirs[0], staged)
+            add_rows(parts, dirs, numbers, staged, skip=None, progress=progress)
+            return finish_index(parts, staged, out, started, [trained.plan.reason], progress)
 
 
 @dataclass
