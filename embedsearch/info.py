@@ -164,7 +164,7 @@ def _kind_of(path: Path) -> str:
         return "index_dir"
     if (path / DEDUP_SUMMARY).is_file():
         return "dedup_dir"
-    from embedsearch.encoders.rundir import is_run_dir
+    from embedsearch.encoders.locate import is_run_dir
     from embedsearch.store.embedding_dir import EmbeddingDir
 
     if EmbeddingDir.is_embedding_dir(path):

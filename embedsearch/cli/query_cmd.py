@@ -131,8 +131,8 @@ def check_index_dir(path: Path) -> None:
     """Refuse an embedding dir or a model run dir given as the index, saying what to run."""
     if (path / "index.json").exists():
         return
-    # only on the way to an error: the run-dir module imports torch, which --id queries never need
-    from embedsearch.encoders.rundir import is_run_dir
+    # only on the way to an error
+    from embedsearch.encoders.locate import is_run_dir
     from embedsearch.errors import InputError
     from embedsearch.store.embedding_dir import EmbeddingDir
 

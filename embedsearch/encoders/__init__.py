@@ -34,22 +34,9 @@ from embedsearch.errors import ModelError
 if TYPE_CHECKING:
     from embedsearch.encoders.base import Encoder
 
-Loader = Callable[[str, str, "int | None"], "Encoder"]
-# family prefix -> loader(target, spec, image_size) -> Encoder
-_LOADERS: dict[str, Loader] = {}
 # Short names of the CPU configs this project ships -> their open_clip architecture.
 SHORT_NAMES = {"tiny": "tiny-clip", "tiny-clip": "tiny-clip"}
 logger = logging.getLogger("embedsearch")
-
-
-def register(prefix: str) -> Callable[[Loader], Loader]:
-    """Decorator registering a loader for specs of the form ``prefix:TARGET``."""
-
-    def wrap(loader: Loader) -> Loader:
-        _LOADERS[prefix] = loader
-        return loader
-
-    return wrap
 
 
 def clip_arch(name: str) -> str:
@@ -63,7 +50,6 @@ def clip_arch(name: str) -> str:
     return SHORT_NAMES.get(name, name)
 
 
-@register("simclr")
 def _load_simclr(target: str, spec: str, image_size: int | None) -> Encoder:
     from embedsearch.encoders.simclr import load_simclr
 
@@ -72,7 +58,6 @@ def _load_simclr(target: str, spec: str, image_size: int | None) -> Encoder:
     return encoder
 
 
-@register("openclip")
 def _load_openclip(target: str, spec: str, image_size: int | None) -> Encoder:
     from embedsearch.encoders.openclip import load_openclip
 
@@ -91,6 +76,13 @@ def _load_openclip(target: str, spec: str, image_size: int | None) -> Encoder:
     encoder = load_openclip(target, spec)
     encoder.trained = trained
     return encoder
+
+
+# family prefix of a ``prefix:TARGET`` spec -> loader(target, spec, image_size)
+_LOADERS: dict[str, Callable[[str, str, int | None], Encoder]] = {
+    "simclr": _load_simclr,
+    "openclip": _load_openclip,
+}
 
 
 def load_encoder(spec: str, image_size: int | None = None, flip_average: bool = False) -> Encoder:

@@ -193,11 +193,7 @@ class ModelRecord:
             # written before paths were resolved: relative to where the command ran, which
             # was usually a parent of the dir (``demo/model`` beside ``demo/index``)
             found += [parent / recorded for parent in self.home.parents]
-        unique: list[Path] = []
-        for path in found:
-            if path not in unique:
-                unique.append(path)
-        return unique
+        return list(dict.fromkeys(found))  # each once, in order
 
 
 def find_run_dir(record: ModelRecord) -> Path | None:
