@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from embedsearch.errors import InputError
@@ -185,29 +185,22 @@ def _refined_pq(dim: int) -> tuple[str, float] | None:
 def plan_kind(kind: str, n: int, dim: int, max_memory: int) -> IndexPlan:
     """The plan for an explicit ``kind`` (the budget is only checked and reported)."""
     nlist = ivf_nlist(n)
+
+    def asked(factory: str, lists: int, size: int, what: str) -> IndexPlan:
+        return IndexPlan(kind, factory, lists, size, size <= max_memory, f"asked for {what}")
+
     if kind == "flat":
-        size = n * (dim * 4 + ID_BYTES)
-        return IndexPlan(
-            "flat", "IDMap2,Flat", 0, size, size <= max_memory, "asked for exact search"
-        )
+        return asked("IDMap2,Flat", 0, n * (dim * 4 + ID_BYTES), "exact search")
     if kind == "hnsw":
         size = int(n * (dim * 4 + ID_BYTES + HNSW_M * 2 * 4 * 1.1))
-        return IndexPlan(
-            "hnsw", f"IDMap2,HNSW{HNSW_M},Flat", 0, size, size <= max_memory, "asked for HNSW"
-        )
+        return asked(f"IDMap2,HNSW{HNSW_M},Flat", 0, size, "HNSW")
     if kind == "ivf":
-        size = _ivf_bytes(n, dim, nlist, dim * 4)
-        return IndexPlan(
-            "ivf", f"IVF{nlist},Flat", nlist, size, size <= max_memory, "asked for IVF"
-        )
+        return asked(f"IVF{nlist},Flat", nlist, _ivf_bytes(n, dim, nlist, dim * 4), "IVF")
     if kind == "ivfsq":
         # SQ8 codes when they fit, else SQ6 (reported as not fitting when even those do not)
         sq8, sq6 = _codecs(dim, n)[:2]
         codec = sq8 if sq8.size(n, dim, nlist) <= max_memory else sq6
-        size = codec.size(n, dim, nlist)
-        return IndexPlan(
-            "ivfsq", codec.factory(nlist), nlist, size, size <= max_memory, "asked for IVF-SQ"
-        )
+        return asked(codec.factory(nlist), nlist, codec.size(n, dim, nlist), "IVF-SQ")
     if kind == "ivfpq":
         # refined fast-scan PQ when its SQ8 codes fit, else the most accurate plain PQ that fits
         refined = _refined_pq(dim)
@@ -217,14 +210,7 @@ def plan_kind(kind: str, n: int, dim: int, max_memory: int) -> IndexPlan:
         for codec in options:
             size = codec.size(n, dim, nlist)
             if size <= max_memory or codec is options[-1]:
-                return IndexPlan(
-                    "ivfpq",
-                    codec.factory(nlist),
-                    nlist,
-                    size,
-                    size <= max_memory,
-                    "asked for a compressed IVF index",
-                )
+                return asked(codec.factory(nlist), nlist, size, "a compressed IVF index")
     raise InputError(f"unknown --kind {kind!r}: use one of {', '.join(KINDS)}")
 
 
@@ -240,14 +226,9 @@ def choose_index(n: int, dim: int, max_memory: int, kind: str = "auto") -> Index
         return plan_kind(kind, n, dim, max_memory)
     flat = plan_kind("flat", n, dim, max_memory)
     if flat.fits and n * dim <= FLAT_WORK_LIMIT:
-        return IndexPlan(
-            "flat",
-            flat.factory,
-            0,
-            flat.estimated_bytes,
-            True,
-            f"{n:,} vectors: exact search is fast enough and fits the budget",
-        )
+        why = f"{n:,} vectors: exact search is fast enough and fits the budget"
+        return replace(flat, reason=why)
+    best = f"most accurate index within the {max_memory:,} byte budget"
     options = [Codec("Flat", dim * 4)] + _codecs(dim, n)
     fitting_pq: list[tuple[Codec, int, int]] = []
     for codec in options:
@@ -259,14 +240,7 @@ def choose_index(n: int, dim: int, max_memory: int, kind: str = "auto") -> Index
                 fitting_pq.append((codec, nlist, size))
             else:
                 kind_name = "ivf" if codec.suffix == "Flat" else "ivfsq"
-                return IndexPlan(
-                    kind_name,
-                    codec.factory(nlist),
-                    nlist,
-                    size,
-                    True,
-                    f"most accurate index within the {max_memory:,} byte budget",
-                )
+                return IndexPlan(kind_name, codec.factory(nlist), nlist, size, True, best)
     if fitting_pq:
         most_bytes = max(codec.code_bytes for codec, _, _ in fitting_pq)
         near = [
@@ -275,20 +249,7 @@ def choose_index(n: int, dim: int, max_memory: int, kind: str = "auto") -> Index
             if option[0].code_bytes >= PQ_BYTES_FOR_LISTS * most_bytes
         ]
         codec, nlist, size = max(near, key=lambda option: (option[1], option[0].code_bytes))
-        return IndexPlan(
-            "ivfpq",
-            codec.factory(nlist),
-            nlist,
-            size,
-            True,
-            f"most accurate index within the {max_memory:,} byte budget",
-        )
+        return IndexPlan("ivfpq", codec.factory(nlist), nlist, size, True, best)
     codec, nlist = options[-1], ivf_nlist(n)
-    return IndexPlan(
-        "ivfpq",
-        codec.factory(nlist),
-        nlist,
-        codec.size(n, dim, nlist),
-        False,
-        "nothing fits the memory budget; this is the smallest index",
-    )
+    why = "nothing fits the memory budget; this is the smallest index"
+    return IndexPlan("ivfpq", codec.factory(nlist), nlist, codec.size(n, dim, nlist), False, why)
