@@ -36,20 +36,7 @@ _LAZY = {
     "build_in_shards": "embedsearch.index.parallel",
 }
 
-__all__ = [
-    "BuildSummary",
-    "Hit",
-    "IndexInfo",
-    "Searcher",
-    "add_shard",
-    "append_index",
-    "build_in_shards",
-    "build_index",
-    "choose_index",
-    "describe_index_dir",
-    "merge_shards",
-    "train_shards",
-]
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

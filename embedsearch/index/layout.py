@@ -265,9 +265,12 @@ def verify_index_file(path: Path, info: IndexInfo) -> None:
     list); the hash is streamed (memory flat). Indexes written before the checksum was recorded
     are not checked.
     """
-    if info.index_sha256 is None:
-        return
-    if sha256_file(path / INDEX_FILE) != info.index_sha256:
+    if info.index_sha256 is not None:
+        _require_checksum(path, info, sha256_file(path / INDEX_FILE))
+
+
+def _require_checksum(path: Path, info: IndexInfo, sha256: str) -> None:
+    if info.index_sha256 is not None and sha256 != info.index_sha256:
         raise FormatError(
             f"{path / INDEX_FILE} is corrupt (its checksum differs from the one in {INFO_FILE}); "
             "refusing to use it: rebuild the index with `embedsearch index ... --overwrite`"
@@ -308,11 +311,7 @@ def _read_ondisk(path: Path, info: IndexInfo) -> Any:
     if info.ivf_data is None:
         raise FormatError(f"{path / INFO_FILE} says storage ondisk but names no lists file")
     header = (path / INDEX_FILE).read_bytes()  # small: the quantizer and the list table
-    if info.index_sha256 is not None and hashlib.sha256(header).hexdigest() != info.index_sha256:
-        raise FormatError(
-            f"{path / INDEX_FILE} is corrupt (its checksum differs from the one in {INFO_FILE}); "
-            "refusing to use it: rebuild the index with `embedsearch index ... --overwrite`"
-        )
+    _require_checksum(path, info, hashlib.sha256(header).hexdigest())
     data = path / info.ivf_data.file
     storage.check_size(data, info.ivf_data.bytes)
     return storage.read_ondisk(header, data, info.ivf_data.written_as)
