@@ -13,8 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from embedsearch.atomic import staged_dir
+from embedsearch.atomic import link_or_copy, staged_dir
 from embedsearch.choices import Device
 from embedsearch.index import layout
 from embedsearch.index.adding import IndexParts, add_rows
@@ -101,7 +99,7 @@ def _append_locked(
     parts = IndexParts(index=index, info=info, tuning=tuning, held_out=held_out, k=k)
     with staged_dir(out) as staged:
         for name in info.metadata_file_names():
-            _link(out / name, staged / name)
+            link_or_copy(out / name, staged / name)  # metadata files never change
         carry_model(info, named[0], staged, previous=out)
         add_rows(parts, available, avail_numbers, staged, store, progress, add_to=set(numbers))
         notes = [f"appended {parts.added:,} rows from {', '.join(str(d.path) for d in named)}"]
@@ -209,10 +207,3 @@ def _exclusion_notes(info: IndexInfo, excluded: np.ndarray, index: Any) -> list[
             "`embedsearch index ... --overwrite`"
         )
     return [note]
-
-
-def _link(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)  # metadata files never change once written: share them
-    except OSError:
-        shutil.copy2(src, dst)

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from embedsearch.atomic import staged_dir
+from embedsearch.atomic import link_or_copy, staged_dir
 from embedsearch.errors import InputError
 from embedsearch.index import layout, storage
 from embedsearch.index.adding import IndexParts
@@ -177,10 +176,7 @@ def _place_metadata(work: Path, records: list[ShardRecord], info: IndexInfo, sta
         folder = work / shard_name(record.shard_index, record.num_shards)
         for entry in record.metadata_files:
             name = layout.META_TEMPLATE.format(len(info.metadata_files))
-            try:
-                os.link(folder / entry["file"], staged / name)
-            except OSError:  # another filesystem: copy
-                shutil.copy2(folder / entry["file"], staged / name)
+            link_or_copy(folder / entry["file"], staged / name)
             info.metadata_files.append(
                 MetadataFileEntry(file=name, dir=int(entry["dir"]), rows=int(entry["rows"]))
             )
