@@ -124,11 +124,6 @@ def iter_image_files(folder: str | Path) -> Iterator[Path]:
             yield Path(entry.path)
 
 
-def count_image_files(folder: str | Path) -> int:
-    """Entries :func:`walk_image_folder` yields, usable or not (one walk, nothing stored)."""
-    return sum(1 for _ in walk_image_folder(folder))
-
-
 def display_path(path: str | Path) -> str:
     """``path`` as a valid Unicode string, for the ``source`` column and messages.
 
@@ -188,9 +183,6 @@ class ImageFolderSource(Source):
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.description = str(self.root)
-
-    def count(self) -> int:
-        return count_image_files(self.root)
 
     def __iter__(self) -> Iterator[Item]:
         for index, entry in enumerate(walk_image_folder(self.root)):

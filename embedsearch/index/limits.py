@@ -25,7 +25,7 @@ from embedsearch.index.exact_refine import FLAT_REFINE, exact_refine_bytes
 from embedsearch.index.layout import IndexInfo
 from embedsearch.index.plan import plan_kind
 from embedsearch.index.search_params import ivf_of, refine_of
-from embedsearch.index.tune import PLATEAU, TuneResult
+from embedsearch.index.tune import PLATEAU, TuneResult, drop_own, recall_at_k
 
 
 def candidate_recall(
@@ -52,12 +52,7 @@ def candidate_recall(
         ivf.nprobe = nprobe
     if positions is not None:
         found = np.where(found >= 0, positions[np.maximum(found, 0)], -1)
-    hits = total = 0
-    for got, want, me in zip(found, truth, own, strict=False):
-        want = want[want >= 0]
-        hits += len(np.intersect1d(got[got != me], want))
-        total += len(want)
-    return hits / total if total else 1.0
+    return recall_at_k(drop_own(found, own, k * k_factor + 1), truth)  # every candidate kept
 
 
 def shortfall_note(

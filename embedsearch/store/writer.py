@@ -132,9 +132,7 @@ class ShardWriter:
         table = pa.table(columns)
         if self._schema is None:
             self._schema = _widen_nulls(table.schema)
-            table = _conform(table, self._schema)
-        else:
-            table = _conform(table, self._schema)
+        table = _conform(table, self._schema)
         self._pending.append(table)
         self._pending_rows += table.num_rows
         self._vectors.append(np.asarray(vectors, dtype=np.float32))
