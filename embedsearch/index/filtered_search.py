@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from embedsearch.index.search_params import hnsw_of, ivf_of
+from embedsearch.index.search_params import hnsw_of, innermost, ivf_of
 
 Method = Literal["selector", "exact"]
 # a bitmap over keys costs max_key/8 bytes; use it while that is at most this many bytes a key, or
@@ -310,7 +310,7 @@ def _row_reader(index: Any) -> Callable[[np.ndarray], np.ndarray]:
     else the key): a view of an HNSW graph's flat storage, else decoded codes."""
     import faiss
 
-    inner = _innermost(index)
+    inner = innermost(index)
     hnsw = hnsw_of(inner)
     storage = None if hnsw is None else _flat_storage(hnsw)
     if storage is not None:
@@ -326,19 +326,9 @@ def prepare_exact(index: Any) -> None:
     import faiss
 
     direct_map: Any = faiss.DirectMap  # type: ignore[attr-defined]  # not in faiss's stubs
-    inner = _innermost(index)
+    inner = innermost(index)
     if isinstance(inner, faiss.IndexIVF) and inner.direct_map.type == direct_map.NoMap:
         inner.set_direct_map_type(direct_map.Hashtable)
-
-
-def _innermost(index: Any) -> Any:
-    """The index under the IDMap and PreTransform wrappers (IVF, refine, HNSW or flat)."""
-    import faiss
-
-    node: Any = faiss.downcast_index(index)
-    while isinstance(node, (faiss.IndexIDMap, faiss.IndexIDMap2, faiss.IndexPreTransform)):
-        node = faiss.downcast_index(node.index)
-    return node
 
 
 def _transformed(index: Any, queries: np.ndarray) -> np.ndarray:

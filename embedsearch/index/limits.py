@@ -40,7 +40,6 @@ def candidate_recall(
     positions: np.ndarray | None = None
     if isinstance(view, (faiss.IndexIDMap, faiss.IndexIDMap2)):
         positions = faiss.vector_to_array(view.id_map)
-        view = faiss.downcast_index(view.index)
     x = as_ranked(queries, centre_of(index))
     base = faiss.downcast_index(refine_of(index).base_index)
     ivf = ivf_of(index)

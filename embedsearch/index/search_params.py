@@ -66,7 +66,8 @@ def apply_search_params(index: Any, params: dict[str, int]) -> None:
         refine_of(index).k_factor = float(params["k_factor"])
 
 
-def _unwrap(index: Any) -> Any:
+def innermost(index: Any) -> Any:
+    """The index under the IDMap and PreTransform wrappers (IVF, refine, HNSW or flat)."""
     import faiss
 
     index = faiss.downcast_index(index)
@@ -79,7 +80,7 @@ def refine_of(index: Any) -> Any:
     """The IndexRefine inside ``index`` (under IDMap and transform wrappers), or None."""
     import faiss
 
-    index = _unwrap(index)
+    index = innermost(index)
     return index if isinstance(index, faiss.IndexRefine) else None
 
 
@@ -87,7 +88,7 @@ def ivf_of(index: Any) -> Any:
     """The IVF index inside ``index`` (under IDMap and refine wrappers), or None."""
     import faiss
 
-    index = _unwrap(index)
+    index = innermost(index)
     if isinstance(index, faiss.IndexRefine):
         index = index.base_index
     try:
@@ -100,5 +101,5 @@ def hnsw_of(index: Any) -> Any:
     """The HNSW index inside ``index`` (under IDMap and transform wrappers), or None."""
     import faiss
 
-    index = _unwrap(index)
+    index = innermost(index)
     return index if isinstance(index, faiss.IndexHNSW) else None
