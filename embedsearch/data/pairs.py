@@ -114,6 +114,7 @@ def load_pairs(
         pairs = _load_folder(path.resolve(), check_images, progress)
     else:
         pairs = _load_table(path.resolve(), image_col, text_col, check_images, progress)
+    pairs.report.kept = len(pairs.images)
     if not pairs.images:
         detail = "; ".join(pairs.report.examples) or "no rows"
         raise InputError(
@@ -159,9 +160,8 @@ def _load_table(
 ) -> Pairs:
     from embedsearch.data.tables import read_table_batches
 
-    report = PairsReport()
-    images: list[str | TarMember] = []
-    captions: list[str] = []
+    pairs = Pairs([], [], PairsReport(), "")
+    report = pairs.report
     columns: tuple[str, str] | None = None
     progress.start(f"Reading pairs from {path.name}", None)
     for block in read_table_batches(path):
@@ -178,21 +178,17 @@ def _load_table(
                 continue
             image = _image_path(value, path.parent)
             if _keep(image, caption, where, check_images, report):
-                images.append(str(image))
-                captions.append(str(caption).strip())
+                pairs.images.append(str(image))
+                pairs.captions.append(str(caption).strip())
         progress.advance(batch.num_rows)
     progress.stop()
     if columns is None:  # an empty table still deserves a column check
         from embedsearch.data.tables import table_columns
 
         pick_columns(table_columns(path), image_col, text_col, str(path))
-    report.kept = len(images)
-    return Pairs(
-        images,
-        captions,
-        report,
-        f"{path} [{columns[0] if columns else image_col}, {columns[1] if columns else text_col}]",
-    )
+    image_col, text_col = columns or (image_col, text_col)
+    pairs.description = f"{path} [{image_col}, {text_col}]"
+    return pairs
 
 
 def _image_path(value: object, base: Path) -> Path | None:
@@ -205,9 +201,8 @@ def _image_path(value: object, base: Path) -> Path | None:
 def _load_folder(root: Path, check_images: bool, progress: Progress) -> Pairs:
     from embedsearch.data.sources import display_path, walk_image_folder
 
-    report = PairsReport()
-    images: list[str | TarMember] = []
-    captions: list[str] = []
+    pairs = Pairs([], [], PairsReport(), str(root))
+    report = pairs.report
     progress.start(f"Reading pairs from {root.name}/", None)
     for entry in walk_image_folder(root):
         report.rows += 1
@@ -226,20 +221,18 @@ def _load_folder(root: Path, check_images: bool, progress: Progress) -> Pairs:
             report.skip("unreadable caption file", f"{where} ({e})")
             continue
         if _keep(image, caption, where, check_images, report):
-            images.append(str(image))
-            captions.append(caption.strip())
+            pairs.images.append(str(image))
+            pairs.captions.append(caption.strip())
         progress.advance()
     progress.stop()
-    report.kept = len(images)
-    return Pairs(images, captions, report, str(root))
+    return pairs
 
 
 def _load_webdataset(spec: str, progress: Progress) -> Pairs:
     from embedsearch.data.webdataset import expand_shards, iter_samples, read_text
 
-    report = PairsReport()
-    images: list[str | TarMember] = []
-    captions: list[str] = []
+    pairs = Pairs([], [], PairsReport(), os.path.abspath(spec))
+    report = pairs.report
     shards = expand_shards(spec)
     compressed = [s for s in shards if not s.name.lower().endswith(".tar")]
     if compressed:
@@ -267,12 +260,11 @@ def _load_webdataset(spec: str, progress: Progress) -> Pairs:
             if not text.strip():
                 report.skip("empty caption", sample.source)
                 continue
-            images.append(image)
-            captions.append(text.strip())
+            pairs.images.append(image)
+            pairs.captions.append(text.strip())
         progress.advance()
     progress.stop()
-    report.kept = len(images)
-    return Pairs(images, captions, report, os.path.abspath(spec))
+    return pairs
 
 
 def _keep(
