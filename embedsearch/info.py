@@ -231,7 +231,6 @@ def _index_dir_json(path: Path) -> dict[str, Any]:
     from embedsearch.index.layout import read_info
 
     info = read_info(path)
-    recall = info.recall
     return {
         "index_kind": info.kind,
         "factory": info.factory,
@@ -243,17 +242,8 @@ def _index_dir_json(path: Path) -> dict[str, Any]:
         "model_options": dict(info.model_options),
         "fingerprint": info.fingerprint,
         "modality": info.modality,
-        "recall": {
-            "k": recall.k,
-            "recall_at_k": recall.recall_at_k,
-            "target": recall.target,
-            "met": recall.met,
-        },
-        "latency": {
-            "p50_ms": info.latency.get("p50_ms"),
-            "p99_ms": info.latency.get("p99_ms"),
-            "batch_qps": info.latency.get("batch_qps"),
-        },
+        "recall": {key: getattr(info.recall, key) for key in ("k", "recall_at_k", "target", "met")},
+        "latency": {key: info.latency.get(key) for key in ("p50_ms", "p99_ms", "batch_qps")},
         "memory_bytes": info.memory_bytes,
         "max_memory": info.max_memory,
         "build_seconds": info.build_seconds,

@@ -45,6 +45,18 @@ def test_index_dir_json_types_its_values(run_cli, tmp_path) -> None:
     assert doc["sources"][0]["indexed_rows"] == 300
 
 
+def test_index_dir_json_recall_holds_its_documented_keys(run_cli, tmp_path) -> None:
+    build_index([embedding_dir(tmp_path)], tmp_path / "idx", kind="flat")
+    doc = json.loads(run_cli("info", tmp_path / "idx", "--format", "json").stdout)
+    assert list(doc["recall"]) == ["k", "recall_at_k", "target", "met"]
+
+
+def test_index_dir_json_latency_holds_its_documented_keys(run_cli, tmp_path) -> None:
+    build_index([embedding_dir(tmp_path)], tmp_path / "idx", kind="flat")
+    doc = json.loads(run_cli("info", tmp_path / "idx", "--format", "json").stdout)
+    assert list(doc["latency"]) == ["p50_ms", "p99_ms", "batch_qps"]
+
+
 def test_run_dir_json_lists_modalities_and_parses_metrics(run_cli, tmp_path) -> None:
     from embedsearch.encoders import load_encoder
     from embedsearch.encoders.rundir import save_run_dir
