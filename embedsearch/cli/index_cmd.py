@@ -107,6 +107,7 @@ def index_command(
     from embedsearch.cli.render import progress_bar, stderr, stdout
     from embedsearch.errors import InputError
     from embedsearch.index import append_index, build_index
+    from embedsearch.index.parallel import torchrun_rank
 
     steps = {"--train-only": train_only, "--shard-index": shard_index is not None}
     steps["--merge"] = merge
@@ -120,7 +121,7 @@ def index_command(
     build_options: dict[str, Any] = {"kind": kind, "max_memory": max_memory, "k": k}
     build_options |= {"target_recall": target_recall, "device": device, "seed": seed}
     build_options["centre"] = centre
-    if not append and (chosen or num_shards is not None or _under_torchrun()):
+    if not append and (chosen or num_shards is not None or torchrun_rank() is not None):
         steps = {"train_only": train_only, "merge": merge}
         result = _sharded(emb_dirs, out, build_options, overwrite, steps, num_shards, shard_index)
         if result is None:
@@ -153,12 +154,6 @@ def index_command(
     stderr.print(_summary_table(summary, k))
     for note in summary.notes:
         stderr.print(f"note: {note}")
-
-
-def _under_torchrun() -> bool:
-    from embedsearch.index.parallel import torchrun_rank
-
-    return torchrun_rank() is not None
 
 
 def _sharded(

@@ -130,17 +130,16 @@ def color_jitter(
         factor = np.float32(amounts[name])
         if name == "brightness":
             array *= factor
-        elif name == "contrast":
-            # Blend with the mean gray level (2-D matmul: numpy's strided per-channel mean is slow).
-            mean = np.float32((array.reshape(-1, 3) @ GRAY_WEIGHTS).mean())
-            array -= mean
+        elif name in ("contrast", "saturation"):
+            # Blend with the gray level: the image's mean (contrast) or each pixel's (saturation);
+            # a 2-D matmul, as numpy's strided per-channel mean is slow.
+            gray = array.reshape(-1, 3) @ GRAY_WEIGHTS
+            toward = (
+                np.float32(gray.mean()) if name == "contrast" else gray.reshape(*array.shape[:2], 1)
+            )
+            array -= toward
             array *= factor
-            array += mean
-        elif name == "saturation":
-            gray = (array.reshape(-1, 3) @ GRAY_WEIGHTS).reshape(*array.shape[:2], 1)
-            array -= gray
-            array *= factor
-            array += gray
+            array += toward
         else:
             array = _shift_hue(array, float(factor))
         np.clip(array, 0.0, 1.0, out=array)
