@@ -27,7 +27,6 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 MODALITIES: tuple[str, ...] = get_args(Modality)
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 RESNET_ARCHS: tuple[str, ...] = get_args(ResnetArch)
-SIMCLR_PRESETS: tuple[str, ...] = get_args(SimCLRPreset)
 CENTRE_MODES: tuple[str, ...] = get_args(CentreMode)
 # Model labels of vectors made by another tool (``embedsearch import``): never loadable
 EXTERNAL_MODEL_PREFIX = "external:"

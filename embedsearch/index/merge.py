@@ -141,8 +141,7 @@ def _merged_index(work: Path, records: list[ShardRecord], info: IndexInfo, stage
             target.merge_from(source, 0)
             del block, source
     else:
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
-        blocks = [faiss.read_index(str(path), flags) for path in paths]
+        blocks = [storage.read_mapped(path) for path in paths]
         data = staged / storage.IVF_DATA_FILE
         lists = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(data))
         pointers = faiss.InvertedListsPtrVector()  # type: ignore[attr-defined]  # not in stubs
