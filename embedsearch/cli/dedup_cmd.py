@@ -53,38 +53,32 @@ def dedup_command(
     against: Annotated[
         Path | None,
         typer.Option(
-            "--against",
             help="Another embedding/index dir: report only pairs across the two "
             "(train/test leakage).",
         ),
     ] = None,
-    keep: Annotated[
-        Keep, typer.Option("--keep", help="Which member of each group survives.")
-    ] = "first",
+    keep: Annotated[Keep, typer.Option(help="Which member of each group survives.")] = "first",
     method: Annotated[
         Method,
         typer.Option(
-            "--method",
             help="knn (FAISS neighbours, non-chaining groups) or semdedup "
             "(k-means + within-cluster pruning).",
         ),
     ] = "knn",
     clusters: Annotated[
         int | None,
-        typer.Option("--clusters", help="semdedup: k-means clusters [default: about sqrt(N)]."),
+        typer.Option(help="semdedup: k-means clusters [default: about sqrt(N)]."),
     ] = None,
     eps: Annotated[
         float | None,
-        typer.Option(
-            "--eps", help="semdedup: remove items with similarity >= 1 - eps to a kept one."
-        ),
+        typer.Option(help="semdedup: remove items with similarity >= 1 - eps to a kept one."),
     ] = None,
     k: Annotated[
         int,
         typer.Option("-k", help="Neighbours asked per item before falling back to a range search."),
     ] = DEFAULT_K,
     nprobe: Annotated[
-        int, typer.Option("--nprobe", help="IVF lists searched per item (large sets only).")
+        int, typer.Option(help="IVF lists searched per item (large sets only).")
     ] = DEFAULT_NPROBE,
     whiten: Annotated[
         bool | None,
@@ -104,33 +98,28 @@ def dedup_command(
         ),
     ] = None,
     phash_distance: Annotated[
-        int, typer.Option("--phash-distance", help="Hamming distance of --phash.")
+        int, typer.Option(help="Hamming distance of --phash.")
     ] = DEFAULT_PHASH_DISTANCE,
     model: Annotated[
         str | None,
         typer.Option(
-            "--model",
             help="Image folder: embed with this run dir or spec instead of pretraining one.",
         ),
     ] = None,
     pretrain_on: Annotated[
         Path | None,
         typer.Option(
-            "--pretrain-on",
             help="Image folder: pretrain on these images instead (e.g. more photos of the same "
             "kind; better than the folder itself when it is small).",
         ),
     ] = None,
     epochs: Annotated[
         int | None,
-        typer.Option(
-            "--epochs", help="Image folder: pretraining epochs [default: the preset's steps]."
-        ),
+        typer.Option(help="Image folder: pretraining epochs [default: the preset's steps]."),
     ] = None,
     work: Annotated[
         Path | None,
         typer.Option(
-            "--work",
             help="Image folder: where the model and embeddings go [default: OUT.work]; a "
             "finished model there is reused.",
         ),

@@ -33,12 +33,11 @@ def delete_command(
     ],
     ids: Annotated[
         str | None,
-        typer.Option("--ids", help="Embedding ids to delete, e.g. 3,5,17 (one embedding dir)."),
+        typer.Option(help="Embedding ids to delete, e.g. 3,5,17 (one embedding dir)."),
     ] = None,
     sources_from: Annotated[
         Path | None,
         typer.Option(
-            "--sources-from",
             help="File with one source per line: e.g. the remove.txt that `dedup` wrote.",
         ),
     ] = None,

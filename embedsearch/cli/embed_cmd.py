@@ -35,13 +35,10 @@ def embed_command(
     modality: Annotated[
         Modality | None, typer.Option(help="What to embed, when it cannot be inferred.")
     ] = None,
-    text_col: Annotated[
-        str | None, typer.Option("--text-col", help="Table column holding texts.")
-    ] = None,
+    text_col: Annotated[str | None, typer.Option(help="Table column holding texts.")] = None,
     image_col: Annotated[
         str | None,
         typer.Option(
-            "--image-col",
             help="Table column holding image paths (relative to the table's folder, or absolute).",
         ),
     ] = None,
@@ -51,7 +48,6 @@ def embed_command(
     workers: Annotated[
         int | None,
         typer.Option(
-            "--workers",
             help="DataLoader workers decoding images (default: 0 on CPU, where the model "
             "uses every core; cores-1 on CUDA).",
         ),
@@ -63,7 +59,6 @@ def embed_command(
     image_size: Annotated[
         int | None,
         typer.Option(
-            "--image-size",
             help="Input size for backbones without a fixed one (simclr:ARCH; default "
             f"{DEFAULT_IMAGE_SIZES['simclr']}, as `pretrain simclr`). A run dir uses its own.",
         ),
@@ -76,13 +71,10 @@ def embed_command(
             "vectors for dedup; twice the model work).",
         ),
     ] = False,
-    shard_rows: Annotated[
-        int, typer.Option("--shard-rows", help="Rows per Parquet shard.")
-    ] = 100_000,
+    shard_rows: Annotated[int, typer.Option(help="Rows per Parquet shard.")] = 100_000,
     commit_seconds: Annotated[
         float,
         typer.Option(
-            "--commit-seconds",
             help="Also commit the open shard after this many seconds, so a crash loses at most "
             "that much work.",
         ),
@@ -90,12 +82,11 @@ def embed_command(
     num_shards: Annotated[
         int | None,
         typer.Option(
-            "--num-shards",
             help="Split the work into N slices (for schedulers other than torchrun).",
         ),
     ] = None,
     shard_index: Annotated[
-        int | None, typer.Option("--shard-index", help="Which slice this process embeds (0-based).")
+        int | None, typer.Option(help="Which slice this process embeds (0-based).")
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any input failed.")] = False,
     prune: Annotated[

@@ -31,7 +31,7 @@ def import_command(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Embedding dir to create or extend.")],
     dim: Annotated[
-        int | None, typer.Option("--dim", help="Refuse rows of another length than this.")
+        int | None, typer.Option(help="Refuse rows of another length than this.")
     ] = None,
     normalize: Annotated[
         bool,
@@ -44,21 +44,19 @@ def import_command(
     modality: Annotated[Modality, typer.Option(help="What the vectors embed.")] = "image",
     vector_col: Annotated[
         str | None,
-        typer.Option("--vector-col", help="Table column of vectors (default: embedding/vector)."),
+        typer.Option(help="Table column of vectors (default: embedding/vector)."),
     ] = None,
     source_col: Annotated[
         str | None,
-        typer.Option("--source-col", help="Table column naming each row (default: source)."),
+        typer.Option(help="Table column naming each row (default: source)."),
     ] = None,
     sources: Annotated[
         Path | None,
-        typer.Option("--sources", help="With a .npy: text file naming each row, one a line."),
+        typer.Option(help="With a .npy: text file naming each row, one a line."),
     ] = None,
     ids: Annotated[
         Path | None,
-        typer.Option(
-            "--ids", help="With a .npy: the rows' own ids (.npy or text), kept as input_id."
-        ),
+        typer.Option(help="With a .npy: the rows' own ids (.npy or text), kept as input_id."),
     ] = None,
 ) -> None:
     """Bring vectors computed by another tool in as an embedding dir (reruns add what is new)."""

@@ -32,17 +32,16 @@ def index_command(
         Path, typer.Option("--out", "-o", help="Index dir to create (or to add to with --append).")
     ],
     kind: Annotated[
-        Kind, typer.Option("--kind", help="Index kind; auto picks one within --max-memory.")
+        Kind, typer.Option(help="Index kind; auto picks one within --max-memory.")
     ] = "auto",
     max_memory: Annotated[
         str | None,
         typer.Option(
-            "--max-memory",
             help="Index memory budget, e.g. 500M, 4G [default: half the available RAM].",
         ),
     ] = None,
     target_recall: Annotated[
-        float, typer.Option("--target-recall", help="recall@k the search parameters are tuned to.")
+        float, typer.Option(help="recall@k the search parameters are tuned to.")
     ] = 0.95,
     k: Annotated[int, typer.Option("-k", help="k of the recall target.")] = 10,
     append: Annotated[
@@ -56,15 +55,12 @@ def index_command(
     ] = False,
     device: Annotated[
         Device,
-        typer.Option("--device", help="cuda needs a faiss build with GPU support."),
+        typer.Option(help="cuda needs a faiss build with GPU support."),
     ] = "auto",
-    seed: Annotated[
-        int, typer.Option("--seed", help="Seed of the training and query samples.")
-    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the training and query samples.")] = 0,
     centre: Annotated[
         CentreMode,
         typer.Option(
-            "--centre",
             help="Remove the corpus mean inside the index (scores become centred cosines, "
             "spread over [-1, 1]); auto: when the vectors are concentrated (mean pairwise "
             "cosine >= 0.9).",
@@ -84,7 +80,6 @@ def index_command(
     num_shards: Annotated[
         int | None,
         typer.Option(
-            "--num-shards",
             help="Build in N shards: with --shard-index, add that worker's slice (step 2); "
             "alone, train, add every shard in turn and merge (memory bounded by a block). "
             "Under torchrun each rank adds one shard.",
@@ -92,7 +87,7 @@ def index_command(
     ] = None,
     shard_index: Annotated[
         int | None,
-        typer.Option("--shard-index", help="Which shard this worker adds (0-based)."),
+        typer.Option(help="Which shard this worker adds (0-based)."),
     ] = None,
     merge: Annotated[
         bool,

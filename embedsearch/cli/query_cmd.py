@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 def query_command(
     index_dir: Annotated[Path, typer.Argument(help="Index dir made by `index`.")],
     text: Annotated[
-        str | None, typer.Option("--text", help="Text query (needs a model with a text tower).")
+        str | None, typer.Option(help="Text query (needs a model with a text tower).")
     ] = None,
-    image: Annotated[Path | None, typer.Option("--image", help="Image file query.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Image file query.")] = None,
     embedding_id: Annotated[
         int | None, typer.Option("--id", help="Embedding id of an indexed row.")
     ] = None,
@@ -30,13 +30,11 @@ def query_command(
     ] = 0,
     vector: Annotated[
         Path | None,
-        typer.Option("--vector", help=".npy file with one vector (dim,) or several (n, dim)."),
+        typer.Option(help=".npy file with one vector (dim,) or several (n, dim)."),
     ] = None,
     queries: Annotated[
         Path | None,
-        typer.Option(
-            "--queries", help="File with one text or image path per line, searched as a batch."
-        ),
+        typer.Option(help="File with one text or image path per line, searched as a batch."),
     ] = None,
     k: Annotated[int, typer.Option("-k", help="Hits per query.")] = 10,
     output_format: Annotated[
@@ -45,13 +43,12 @@ def query_command(
     ] = "table",
     grid: Annotated[
         Path | None,
-        typer.Option("--grid", help="Write a contact-sheet PNG of the query and its image hits."),
+        typer.Option(help="Write a contact-sheet PNG of the query and its image hits."),
     ] = None,
-    device: Annotated[Device, typer.Option("--device")] = "auto",
+    device: Annotated[Device, typer.Option()] = "auto",
     model: Annotated[
         str | None,
         typer.Option(
-            "--model",
             help="The model that embeds text/image queries, when the index cannot find its own "
             "(a run dir moved away from an older index): checked by fingerprint.",
         ),
@@ -59,14 +56,13 @@ def query_command(
     where: Annotated[
         str | None,
         typer.Option(
-            "--where",
             help="Only rows where this SQL condition holds, over the metadata columns, id and "
             "source (DuckDB syntax), e.g. \"license = 'cc0' AND year >= 2020\".",
         ),
     ] = None,
     min_score: Annotated[
         float | None,
-        typer.Option("--min-score", help="Leave out hits scoring below this (fewer than -k)."),
+        typer.Option(help="Leave out hits scoring below this (fewer than -k)."),
     ] = None,
 ) -> None:
     """Search an index by text, image, id, vector or a file of queries."""
