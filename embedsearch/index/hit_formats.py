@@ -42,17 +42,12 @@ MAX_ROWS = 32
 
 def hit_dict(hit: Hit, scale: ScoreScale | None = None) -> dict[str, Any]:
     """A hit's fields, with its ``percentile`` after the score when ``scale`` knows it."""
-    fields = hit.to_dict()
+    fields = list(hit.to_dict().items())
     percentile = scale.percentile(hit.score) if scale is not None else None
     if percentile is None:
-        return fields
-    names = list(fields)
-    at = names.index("score") + 1
-    return {
-        **{n: fields[n] for n in names[:at]},
-        "percentile": percentile,
-        **{n: fields[n] for n in names[at:]},
-    }
+        return dict(fields)
+    at = [name for name, _ in fields].index("score") + 1
+    return dict([*fields[:at], ("percentile", percentile), *fields[at:]])
 
 
 def _scale_of(result: QueryResult, scale: ScoreScale | None) -> ScoreScale | None:
