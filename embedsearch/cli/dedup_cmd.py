@@ -46,7 +46,8 @@ def dedup_command(
         typer.Option(
             "--threshold",
             "-t",
-            help="Cosine similarity (of the whitened vectors when whitening) for near duplicates "
+            help="Cosine similarity (of the whitened vectors when whitening; less the "
+            "neighbourhood levels with --local-scaling) for near duplicates "
             "[default: from the data, see histogram.txt].",
         ),
     ] = None,
@@ -86,6 +87,14 @@ def dedup_command(
             "--whiten/--no-whiten",
             help="PCA-whiten the vectors (fit on a sample) before comparing them "
             "[default: when it helps self-made copies of the corpus's images; knn only].",
+        ),
+    ] = None,
+    local_scaling: Annotated[
+        bool | None,
+        typer.Option(
+            help="Compare each pair's score less the two items' neighbourhood levels (how "
+            "alike each is to its nearest sampled rows) [default: when it helps self-made "
+            "copies of the corpus's images and the threshold is calibrated; knn only].",
         ),
     ] = None,
     phash: Annotated[
@@ -180,6 +189,7 @@ def dedup_command(
             k=k,
             nprobe=nprobe,
             whiten=whiten,
+            local_scaling=local_scaling,
             phash=phash_distance if phash else None,
             progress=bar,
         )
@@ -195,7 +205,9 @@ def dedup_command(
                 ("search", result.search),
                 (
                     "scores",
-                    f"{result.space} ({result.whitening})" if result.whitening else result.space,
+                    f"{result.space} ({result.whitening}; local scaling {result.local_scaling})"
+                    if result.whitening
+                    else result.space,
                 ),
                 ("pairs (exact)", f"{result.pairs:,} ({result.exact_pairs:,})"),
                 *(

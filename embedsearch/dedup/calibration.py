@@ -18,6 +18,8 @@ import numpy as np
 
 from embedsearch.dedup import threshold as thresholds
 from embedsearch.dedup.inputs import DedupInputs
+from embedsearch.dedup.local_scaling import MIN_ROWS as LOCAL_MIN_ROWS
+from embedsearch.dedup.local_scaling import LocalScaling, fit_local_scaling
 from embedsearch.dedup.options import DedupOptions
 from embedsearch.dedup.whitening import MIN_ROWS as WHITEN_MIN_ROWS
 from embedsearch.dedup.whitening import Whitening, choose_whitening
@@ -45,6 +47,8 @@ class Calibration:
     decision: str = ""  # why whitened or not (dedup.json "whitening")
     words: str = ""  # the threshold and its reason in plain words, for people
     advice: list[str] = field(default_factory=list)  # what to do when few copies pass
+    scaling: LocalScaling | None = None  # scores less the items' neighbourhood levels, when set
+    scaling_decision: str = "off"  # why scaled or not (dedup.json "local_scaling")
 
     def explained(self) -> str:
         """``0.9000 (as given with --threshold)`` / the value and why, in plain words."""
@@ -54,8 +58,14 @@ class Calibration:
 
     @property
     def space(self) -> str:
-        """What the scores are: cosines of the raw or of the whitened vectors."""
-        return self.whitening.describe() if self.whitening is not None else "raw cosine"
+        """What the scores are: cosines of the raw or of the whitened vectors, locally scaled or
+        not."""
+        cosine = self.whitening.describe() if self.whitening is not None else "raw cosine"
+        return (
+            cosine
+            if self.scaling is None
+            else f"{cosine}, locally scaled: {self.scaling.describe()}"
+        )
 
 
 def calibrate(
@@ -67,12 +77,12 @@ def calibrate(
     progress = progress or NullProgress()
     if options.method == "knn":
         return space_and_threshold(
-            inputs, options.threshold, options.whiten, options.block_rows, progress
+            inputs, options.threshold, options.whiten, options.block_rows, progress, options.local
         )
     if options.eps is not None:
         rule = f"1 - eps (eps {options.eps:g})"
         return Calibration(1.0 - options.eps, rule, words=f"1 - --eps {options.eps:g}")
-    raw = space_and_threshold(inputs, None, False, options.block_rows, progress)
+    raw = space_and_threshold(inputs, None, False, options.block_rows, progress, local=False)
     return Calibration(
         raw.threshold,
         f"eps = 1 - default threshold; {raw.rule}",
@@ -87,9 +97,14 @@ def space_and_threshold(
     whiten: bool | None,
     block_rows: int,
     progress: Progress | None = None,
+    local: bool | None = None,
 ) -> Calibration:
-    """Decide whether to whiten and, unless ``threshold`` is given, the threshold.
+    """Decide whether to whiten, whether to scale scores locally and, unless ``threshold`` is
+    given, the threshold.
 
+    ``local``: None tests local scaling (:mod:`.local_scaling`) on the corpus's own strong
+    self-copies when the threshold is calibrated, and leaves it off when ``threshold`` is given
+    (a given threshold keeps meaning a cosine); True / False decide without the test.
     Reads a sample of rows and embeds copies of the corpus's images only when a decision
     needs them (a given threshold and nothing to test whitening on reads nothing).
     """
@@ -107,7 +122,9 @@ def space_and_threshold(
         finally:
             progress.stop()
 
-    deciding = whiten is None and n_total >= WHITEN_MIN_ROWS
+    if local is None and threshold is not None:
+        local = False
+    deciding = (whiten is None and n_total >= WHITEN_MIN_ROWS) or local is None
     copies = None
     if deciding or threshold is None:
         copies = _self_copies(inputs, ("mild", "strong") if deciding else ("mild",), progress)
@@ -116,14 +133,74 @@ def space_and_threshold(
         raise InputError(
             f"--whiten needs at least {WHITEN_MIN_ROWS} rows to fit on; this input has {n_total}"
         )
+    scaling, scaling_decision = None, "off"
+    if local is not False:
+        sample = whitening(raw_sample()) if whitening is not None else raw_sample()
+        scaling, scaling_decision = choose_local_scaling(sample, n_total, copies, whitening, local)
     if threshold is not None:
-        return Calibration(float(threshold), "given", whitening, decision)
+        return Calibration(
+            float(threshold),
+            "given",
+            whitening,
+            decision,
+            scaling=scaling,
+            scaling_decision=scaling_decision,
+        )
     raw = raw_sample()
     sample = whitening(raw) if whitening is not None else raw
-    mild = copies.scores("mild", whitening) if copies is not None else None
-    choice = thresholds.choose_threshold(sample, n_total, mild, whitened=whitening is not None)
-    tips = advice(inputs, choice, mild, sample, n_total) if mild is not None else []
-    return Calibration(choice.value, choice.rule, whitening, decision, choice.words, tips)
+    levels = scaling.levels(sample) if scaling is not None else None
+    mild = copies.scores("mild", whitening, scaling) if copies is not None else None
+    choice = thresholds.choose_threshold(
+        sample, n_total, mild, whitened=whitening is not None or scaling is not None, levels=levels
+    )
+    tips = advice(inputs, choice, mild, sample, n_total, levels) if mild is not None else []
+    return Calibration(
+        choice.value,
+        choice.rule,
+        whitening,
+        decision,
+        choice.words,
+        tips,
+        scaling,
+        scaling_decision,
+    )
+
+
+def choose_local_scaling(
+    sample: np.ndarray,
+    n_total: int,
+    copies: thresholds.SelfCopies | None,
+    whitening: Whitening | None,
+    local: bool | None,
+) -> tuple[LocalScaling | None, str]:
+    """``(scaling or None, why)``: on when asked for; by default (``local`` None) on when more of
+    the corpus's strong self-copies pass the null bound with it than without it, as for
+    whitening (:mod:`.whitening`); off when there are no copies to test it on.
+
+    Example:
+        >>> choose_local_scaling(np.eye(4, dtype=np.float32), 400, None, None, None)
+        (None, 'off: no images of the corpus to test it on')
+    """
+    if local is None and n_total < LOCAL_MIN_ROWS:
+        return None, f"off: {n_total} rows, local scaling needs {LOCAL_MIN_ROWS}"
+    if local is None and (copies is None or "strong" not in copies.copies):
+        return None, "off: no images of the corpus to test it on"
+    scaling = fit_local_scaling(sample)
+    if local:
+        return scaling, "on: asked for"
+    assert copies is not None
+    plain = float(
+        np.mean(copies.scores("strong", whitening) >= thresholds.null_bound(sample, n_total))
+    )
+    levels = scaling.levels(sample)
+    scaled_null = thresholds.null_bound(sample, n_total, levels=levels)
+    scaled = float(np.mean(copies.scores("strong", whitening, scaling) >= scaled_null))
+    verdict = (
+        f"{scaled:.0%} of {len(copies.originals)} strong self-copies pass scaled, {plain:.0%} plain"
+    )
+    if scaled > plain:
+        return scaling, f"on: {verdict}"
+    return None, f"off: {verdict}"
 
 
 def _self_copies(
@@ -146,6 +223,7 @@ def advice(
     mild: np.ndarray,
     sample: np.ndarray,
     n_total: int,
+    levels: np.ndarray | None = None,
 ) -> list[str]:
     """What to do when fewer than ``ADVISE_BELOW`` of the mild self-copies reach the threshold
     (else nothing): pretrain on the folder, ``--flip-average`` (unless used), or the
@@ -157,7 +235,7 @@ def advice(
     emb = inputs.main_dirs[0]
     folder = emb.manifest.source or "IMAGES"
     level = float(np.floor(np.quantile(mild, 1 - ADVISED_COPY_SHARE) * 1e4) / 1e4)
-    unrelated = thresholds.unrelated_pairs_above(sample, level, n_total)
+    unrelated = thresholds.unrelated_pairs_above(sample, level, n_total, levels=levels)
     tips = [
         f"only {choice.passing:.0%} of {choice.copies} lightly edited copies of your own images "
         "reach the threshold: near duplicates that are not exact copies will mostly be missed. "

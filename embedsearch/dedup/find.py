@@ -47,6 +47,7 @@ def find_duplicates(
     nprobe: int = DEFAULT_NPROBE,
     block_rows: int = 16_384,
     whiten: bool | None = None,
+    local_scaling: bool | None = None,
     phash: int | None = None,
     progress: Progress | None = None,
 ) -> DedupResult:
@@ -58,6 +59,10 @@ def find_duplicates(
     ``whiten``: PCA-whiten the vectors (fit on a sample of the inputs) before searching;
     None (default) whitens when that lets more of the corpus's own strong self-copies pass the
     default threshold, as :mod:`embedsearch.dedup.whitening` explains. ``method="knn"`` only.
+    ``local_scaling``: compare each pair's score less the two items' neighbourhood levels
+    (:mod:`embedsearch.dedup.local_scaling`); None (default) decides as for whitening when the
+    threshold is calibrated, and leaves it off with a given ``threshold`` (which then stays a
+    cosine). ``method="knn"`` only.
     ``phash``: also pair images (of an image embedding dir) whose perceptual hashes differ in at
     most this many of 64 bits (:mod:`embedsearch.dedup.phash`); None (default) skips it.
     ``against``: another embedding/index dir; only pairs across the two are reported
@@ -83,6 +88,7 @@ def find_duplicates(
         eps=eps,
         block_rows=block_rows,
         phash=phash,
+        local=local_scaling,
     )
     check_options(options, against is not None)
     inputs = open_inputs(path, against)

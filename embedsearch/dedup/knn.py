@@ -21,6 +21,7 @@ from embedsearch.dedup.grouping import (
     star_groups,
 )
 from embedsearch.dedup.inputs import DedupInputs, Rows
+from embedsearch.dedup.local_scaling import LocalScaling
 from embedsearch.dedup.options import DedupOptions
 from embedsearch.dedup.pair_search import build_search_index, search_pairs
 from embedsearch.dedup.phash import phash_files, phash_pairs
@@ -42,6 +43,8 @@ def knn_duplicates(
         nprobe=options.nprobe,
         progress=progress,
     )
+    offset = inputs.main_rows if against else 0
+    levels = row_levels(inputs, calibration, block_rows, progress)
     near = search_pairs(
         index,
         inputs.blocks("main" if against else "all", block_rows, whitening),
@@ -50,15 +53,18 @@ def knn_duplicates(
         same_set=not against,
         total=inputs.main_rows,
         progress=progress,
+        levels=levels,
+        index_offset=offset,
     )
-    offset = inputs.main_rows if against else 0
     main = np.arange(len(inputs.catalog)) < inputs.main_rows if against else None
     ea, eb = exact_pairs(inputs.catalog.hashes, main)
     a, b, score, exact = merge_pairs(ea, eb, near.rows_a, near.rows_b + offset, near.scores)
     phash_only = 0
     if options.phash is not None:
         before = len(a)
-        a, b, score, exact = _with_phash_pairs(a, b, score, exact, inputs, options.phash, index)
+        a, b, score, exact = _with_phash_pairs(
+            a, b, score, exact, inputs, options.phash, index, levels
+        )
         phash_only = len(a) - before
     if against:
         groups = leak_groups(a, b)
@@ -80,6 +86,7 @@ def _with_phash_pairs(
     inputs: DedupInputs,
     max_distance: int,
     index: Any,
+    levels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Add the pairs whose perceptual hashes differ in <= ``max_distance`` bits; a pair the
     vectors missed keeps its own cosine as score (below the threshold), so pairs.parquet stays
@@ -95,9 +102,27 @@ def _with_phash_pairs(
     va = index.reconstruct_batch(pa_.astype(np.int64))
     vb = index.reconstruct_batch(pb.astype(np.int64))
     cosines = (va * vb).sum(axis=1)
+    if levels is not None:  # the same score as the search's: locally scaled
+        cosines = LocalScaling.adjust(cosines, levels[pa_], levels[pb])
     near_a, near_b = np.concatenate([a[~exact], pa_]), np.concatenate([b[~exact], pb])
     near_scores = np.concatenate([score[~exact], cosines])
     return merge_pairs(a[exact], b[exact], near_a, near_b, near_scores)
+
+
+def row_levels(
+    inputs: DedupInputs, calibration: Calibration, block_rows: int, progress: Progress
+) -> np.ndarray | None:
+    """Every row's neighbourhood level (:mod:`.local_scaling`) in the calibrated space, in
+    catalog order; None when scores are not locally scaled."""
+    scaling, whitening = calibration.scaling, calibration.whitening
+    if scaling is None:
+        return None
+    levels = np.empty(len(inputs.catalog), np.float32)
+    progress.start("measuring neighbourhood levels", len(inputs.catalog))
+    for first, vectors in inputs.blocks("all", block_rows, whitening):
+        levels[first : first + len(vectors)] = scaling.levels(vectors)
+        progress.advance(len(vectors))
+    return levels
 
 
 def _stars_with_survivors(

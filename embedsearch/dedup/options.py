@@ -42,6 +42,7 @@ class DedupOptions:
     eps: float | None = None
     block_rows: int = 16_384
     phash: int | None = None  # also pair images whose pHashes differ in <= this many bits
+    local: bool | None = None  # scores less neighbourhood levels (None: tested by calibration)
 
 
 def check_options(options: DedupOptions, against: bool) -> None:
@@ -82,5 +83,10 @@ def check_options(options: DedupOptions, against: bool) -> None:
     if o.whiten:
         raise InputError(
             "--whiten works with --method knn only (SemDeDup prunes by raw cosine to the "
+            "cluster centroid)"
+        )
+    if o.local:
+        raise InputError(
+            "--local-scaling works with --method knn only (SemDeDup prunes by raw cosine to the "
             "cluster centroid)"
         )

@@ -52,6 +52,7 @@ class DedupResult:
     search: str = ""
     space: str = "raw cosine"
     whitening: str = ""
+    local_scaling: str = "off"  # whether scores are locally scaled, and why
     against: Path | None = None
     threshold_words: str = ""  # the threshold and why, in plain words (Calibration.explained)
     advice: list[str] = field(default_factory=list)  # what to do when few self-copies pass
@@ -105,6 +106,7 @@ def write_result(
         phash_pairs=found.phash_pairs,
         space=space,
         whitening=calibration.decision,
+        local_scaling=calibration.scaling_decision,
         threshold_words=calibration.explained(),
         advice=list(calibration.advice),
     )
@@ -118,6 +120,7 @@ def write_result(
         "search": result.search,
         "scores": result.space,
         "whitening": result.whitening,
+        "local_scaling": result.local_scaling,
         "rows": result.rows,
         "main_rows": inputs.main_rows,
         "pairs": result.pairs,

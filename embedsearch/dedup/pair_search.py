@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from embedsearch.dedup.local_scaling import LocalScaling
 from embedsearch.dedup.options import DEFAULT_K, DEFAULT_NPROBE
 from embedsearch.progress import NullProgress, Progress
 
@@ -131,6 +132,8 @@ def search_pairs(
     same_set: bool = True,
     total: int | None = None,
     progress: Progress | None = None,
+    levels: np.ndarray | None = None,
+    index_offset: int = 0,
 ) -> Neighbours:
     """All pairs with score >= ``threshold`` between query rows and indexed rows.
 
@@ -138,30 +141,56 @@ def search_pairs(
     gives their row numbers); self matches are dropped and each pair is written ``a < b`` (a pair
     found from both of its rows is listed twice: :func:`~embedsearch.dedup.knn.merge_pairs`
     keeps one).
+    ``levels``: every row's neighbourhood level (query rows first, indexed row ``i`` at
+    ``index_offset + i``); scores are then locally scaled (:mod:`.local_scaling`). A row is asked
+    again by range search when anything beyond its k-th neighbour could still pass: its k-th
+    cosine is at least the threshold plus its own level and the lowest indexed level, halved.
     """
     progress = progress or NullProgress()
     progress.start("searching neighbours", total)
     parts_a, parts_b, parts_s, best_parts = [], [], [], []
     k_eff = min(index.ntotal, k + (1 if same_set else 0))
+    lowest = (
+        float(levels[index_offset : index_offset + index.ntotal].min())
+        if levels is not None and index.ntotal
+        else 0.0
+    )
     for first, vectors in queries:
         rows = np.arange(first, first + len(vectors), dtype=np.int64)
-        scores, found = index.search(vectors, k_eff)
+        cosines, found = index.search(vectors, k_eff)
         if same_set:
-            scores = np.where(found == rows[:, None], -np.inf, scores)
+            cosines = np.where(found == rows[:, None], -np.inf, cosines)
         found_ok = found >= 0
+        own = levels[rows] if levels is not None else np.zeros(len(rows), np.float32)
+        scores = cosines
+        if levels is not None:
+            theirs = levels[np.where(found_ok, found, 0) + index_offset]
+            scores = LocalScaling.adjust(cosines, own[:, None], theirs)
         best_parts.append(
             np.where(found_ok, scores, -np.inf).max(axis=1)
             if k_eff
             else np.full(len(rows), -np.inf)
         )
         hit = (scores >= threshold) & found_ok
-        saturated = hit[:, -1] if k_eff else np.zeros(len(rows), bool)
+        if k_eff:
+            saturated = found_ok[:, -1] & (cosines[:, -1] >= threshold + (own + lowest) / 2)
+        else:
+            saturated = np.zeros(len(rows), bool)
         kept = hit & ~saturated[:, None]  # saturated rows are asked again by range search
         a = np.broadcast_to(rows[:, None], found.shape)[kept]
         b = found[kept]
         s = scores[kept]
         if saturated.any():
-            ra, rb, rs = _range_pairs(index, vectors[saturated], rows[saturated], threshold)
+            ra, rb, rs = _range_pairs(
+                index,
+                vectors[saturated],
+                rows[saturated],
+                threshold,
+                same_set,
+                levels,
+                index_offset,
+                lowest,
+            )
             a, b, s = np.concatenate([a, ra]), np.concatenate([b, rb]), np.concatenate([s, rs])
         parts_a.append(a)
         parts_b.append(b)
@@ -180,12 +209,29 @@ def search_pairs(
 
 
 def _range_pairs(
-    index: Any, vectors: np.ndarray, rows: np.ndarray, threshold: float
+    index: Any,
+    vectors: np.ndarray,
+    rows: np.ndarray,
+    threshold: float,
+    same_set: bool = True,
+    levels: np.ndarray | None = None,
+    index_offset: int = 0,
+    lowest: float = 0.0,
 ) -> tuple[np.ndarray, ...]:
-    """Every indexed row within ``threshold`` of each query (range search keeps scores > radius)."""
-    radius = np.nextafter(np.float32(threshold), np.float32(-np.inf))
+    """Every indexed row within ``threshold`` of each query (range search keeps scores > radius),
+    a row never paired with itself when ``same_set`` (across two sets, equal numbers are other
+    rows); with ``levels``, the radius is the lowest cosine that could pass, and each pair is
+    then checked on its locally scaled score."""
+    radius = threshold
+    if levels is not None:
+        radius = threshold + (float(levels[rows].min()) + lowest) / 2
+    radius = np.nextafter(np.float32(radius), np.float32(-np.inf))
     limits, scores, found = index.range_search(vectors, float(radius))
     counts = np.diff(limits).astype(np.int64)
     a = np.repeat(rows, counts)
-    keep = (found != a) & (scores >= threshold)
+    if levels is not None:
+        scores = LocalScaling.adjust(scores, levels[a], levels[found + index_offset])
+    keep = scores >= threshold
+    if same_set:
+        keep &= found != a
     return a[keep], found[keep].astype(np.int64), scores[keep]

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embedsearch.dedup.local_scaling import LocalScaling
 from embedsearch.errors import EmbedsearchError
 from embedsearch.progress import NullProgress, Progress
 from embedsearch.store.embedding_dir import EmbeddingDir
@@ -57,8 +58,11 @@ def false_pair_rate(n_total: int) -> float:
     return min(1.0, FALSE_PAIRS_PER_ROW * 2.0 / max(n_total - 1, 1))
 
 
-def null_bound(sample: np.ndarray, n_total: int, block: int = 256) -> float:
-    """The score a share :func:`false_pair_rate` of unrelated pairs exceed, from ``sample``'s pairs.
+def null_bound(
+    sample: np.ndarray, n_total: int, block: int = 256, levels: np.ndarray | None = None
+) -> float:
+    """The score a share :func:`false_pair_rate` of unrelated pairs exceed, from ``sample``'s pairs
+    (locally scaled by the sample rows' ``levels`` when given: :mod:`.local_scaling`).
 
     Each row's best match in the sample is left out: when a corpus is dense in copies (or
     the sample is the whole corpus) a copy and its original are each other's best match
@@ -73,13 +77,13 @@ def null_bound(sample: np.ndarray, n_total: int, block: int = 256) -> float:
     if n < 3:
         return 1.0
     best = np.concatenate(
-        [_masked_scores(sample, i, block).argmax(axis=1) for i in range(0, n, block)]
+        [_masked_scores(sample, i, block, levels).argmax(axis=1) for i in range(0, n, block)]
     )
     pairs = n * (n - 1) // 2 - n
     top_m = max(1, int(np.ceil(false_pair_rate(n_total) * pairs)))
     top = np.empty(0, np.float32)
     for i in range(0, n, block):
-        scores = _masked_scores(sample, i, block)
+        scores = _masked_scores(sample, i, block, levels)
         rows = np.arange(i, min(n, i + block))
         scores[np.arange(len(rows)), best[rows]] = -np.inf
         scores[best[None, :] == rows[:, None]] = -np.inf  # pairs where this row is the other's best
@@ -91,8 +95,12 @@ def null_bound(sample: np.ndarray, n_total: int, block: int = 256) -> float:
     return float(top.min()) if len(top) else 1.0
 
 
-def _masked_scores(sample: np.ndarray, start: int, block: int) -> np.ndarray:
+def _masked_scores(
+    sample: np.ndarray, start: int, block: int, levels: np.ndarray | None = None
+) -> np.ndarray:
     scores = sample[start : start + block] @ sample.T
+    if levels is not None:
+        scores = LocalScaling.adjust(scores, levels[start : start + block, None], levels[None, :])
     scores[np.arange(len(scores)), np.arange(start, start + len(scores))] = -np.inf
     return scores
 
@@ -112,13 +120,20 @@ class SelfCopies:
     copies: dict[str, np.ndarray]
 
     def scores(
-        self, recipe: str, transform: Callable[[np.ndarray], np.ndarray] | None = None
+        self,
+        recipe: str,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        scaling: LocalScaling | None = None,
     ) -> np.ndarray:
-        """Original-copy cosines for one recipe, after ``transform`` (the whitening) when given."""
+        """Original-copy cosines for one recipe, after ``transform`` (the whitening) when given,
+        locally scaled by ``scaling`` when given."""
         a, b = self.originals, self.copies[recipe]
         if transform is not None:
             a, b = transform(a), transform(b)
-        return np.einsum("ij,ij->i", a, b)
+        scores = np.einsum("ij,ij->i", a, b)
+        if scaling is not None:
+            scores = scaling.adjust(scores, scaling.levels(a), scaling.levels(b))
+        return scores
 
 
 def self_copies(
@@ -226,7 +241,11 @@ _RARE = f"about {FALSE_PAIRS_PER_ROW * 100:g} unrelated pairs per 100 items"
 
 
 def choose_threshold(
-    sample: np.ndarray, n_total: int, copies: np.ndarray | None, whitened: bool = False
+    sample: np.ndarray,
+    n_total: int,
+    copies: np.ndarray | None,
+    whitened: bool = False,
+    levels: np.ndarray | None = None,
 ) -> ThresholdChoice:
     """The default threshold (the module's rule) from a random ``sample`` of vectors, the corpus
     size and (optionally) mild self-copy scores; see :func:`default_threshold`.
@@ -236,7 +255,7 @@ def choose_threshold(
         >>> choice.value, choice.words.split(" (")[0]
         (0.95, '0.95, the floor used when no copies of your images can check the data')
     """
-    null = null_bound(sample, n_total)
+    null = null_bound(sample, n_total, levels=levels)
     null_text = (
         f"null {null:.4f} (~{FALSE_PAIRS_PER_ROW:g} x N unrelated pairs above, "
         f"from {len(sample)} rows)"
@@ -289,7 +308,11 @@ def default_threshold(
 
 
 def unrelated_pairs_above(
-    sample: np.ndarray, threshold: float, n_total: int, block: int = 256
+    sample: np.ndarray,
+    threshold: float,
+    n_total: int,
+    block: int = 256,
+    levels: np.ndarray | None = None,
 ) -> float:
     """About how many unrelated pairs of the whole corpus score at least ``threshold``: the share
     of ``sample``'s pairs that do (each row's best match left out, as for :func:`null_bound`)
@@ -305,7 +328,7 @@ def unrelated_pairs_above(
         return 0.0
     above = pairs = 0
     for i in range(0, n, block):
-        scores = _masked_scores(sample, i, block)
+        scores = _masked_scores(sample, i, block, levels)
         rows = np.arange(len(scores))
         scores[rows, scores.argmax(axis=1)] = -np.inf  # each row's best match: maybe a copy
         above += int((scores >= threshold).sum())
