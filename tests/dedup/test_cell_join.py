@@ -3,14 +3,19 @@ is probed, the pairs of faiss's IVF search at a realistic nprobe, each pair once
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faiss
 import numpy as np
+import pandas as pd
 import pytest
 
-from embedsearch.dedup import cell_join
+from embedsearch import find_duplicates
+from embedsearch.dedup import cell_join, pair_search
 from embedsearch.dedup.cell_join import join_cells
 from embedsearch.dedup.cells import load_matrix, probe_cells, train_cells
 from embedsearch.dedup.pair_search import add_presized, search_pairs
+from embedsearch.store.arrays import write_embedding_dir
 
 THRESHOLD = 0.9
 
@@ -126,3 +131,58 @@ def test_load_matrix_refuses_fewer_rows_than_announced() -> None:
 def test_load_matrix_refuses_more_rows_than_announced() -> None:
     with pytest.raises(ValueError, match="more than the 2 rows"):
         load_matrix(iter([(0, np.ones((3, 2)))]), 2, 2)
+
+
+@pytest.fixture(scope="module", params=["first", "centroid"])
+def both_searches(request, tmp_path_factory) -> tuple[Path, Path, object]:
+    """One set deduplicated by the flat search and by the cell join with every cell probed
+    (``keep="centroid"`` reads vectors back: from the index, or from the join's matrix)."""
+    root = tmp_path_factory.mktemp(f"both-{request.param}")
+    x = clustered(1500, 16, clusters=10, copies=60, seed=3)
+    x[100:103] = x[103]  # a group of three with the same vector
+    hashes = [f"h{i}" for i in range(len(x))]
+    hashes[200] = hashes[201]  # same file, different vectors: an exact pair
+    emb = root / "emb"
+    write_embedding_dir(
+        emb, x, sources=[f"item_{i}" for i in range(len(x))], content_hashes=hashes, shard_rows=97
+    )
+    results = []
+    for name, limit in (("flat", pair_search.EXACT_LIMIT), ("cells", 100)):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(pair_search, "EXACT_LIMIT", limit)
+            results.append(
+                find_duplicates(
+                    emb,
+                    out=root / name,
+                    threshold=THRESHOLD,
+                    whiten=False,
+                    nprobe=64,
+                    keep=request.param,
+                )
+            )
+    return results[0].out, results[1].out, results[1]
+
+
+def test_sets_above_the_limit_are_joined_cell_by_cell(both_searches) -> None:
+    assert both_searches[2].search.endswith("joined cell by cell")
+
+
+def test_the_cell_join_writes_the_pairs_of_the_flat_search(both_searches) -> None:
+    # Sorted by id: pairs.parquet lists pairs by score, and pairs a float rounding apart in
+    # score may swap places.
+    flat, cells = (
+        pd.read_parquet(out / "pairs.parquet").sort_values(["id_a", "id_b"], ignore_index=True)
+        for out in both_searches[:2]
+    )
+    pd.testing.assert_frame_equal(cells.drop(columns="score"), flat.drop(columns="score"))
+    np.testing.assert_allclose(cells.score, flat.score, atol=1e-6)
+
+
+def test_the_cell_join_writes_the_groups_of_the_flat_search(both_searches) -> None:
+    flat, cells = (pd.read_parquet(out / "groups.parquet") for out in both_searches[:2])
+    pd.testing.assert_frame_equal(cells, flat)
+
+
+def test_the_cell_join_removes_what_the_flat_search_removes(both_searches) -> None:
+    flat, cells = ((out / "remove.txt").read_text() for out in both_searches[:2])
+    assert cells == flat
