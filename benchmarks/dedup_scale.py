@@ -50,13 +50,30 @@ from embedsearch import find_duplicates
 from embedsearch.dedup import find, knn
 if len(sys.argv) > 5 and sys.argv[5] == "index":  # the faiss IVF search of before issue 15
     find.METHODS["knn"] = functools.partial(knn.knn_duplicates, cell_join_above=2**62)
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+class Phases:  # wall and CPU seconds of each progress task, e.g. "joining cells"
+    def __init__(self):
+        self.phases, self.at = [], (time.perf_counter(), cpu(), "(before any task)", None)
+    def start(self, description, total):
+        wall, used, name, n = self.at
+        self.phases.append([name, n, round(time.perf_counter() - wall, 1), round(cpu() - used, 1)])
+        self.at = (time.perf_counter(), cpu(), description, total)
+    def advance(self, n=1):
+        pass
+    def stop(self):
+        self.start(f"(after {self.at[2]})", None)
 started = time.perf_counter()
 whiten = {"auto": None, "off": False}[sys.argv[4]]
-r = find_duplicates(sys.argv[1], out=sys.argv[2], threshold=float(sys.argv[3]), whiten=whiten)
-usage = resource.getrusage(resource.RUSAGE_SELF)
+phases = Phases()
+r = find_duplicates(sys.argv[1], out=sys.argv[2], threshold=float(sys.argv[3]), whiten=whiten,
+                    progress=phases)
+phases.start("done", None)
 print(json.dumps({"seconds": time.perf_counter() - started, "pairs": r.pairs,
                   "exact": r.exact_pairs, "groups": r.groups, "remove": r.to_remove,
-                  "search": r.search, "scores": r.space, "cpu": usage.ru_utime + usage.ru_stime}))
+                  "search": r.search, "scores": r.space, "cpu": cpu(),
+                  "phases": phases.phases}))
 """
 
 IMAGEDEDUP = r"""
@@ -234,6 +251,10 @@ def run_full(args: argparse.Namespace, emb: Path, cap: int) -> None:
             f"pairs {result['pairs']:,}; planted copies found: near (cos ~0.97) "
             f"{recall['near']:.4f}, exact {recall['exact']:.4f}; search: {result['search']}"
         )
+        print_table(
+            ["phase (from its progress task to the next)", "items", "wall s", "CPU s"],
+            result["phases"],
+        )
 
 
 def run_compare(args: argparse.Namespace, emb: Path, cap: int) -> None:
@@ -252,6 +273,7 @@ def run_compare(args: argparse.Namespace, emb: Path, cap: int) -> None:
                 raise SystemExit(f"{search}: {status}")
             runs[search].append((wall, result["cpu"], rss))
             outs[search] = (out_dir, result)
+            print("    phases (name, items, wall s, CPU s):", result["phases"], flush=True)
             print(
                 f"  round {r} {search}: wall {wall:.1f} s, CPU {result['cpu']:.1f} s, peak RSS "
                 f"{rss / 2**20:.0f} MiB, pairs {result['pairs']:,}, load {load:.1f} -> "
