@@ -63,7 +63,8 @@ def invert_probes(probes: np.ndarray, nlist: int) -> CellRows:
     keys = probes.astype(key_type) * nprobe + np.arange(nprobe, dtype=key_type)
     order = np.argsort(keys, axis=None, kind="stable")
     del keys
-    rows = (order // nprobe).astype(np.int32)
+    np.floor_divide(order, nprobe, out=order)  # in place: 8 bytes a probe less at the peak
+    rows = order.astype(np.int32)
     del order
     starts = np.zeros(nlist + 1, dtype=np.int64)
     np.cumsum(np.bincount(probes.ravel(), minlength=nlist), out=starts[1:])
