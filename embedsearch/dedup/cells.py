@@ -72,7 +72,13 @@ def load_matrix(
     return x
 
 
-def train_cells(x: np.ndarray, nlist: int, niter: int = 10, seed: int = 1234) -> Any:
+def train_cells(
+    x: np.ndarray,
+    nlist: int,
+    niter: int = 10,
+    seed: int = 1234,
+    progress: Progress | None = None,
+) -> Any:
     """A flat inner-product quantizer over ``nlist`` spherical k-means centroids, trained on
     ``TRAIN_POINTS_PER_CELL`` rows a cell drawn from ``x`` (seeded: the same cells every run).
     Ten iterations are enough: cells only route near copies together, as IVF dedup does today.
@@ -81,6 +87,7 @@ def train_cells(x: np.ndarray, nlist: int, niter: int = 10, seed: int = 1234) ->
 
     rng = np.random.default_rng(seed)
     m = min(len(x), TRAIN_POINTS_PER_CELL * nlist)
+    (progress or NullProgress()).start(f"training {nlist} cells on {m:,} rows", None)
     sample = x[np.sort(rng.choice(len(x), m, replace=False))]
     clustering = faiss.Clustering(x.shape[1], nlist)
     clustering.seed, clustering.niter, clustering.spherical = seed, niter, True

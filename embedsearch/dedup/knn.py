@@ -92,8 +92,7 @@ def _cell_join_search(
     dim = whitening.dims if whitening is not None else inputs.catalog.dim
     x = load_matrix(inputs.blocks("all", options.block_rows, whitening), n, dim, progress)
     nlist = nlist_for_cell_join(n, options.nprobe)
-    progress.start(f"training {nlist} cells", None)
-    quantizer = train_cells(x, nlist)
+    quantizer = train_cells(x, nlist, progress=progress)
     probes = probe_cells(x, quantizer, options.nprobe, progress)
     near = join_cells(x, probes, nlist, calibration.threshold, progress)
     described = f"IVF{nlist},Flat nprobe={probes.shape[1]}, joined cell by cell"
