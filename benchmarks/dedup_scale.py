@@ -15,12 +15,19 @@ needed) runs at growing N under an RSS cap until it fails, next to ours at the s
 cosines on both sides, so both compare the same scores with the same threshold).
 
     flock /tmp/embedsearch-bench.lock python benchmarks/dedup_scale.py
+
+``--only compare`` runs the faiss IVF search dedup used before issue 15 and today's cell join
+side by side (alternating); ``--only full`` runs just the default dedup at ``--n``, e.g. at 10M:
+
+    flock /tmp/embedsearch-bench.lock python benchmarks/dedup_scale.py --n 10000000 \\
+        --work /tmp/dedup-10m --only full
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -38,14 +45,35 @@ EXACT_SHARE = 0.002
 SYNTHETIC_MODEL = {"model": "synthetic", "fingerprint": "synthetic-128", "shard_rows": 100_000}
 
 OURS = r"""
-import json, sys, time
+import functools, json, resource, sys, time
 from embedsearch import find_duplicates
+from embedsearch.dedup import find, knn
+if len(sys.argv) > 5 and sys.argv[5] == "index":  # the faiss IVF search of before issue 15
+    find.METHODS["knn"] = functools.partial(knn.knn_duplicates, cell_join_above=2**62)
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+class Phases:  # wall and CPU seconds of each progress task, e.g. "joining cells"
+    def __init__(self):
+        self.phases, self.at = [], (time.perf_counter(), cpu(), "(before any task)", None)
+    def start(self, description, total):
+        wall, used, name, n = self.at
+        self.phases.append([name, n, round(time.perf_counter() - wall, 1), round(cpu() - used, 1)])
+        self.at = (time.perf_counter(), cpu(), description, total)
+    def advance(self, n=1):
+        pass
+    def stop(self):
+        self.start(f"(after {self.at[2]})", None)
 started = time.perf_counter()
 whiten = {"auto": None, "off": False}[sys.argv[4]]
-r = find_duplicates(sys.argv[1], out=sys.argv[2], threshold=float(sys.argv[3]), whiten=whiten)
+phases = Phases()
+r = find_duplicates(sys.argv[1], out=sys.argv[2], threshold=float(sys.argv[3]), whiten=whiten,
+                    progress=phases)
+phases.start("done", None)
 print(json.dumps({"seconds": time.perf_counter() - started, "pairs": r.pairs,
                   "exact": r.exact_pairs, "groups": r.groups, "remove": r.to_remove,
-                  "search": r.search, "scores": r.space}))
+                  "search": r.search, "scores": r.space, "cpu": cpu(),
+                  "phases": phases.phases}))
 """
 
 IMAGEDEDUP = r"""
@@ -115,19 +143,25 @@ def generate(out: Path, n: int, dim: int, seed: int = 0) -> Path:
     return out
 
 
-def planted_recall(work: Path, result_dir: Path) -> dict[str, float]:
-    """Share of planted (origin, copy) pairs that the run's pairs.parquet holds."""
+def found_pairs(result_dir: Path) -> set[tuple[int, int]]:
+    """The (smaller id, larger id) pairs of a run's pairs.parquet."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(result_dir / "pairs.parquet", columns=["id_a", "id_b"])
     a, b = table.column("id_a").to_numpy(), table.column("id_b").to_numpy()
-    found = set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), strict=False))
+    return set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), strict=False))
+
+
+def planted_recall(work: Path, result_dir: Path, n: int | None = None) -> dict[str, float]:
+    """Share of planted (origin, copy) pairs that the run's pairs.parquet holds, among the pairs
+    planted in its first ``n`` rows (all when None: the ids are the row numbers)."""
+    found = found_pairs(result_dir)
     planted = np.load(work / "planted.npz")
     out = {}
     for kind in ("near", "exact"):
-        pairs = planted[kind]
-        hits = sum((min(o, c), max(o, c)) in found for o, c in pairs.tolist() if o != c)
-        out[kind] = hits / max(1, sum(1 for o, c in pairs.tolist() if o != c))
+        pairs = [(o, c) for o, c in planted[kind].tolist() if o != c and (n is None or c < n)]
+        hits = sum((min(o, c), max(o, c)) in found for o, c in pairs)
+        out[kind] = hits / max(1, len(pairs))
     return out
 
 
@@ -188,6 +222,101 @@ def subset_dir(src: Path, n: int, root: Path) -> Path:
     return out
 
 
+def ours_command(emb: Path, out: Path, threshold: float, whiten: str, search: str) -> list[str]:
+    """The child that runs ``find_duplicates``; ``search`` ``index`` forces the faiss IVF search
+    dedup used before issue 15 (``cell``: today's default)."""
+    return [sys.executable, "-c", OURS, str(emb), str(out), str(threshold), whiten, search]
+
+
+def run_full(args: argparse.Namespace, emb: Path, cap: int) -> None:
+    """Only the default dedup at ``--n``: wall, CPU, peak RSS, pairs, planted recall, load."""
+    out_dir = args.work / "out-full-auto"
+    before = os.getloadavg()
+    result, wall, rss, status = run_measured(
+        ours_command(emb, out_dir, args.threshold, "auto", "cell"), 2 * cap
+    )
+    vector_bytes = args.n * 128 * 4
+    print(
+        f"\nembedsearch dedup (defaults, --threshold {args.threshold}), {args.n:,} rows: {result}"
+    )
+    print(f"status {status}; load average before {before}, after {os.getloadavg()}")
+    print(
+        f"wall {wall:.1f} s (goal <= 900 at 10M), CPU {(result or {}).get('cpu', 0):.1f} s, "
+        f"peak RSS {rss / 2**20:.0f} MiB = {rss / vector_bytes:.2f} x the vectors' "
+        f"{vector_bytes / 2**20:.0f} MiB (goal <= 2.00)"
+    )
+    if result:
+        recall = planted_recall(args.work, out_dir, args.n)
+        print(
+            f"pairs {result['pairs']:,}; planted copies found: near (cos ~0.97) "
+            f"{recall['near']:.4f}, exact {recall['exact']:.4f}; search: {result['search']}"
+        )
+        print_table(
+            ["phase (from its progress task to the next)", "items", "wall s", "CPU s"],
+            result["phases"],
+        )
+
+
+def run_compare(args: argparse.Namespace, emb: Path, cap: int) -> None:
+    """The faiss IVF search (before issue 15) and the cell join side by side at ``--n``,
+    alternating, ``--rounds`` each: medians, and how their pairs compare."""
+    runs: dict[str, list[tuple[float, float, int]]] = {"index": [], "cell": []}
+    outs = {}
+    for r in range(args.rounds):
+        for search in ("index", "cell") if r % 2 == 0 else ("cell", "index"):
+            out_dir = args.work / f"out-{search}-{r}"
+            load = os.getloadavg()[0]
+            result, wall, rss, status = run_measured(
+                ours_command(emb, out_dir, args.threshold, "auto", search), 2 * cap
+            )
+            if result is None:
+                raise SystemExit(f"{search}: {status}")
+            runs[search].append((wall, result["cpu"], rss))
+            outs[search] = (out_dir, result)
+            print("    phases (name, items, wall s, CPU s):", result["phases"], flush=True)
+            print(
+                f"  round {r} {search}: wall {wall:.1f} s, CPU {result['cpu']:.1f} s, peak RSS "
+                f"{rss / 2**20:.0f} MiB, pairs {result['pairs']:,}, load {load:.1f} -> "
+                f"{os.getloadavg()[0]:.1f} ({result['search']})",
+                flush=True,
+            )
+    rows = []
+    for search, label in (("index", "faiss IVF search (before)"), ("cell", "cell join (now)")):
+        wall, cpu, rss = (float(np.median([run[i] for run in runs[search]])) for i in range(3))
+        out_dir, result = outs[search]
+        recall = planted_recall(args.work, out_dir, args.n)
+        rows.append(
+            [
+                label,
+                wall,
+                cpu,
+                rss / 2**20,
+                rss / (args.n * 128 * 4),
+                result["pairs"],
+                recall["near"],
+                recall["exact"],
+            ]
+        )
+    print_table(
+        [
+            "search",
+            "wall s",
+            "CPU s",
+            "peak RSS MiB",
+            "x vectors",
+            "pairs",
+            "near recall",
+            "exact recall",
+        ],
+        rows,
+    )
+    before, now = found_pairs(outs["index"][0]), found_pairs(outs["cell"][0])
+    print(
+        f"pairs: both {len(before & now):,}, only before {len(before - now):,}, only now "
+        f"{len(now - before):,} (each is a true pair: scores are exact)"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -198,6 +327,14 @@ def main() -> None:
     p.add_argument("--imagededup-python", default="/root/venv-imagededup/bin/python")
     p.add_argument("--imagededup-n", default="10000,20000,40000")
     p.add_argument("--rss-cap-gib", type=float, default=8.0)
+    p.add_argument(
+        "--only",
+        choices=["all", "full", "compare"],
+        default="all",
+        help="full: only the default dedup at --n (wall, CPU, RSS, pairs, recall); compare: "
+        "the faiss IVF search of before issue 15 and the cell join, alternating --rounds times",
+    )
+    p.add_argument("--rounds", type=int, default=2)
     p.add_argument(
         "--whiten",
         choices=["auto", "off", "both"],
@@ -218,6 +355,16 @@ def main() -> None:
         f"generated {args.n:,} x 128 in {time.perf_counter() - started:.0f} s (reused when present)"
     )
     cap = int(args.rss_cap_gib * 2**30)
+    if args.only == "full":
+        run_full(args, emb, cap)
+    elif args.only == "compare":
+        run_compare(args, emb, cap)
+    else:
+        run_all(args, emb, cap)
+
+
+def run_all(args: argparse.Namespace, emb: Path, cap: int) -> None:
+    """imagededup side by side at small N, then ours at ``--n``."""
     rows = []
     have_theirs = args.skip_imagededup or Path(args.imagededup_python).exists()
     sizes = [int(s) for s in args.imagededup_n.split(",") if s] if have_theirs else []
@@ -281,7 +428,7 @@ def main() -> None:
             f"{rss / vector_bytes:.2f} x the vectors' {vector_bytes / 2**20:.0f} MiB (goal <= 2.00)"
         )
         if result:
-            recall = planted_recall(args.work, out_dir)
+            recall = planted_recall(args.work, out_dir, args.n)
             print(
                 f"planted copies found: near (cos ~0.97) {recall['near']:.4f}, "
                 f"exact {recall['exact']:.4f}; {result['exact']:,} exact pairs, "

@@ -76,7 +76,11 @@ def dedup_command(
     ] = None,
     k: Annotated[
         int,
-        typer.Option("-k", help="Neighbours asked per item before falling back to a range search."),
+        typer.Option(
+            "-k",
+            help="Neighbours asked per item before falling back to a range search (sets of up to "
+            "20,000 rows, and --against; larger sets keep every pair in the cells they search).",
+        ),
     ] = DEFAULT_K,
     nprobe: Annotated[
         int, typer.Option(help="IVF lists searched per item (large sets only).")

@@ -8,6 +8,10 @@ candidates come from an approximate index, their scores never do. A row whose
 k-th neighbour still passes the threshold is asked again with a range search, so
 large duplicate groups are found whole instead of being cut at k.
 
+:mod:`~embedsearch.dedup.knn` uses this search for ``--against`` and for sets of at most
+``EXACT_LIMIT`` rows; a larger set searched against itself is joined cell by cell instead
+(:mod:`~embedsearch.dedup.cell_join`, same pairs at the same ``nprobe``, cheaper).
+
 Memory: the index holds the vectors once (4 * dim bytes a row) plus ids, its inverted
 lists sized once (:func:`add_presized`); query blocks and results are bounded by
 ``block_rows * k``. Measurements: ``benchmarks/RESULTS.md`` (issue 6, Scale).

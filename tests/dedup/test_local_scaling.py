@@ -116,3 +116,17 @@ def test_semdedup_refuses_local_scaling(tmp_path, gen) -> None:
     emb = gen.write_dir(tmp_path / "emb", gen.random_unit(20, 8, seed=0))
     with pytest.raises(InputError, match="--local-scaling works with --method knn only"):
         find_duplicates(emb, out=tmp_path / "out", method="semdedup", local_scaling=True)
+
+
+def test_the_cell_join_finds_every_scaled_pair_of_brute_force(gen) -> None:
+    from embedsearch.dedup.cell_join import join_cells
+
+    x = dense_and_sparse(gen, n_dense=40, n_sparse=60)
+    levels = LocalScaling(x).levels(x)
+    probes = np.tile(np.arange(4, dtype=np.int32), (len(x), 1))  # every row probes every cell
+    probes[:, 0] = np.arange(len(x)) % 4  # its own cell first
+    for row in probes:
+        row[1:] = [c for c in range(4) if c != row[0]]
+    near = join_cells(x, probes, 4, 0.05, levels=levels)
+    expected = {(a, b) for a, b in brute_force_pairs(x, x, levels, levels, 0.05) if a < b}
+    assert set(zip(near.rows_a.tolist(), near.rows_b.tolist(), strict=True)) == expected
