@@ -132,12 +132,14 @@ def one_set(args: argparse.Namespace, strength: str, seed: int, root: Path, trai
             f"{timing['cpu_s']:.0f}",
         ]
     ]
-    # The same calibration (threshold, whitening) without the pHash stage; given, it embeds nothing.
+    # The same calibration (threshold, whitening, local scaling) without the pHash stage; given,
+    # it embeds nothing.
     plain = find_duplicates(
         root / "work" / "embeddings",
         out=work_set / "no-phash",
         threshold=summary["threshold"],
-        whiten=summary["scores"] != "raw cosine",
+        whiten=summary["whitening"].startswith("whitened"),
+        local_scaling=summary["local_scaling"].startswith("on"),
         phash=None,
     )
     p0, r0, f0 = prf(found_pairs(plain.out), truth)
