@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -23,7 +24,14 @@ def run(args: list[str], env: dict[str, str] | None = None) -> subprocess.Comple
 
 
 def test_show_completion_prints_a_bash_script() -> None:
-    result = run(["--show-completion", "bash"])
+    # Typer finds the shell by walking up the parent processes (shellingham), as when a user types
+    # the command: run it from bash, not straight from pytest (whose parents may be no shell).
+    command = (
+        f"{shlex.quote(sys.executable)} -c {shlex.quote(RUN_AS_EMBEDSEARCH)} --show-completion"
+    )
+    result = subprocess.run(
+        ["bash", "-c", f"{command}; true"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert "_EMBEDSEARCH_COMPLETE=complete_bash" in result.stdout
 
 
