@@ -250,7 +250,9 @@ def advice(
             f"$ embedsearch embed {folder} --model {emb.model} --flip-average -o EMB_DIR",
         ]
     tips.append(
-        f"or set --threshold {level:.4f}: {ADVISED_COPY_SHARE:.0%} of the copies reach it, and "
+        # A given --threshold is a plain cosine unless --local-scaling is given too.
+        f"or set --threshold {level:.4f}{' --local-scaling' if levels is not None else ''}: "
+        f"{ADVISED_COPY_SHARE:.0%} of the copies reach it, and "
         f"so would about {unrelated:,.0f} unrelated pairs ({unrelated / max(n_total, 1) * 100:.1f}"
         " per 100 items); histogram.txt shows how many items each threshold flags"
     )

@@ -13,6 +13,7 @@ import pytest
 
 from embedsearch.dedup import calibration, threshold
 from embedsearch.dedup.inputs import open_inputs
+from embedsearch.dedup.local_scaling import LocalScaling
 from embedsearch.store.arrays import write_embedding_dir
 
 
@@ -125,3 +126,13 @@ def test_unrelated_pairs_above_estimates_the_corpus_count() -> None:
     exact = int((scores[np.triu_indices(400, 1)] >= 0.5).sum())
     estimate = threshold.unrelated_pairs_above(x, 0.5, 400)
     assert estimate == pytest.approx(exact, rel=0.05)
+
+
+def test_the_advised_threshold_keeps_local_scaling_when_scores_are_scaled(tmp_path) -> None:
+    # A given --threshold is a plain cosine unless --local-scaling comes with it.
+    inputs, sample = _inputs(tmp_path)
+    levels = LocalScaling(sample).levels(sample)
+    scores = _few_passing() - 0.5
+    choice = threshold.choose_threshold(sample, 200, scores, levels=levels)
+    tips = calibration.advice(inputs, choice, scores, sample, 200, levels)
+    assert any(re.search(r"--threshold -?\d\.\d{4} --local-scaling:", t) for t in tips)
