@@ -68,14 +68,17 @@ def dedup_image_folder(
     keep: Keep = "first",
     phash: int | None = DEFAULT_PHASH_DISTANCE,
     flip_average: bool = True,
+    whiten: bool | None = None,
+    local_scaling: bool | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
     notify: Notify | None = None,
 ) -> FolderDedupResult:
     """Pretrain (unless ``model`` is given), embed and deduplicate the images of ``folder``.
 
-    ``phash``: Hamming distance of the perceptual-hash stage (None: off). ``notify`` receives
-    plain lines about the stages (the time estimate first).
+    ``phash``: Hamming distance of the perceptual-hash stage (None: off). ``whiten`` and
+    ``local_scaling`` as for :func:`~embedsearch.dedup.find_duplicates` (None: calibrated).
+    ``notify`` receives plain lines about the stages (the time estimate first).
     """
     from embedsearch.train.simclr import list_images
 
@@ -104,7 +107,14 @@ def dedup_image_folder(
     tic = time.perf_counter()
     say("dedup: calibrating the threshold on self-made copies, then searching pairs")
     result = find_duplicates(
-        embeddings, out=out, threshold=threshold, keep=keep, phash=phash, progress=progress
+        embeddings,
+        out=out,
+        threshold=threshold,
+        keep=keep,
+        whiten=whiten,
+        local_scaling=local_scaling,
+        phash=phash,
+        progress=progress,
     )
     seconds["dedup"] = time.perf_counter() - tic
     return FolderDedupResult(result, model, embeddings, trained, seconds)

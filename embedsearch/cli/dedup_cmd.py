@@ -177,6 +177,8 @@ def dedup_command(
             keep=keep,
             phash=None if phash is False else phash_distance,
             flip_average=flip_average,
+            whiten=whiten,
+            local_scaling=local_scaling,
         )
     elif given := [name for name, on in folder_only.items() if on]:
         raise InputError(f"{', '.join(given)}: only for an image folder, and {path} is not one")

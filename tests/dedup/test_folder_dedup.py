@@ -76,6 +76,22 @@ def test_cli_dedups_an_image_folder_with_a_given_model(
     assert result.exit_code == 0 and (tmp_path / "out" / "keep.txt").is_file()
 
 
+def test_cli_passes_local_scaling_on_for_an_image_folder(
+    run_cli, photos, first_run, tmp_path
+) -> None:
+    out = tmp_path / "out"
+    run_cli("dedup", photos, "-o", out, "--model", first_run[0].model, "--no-local-scaling")
+    assert json.loads((out / "dedup.json").read_text())["local_scaling"] == "off"
+
+
+def test_cli_passes_whitening_on_for_an_image_folder(run_cli, photos, first_run, tmp_path) -> None:
+    out = tmp_path / "out"
+    run_cli("dedup", photos, "-o", out, "--model", first_run[0].model, "--no-whiten")
+    assert json.loads((out / "dedup.json").read_text())["whitening"] == (
+        "raw cosine: whitening turned off"
+    )
+
+
 def test_cli_refuses_folder_options_for_an_embedding_dir(run_cli, gen, tmp_path) -> None:
     emb = gen.write_dir(tmp_path / "emb", gen.random_unit(6, 8, seed=0))
     result = run_cli("dedup", emb, "-o", tmp_path / "out", "--pretrain-on", tmp_path)
