@@ -12,7 +12,7 @@ import pytest
 
 from embedsearch import find_duplicates
 from embedsearch.dedup.calibration import choose_local_scaling
-from embedsearch.dedup.local_scaling import LocalScaling, fit_local_scaling
+from embedsearch.dedup.local_scaling import MAX_BACKGROUND, LocalScaling, fit_local_scaling
 from embedsearch.dedup.pair_search import search_pairs
 from embedsearch.dedup.threshold import SelfCopies
 from embedsearch.errors import InputError
@@ -44,7 +44,8 @@ def test_an_items_level_leaves_out_the_item_itself(gen) -> None:
 
 
 def test_the_background_is_capped(gen) -> None:
-    assert len(fit_local_scaling(gen.random_unit(5000, 8, seed=0)).background) == 2048
+    sample = gen.random_unit(MAX_BACKGROUND + 500, 8, seed=0)
+    assert len(fit_local_scaling(sample).background) == MAX_BACKGROUND
 
 
 def test_search_within_one_set_finds_every_scaled_pair_of_brute_force(gen) -> None:
