@@ -8,7 +8,8 @@ equals the caption's, all four at once, and text->image recall@5 (the caption's 
 in the top 5). Variants run alternately when ``--repeats`` > 1; the table shows medians.
 
 Variants: ``before`` is the tiny config and ``pretrain clip`` defaults as they were before
-issue 20 (copied here); ``after`` is what ``pretrain clip`` does now with its defaults.
+issue 20 (copied here); ``conv-step`` the defaults after its first step (the convolutional
+tower alone); ``after`` is what ``pretrain clip`` does now with its defaults.
 ``--probe NAME=JSON`` adds one: JSON keys ``vision`` / ``text`` (tiny-config overrides),
 ``embed_dim``, ``model`` (other top-level config keys), ``base`` (``before`` or ``after``: what
 it starts from), ``train`` (``pretrain_clip`` keyword overrides) and ``word_dropout`` (a
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import resource
 import statistics
@@ -51,8 +53,20 @@ BEFORE_TRAIN: dict[str, Any] = {
     "lr": None,
     "weight_decay": 0.1,
     "warmup_epochs": 1.0,
+    "word_loss": 0.0,
 }
-VARIANTS: dict[str, dict[str, Any]] = {"before": {"base": "before"}, "after": {"base": "after"}}
+# The defaults between the two steps of issue 20: the convolutional tiny-clip at CLIP's initial
+# temperature (1/0.07), batch 128, no caption-word loss.
+CONV_STEP: dict[str, Any] = {
+    "base": "after",
+    "model": {"init_logit_scale": math.log(1 / 0.07)},
+    "train": {"batch_size": 128, "word_loss": 0.0},
+}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "before": {"base": "before"},
+    "conv-step": CONV_STEP,
+    "after": {"base": "after"},
+}
 
 
 def variant_settings(spec: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -90,7 +104,7 @@ def run_one(spec: dict[str, Any], pairs: Path, out: Path, threads: int) -> dict[
         tic = time.perf_counter()
         summary = pretrain_clip(pairs, out=out, model="tiny", threads=threads, **train)
         seconds = time.perf_counter() - tic
-    scores = score_run(out, pairs)
+    scores = score_run(out, pairs, seed=train.get("seed", 0))  # that seed's held-out split
     scores.update(train_s=seconds, steps=summary.train.steps, epochs=summary.train.epochs)
     return scores
 
@@ -113,7 +127,7 @@ def _patch_word_dropout(rate: float) -> None:
     clip.PairsDataset.__getitem__ = getitem  # type: ignore[method-assign]
 
 
-def score_run(run: Path, pairs: Path, val_fraction: float = 0.1) -> dict[str, Any]:
+def score_run(run: Path, pairs: Path, val_fraction: float = 0.1, seed: int = 0) -> dict[str, Any]:
     """Top-5 attribute precision and recall@5 of held-out captions among held-out images."""
     import numpy as np
     import torch
@@ -124,7 +138,7 @@ def score_run(run: Path, pairs: Path, val_fraction: float = 0.1) -> dict[str, An
     from embedsearch.train.clip import heldout_split
 
     loaded = load_pairs(pairs, check_images=False)
-    _, val = heldout_split(loaded, val_fraction, 0)
+    _, val = heldout_split(loaded, val_fraction, seed)
     with open(pairs, newline="") as f:
         rows = {str((pairs.parent / r["filepath"]).resolve()): r for r in csv.DictReader(f)}
     held = [rows[str(Path(loaded.images[i]).resolve())] for i in val]

@@ -119,8 +119,8 @@ def run_demo(
     out: str | Path = "embedsearch-demo",
     *,
     n: int = 3000,
-    epochs: int = 10,
-    batch_size: int = 128,
+    epochs: int = 9,  # held-out recall@5 reaches 1.0 by epoch 8; 10 cost more CPU than the old demo
+    batch_size: int | None = None,
     lr: float = 1e-3,
     val_fraction: float = 0.1,
     seed: int = 0,
@@ -142,7 +142,7 @@ def run_demo(
     from embedsearch.embedding import embed
     from embedsearch.index import Searcher, build_index
     from embedsearch.index.hit_formats import write_grid
-    from embedsearch.train.clip import pretrain_clip
+    from embedsearch.train.clip import BATCH_SIZE, pretrain_clip
 
     out = _prepare_out(Path(out))
     write_json_atomic(out / MARKER, {"status": "running"})  # marks the folder as the demo's
@@ -161,7 +161,7 @@ def run_demo(
         corpus.pairs,
         out=out / "model",
         epochs=epochs,
-        batch_size=batch_size,
+        batch_size=batch_size or BATCH_SIZE,
         lr=lr,
         val_fraction=val_fraction,
         seed=seed,

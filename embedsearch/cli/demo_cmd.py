@@ -23,7 +23,7 @@ def demo_command(
     n: Annotated[
         int, typer.Option("-n", help="Captioned images to generate (10% are held out).")
     ] = 3000,
-    epochs: Annotated[int, typer.Option(help="Training epochs of the tiny CLIP.")] = 10,
+    epochs: Annotated[int, typer.Option(help="Training epochs of the tiny CLIP.")] = 9,
     seed: Annotated[int, typer.Option(help="Random seed (corpus, training, held-out split).")] = 0,
 ) -> None:
     """The whole pipeline on a synthetic corpus, no data or network needed (minutes on 2 cores).

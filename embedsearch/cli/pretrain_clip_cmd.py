@@ -67,7 +67,7 @@ def clip_command(
     ] = 10,
     batch_size: Annotated[
         int, typer.Option(help="Global batch per optimiser step (all ranks, all micro-batches).")
-    ] = 128,
+    ] = 60,
     lr: Annotated[
         float | None,
         typer.Option(
@@ -80,6 +80,14 @@ def clip_command(
     warmup_epochs: Annotated[
         float, typer.Option(help="Linear warmup before the cosine decay.")
     ] = 1.0,
+    word_loss: Annotated[
+        float | None,
+        typer.Option(
+            help="Weight of the caption-word loss (the image embedding predicts its caption's "
+            "words; teaches a CLIP trained from scratch what captions name, such as shape); "
+            "0 turns it off [default: 1.5 from scratch or --init, 0 with --pretrained].",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (shuffling, held-out split).")] = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -105,6 +113,7 @@ def clip_command(
         batch_size=batch_size,
         lr=lr,
         weight_decay=weight_decay,
+        word_loss=word_loss,
         seed=seed,
         warmup_epochs=warmup_epochs,
         device=device,

@@ -203,7 +203,16 @@ class _Runner:
                 f"--resume: the checkpoint was trained with --batch-size {ckpt.get('batch_size')}; "
                 f"use the same batch size (got {self.cfg.batch_size})"
             )
-        self.model.load_state_dict(ckpt["model"])
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except (
+            RuntimeError
+        ) as e:  # another architecture, or a head one side trains and not the other
+            raise InputError(
+                f"--resume: the checkpoint in {self.out} holds another model than this run "
+                f"builds; resume with the --model and objective options it was started with "
+                f"(such as --word-loss): {str(e)[:200]}"
+            ) from e
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
