@@ -103,6 +103,11 @@ class ClipTask(TrainTask):
     word_loss: float = 0.0
     skipped: int = field(default=0, init=False)
     logit_scale: float | None = field(default=None, init=False)
+    # This epoch's summed contrastive and word losses, for its metrics record: detached
+    # tensors, so that keeping them never waits for an accelerator.
+    _contrastive_sum: Any = field(default=0.0, init=False)
+    _words_sum: Any = field(default=0.0, init=False)
+    _steps: int = field(default=0, init=False)
     family = "openclip"
 
     def __post_init__(self) -> None:
@@ -132,10 +137,22 @@ class ClipTask(TrainTask):
         # the parameter (same gradient) so the loss can clamp the scale at 100.
         outputs = model(pixels, tokens)
         image_features, text_features, scale = outputs[:3]
-        loss = clip_loss(image_features, text_features, scale.log())
-        if self.word_loss > 0:
-            loss = loss + self.word_loss * outputs[3]
-        return loss
+        contrastive = clip_loss(image_features, text_features, scale.log())
+        words = self.word_loss * outputs[3] if self.word_loss > 0 else contrastive.new_zeros(())
+        self._contrastive_sum = self._contrastive_sum + contrastive.detach()
+        self._words_sum = self._words_sum + words.detach()
+        self._steps += 1
+        return contrastive + words
+
+    def epoch_stats(self) -> dict[str, Any]:
+        # The loop's "loss" is their sum; the word loss (weighted) dwarfs the contrastive one
+        # early on, so both are logged to tell how retrieval itself is doing.
+        steps, self._steps = self._steps, 0
+        contrastive, self._contrastive_sum = self._contrastive_sum, 0.0
+        words, self._words_sum = self._words_sum, 0.0
+        if not steps:
+            return {}
+        return {"loss_contrastive": float(contrastive) / steps, "loss_words": float(words) / steps}
 
     def exclude_from_decay(self, name: str, param: nn.Parameter) -> bool:
         # Gains, biases, class token and the temperature are not shrunk (as in CLIP/open_clip).

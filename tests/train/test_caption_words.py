@@ -122,3 +122,14 @@ def test_resuming_with_the_word_loss_switched_is_refused_by_name(
     pretrain_clip(corpus, out=tmp_path / "run", epochs=1, word_loss=0.0, **TINY)
     with pytest.raises(InputError, match="--resume: the checkpoint .* holds another model"):
         pretrain_clip(corpus, out=tmp_path / "run", epochs=2, resume=True, **TINY)
+
+
+def test_metrics_split_the_loss_into_its_contrastive_and_word_parts(
+    corpus: Path, tmp_path: Path
+) -> None:
+    from embedsearch.train.metrics import read_metrics
+
+    pretrain_clip(corpus, out=tmp_path / "run", epochs=1, **TINY)
+    record = read_metrics(tmp_path / "run")[0]
+    parts = record["loss_contrastive"] + record["loss_words"]
+    assert parts == pytest.approx(record["loss"], rel=1e-4)
