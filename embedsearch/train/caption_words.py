@@ -60,9 +60,11 @@ class CaptionWordHead(nn.Module):
 
     def forward(self, image_features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Summed binary cross-entropy over the batch's words, averaged over its images."""
+        if len(self.words) == 0:  # captions of special tokens only: nothing to learn
+            return image_features.sum() * 0.0
         rows = _positions(self.words, tokens)  # each token's head row, -1 if not a head word
         candidates = rows[rows >= 0].unique()  # sorted
-        if len(candidates) == 0:  # no caption holds a head word: nothing to learn, no NaN
+        if len(candidates) == 0:  # no caption of the batch holds a head word: no NaN
             return image_features.sum() * 0.0
         logits = FEATURE_SCALE * image_features.float() @ self.weight[candidates].T
         logits = logits + self.bias[candidates]

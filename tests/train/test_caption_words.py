@@ -57,6 +57,12 @@ def test_a_batch_without_head_words_costs_nothing() -> None:
     assert (float(loss.detach()), image.grad is not None) == (0.0, True)
 
 
+def test_a_head_without_words_costs_nothing() -> None:
+    head = CaptionWordHead(words=torch.tensor([], dtype=torch.long), embed_dim=8)
+    loss = head(F.normalize(torch.randn(2, 8), dim=-1), torch.tensor([[START, 5, END]] * 2))
+    assert float(loss) == 0.0
+
+
 def test_head_words_are_the_training_captions_tokens_without_specials() -> None:
     import open_clip
 
