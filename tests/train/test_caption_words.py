@@ -12,7 +12,7 @@ from embedsearch.data.shapes import make_shapes_corpus
 from embedsearch.encoders.weights import load_weights_file
 from embedsearch.errors import InputError
 from embedsearch.train.caption_words import FEATURE_SCALE, CaptionWordHead, word_head_for
-from embedsearch.train.clip import pretrain_clip
+from embedsearch.train.clip import WORD_LOSS_FROM_SCRATCH, pretrain_clip
 
 TINY = {"batch_size": 8, "threads": 1, "workers": 0, "val_fraction": 0.25, "warmup_epochs": 0.5}
 START, END = 98, 99
@@ -95,7 +95,7 @@ def test_recipe_records_the_word_loss_on_from_scratch_and_off_when_asked(
         json.loads((tmp_path / name / "config.json").read_text())["training"]["word_loss"]
         for name in ("on", "off")
     ]
-    assert recipes == [1.5, 0.0]
+    assert recipes == [WORD_LOSS_FROM_SCRATCH, 0.0]
 
 
 def test_negative_weight_is_refused(corpus: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ bad input."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,12 @@ def test_no_weight_decay_on_gains_biases_and_logit_scale(corpus: Path, one_epoch
     assert "visual.bn1.weight" in excluded
     assert "transformer.resblocks.0.attn.in_proj_bias" in excluded
     assert "visual.layer1.0.conv2.weight" not in excluded
-    # tiny-clip starts at temperature 1/7, not CLIP's 1/14.3 (its config, issue 20)
-    assert float(model.logit_scale.detach().exp()) == pytest.approx(7.0, rel=1e-4)
+    # tiny-clip starts at the temperature its config names (1/7, not CLIP's 1/14.3; issue 20)
+    from embedsearch.encoders.openclip import shipped_config
+
+    config = shipped_config("tiny-clip")
+    assert config is not None and config["init_logit_scale"] != pytest.approx(math.log(1 / 0.07))
+    assert float(model.logit_scale.detach()) == pytest.approx(config["init_logit_scale"], rel=1e-5)
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(
